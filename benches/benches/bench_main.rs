@@ -1,0 +1,10 @@
+//! One criterion binary for every crate: `cargo bench -p radar-face-benches`; filter with
+//! `cargo bench -p radar-face-benches -- morphable`.
+
+use criterion::criterion_main;
+
+mod benchmarks;
+
+criterion_main! {
+    benchmarks::morphable::benches,
+}

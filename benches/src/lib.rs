@@ -1,0 +1,1 @@
+//! Benchmarks live in `benches/bench_main.rs` and `benches/benchmarks/`.

@@ -1,0 +1,3 @@
+//! # backproject
+//!
+//! Back-projection imaging of near-field MIMO radar signals (PHYSICS.md §4).

@@ -1,0 +1,1 @@
+//! Integration tests of `backproject` (one test binary per crate).

@@ -1,0 +1,1 @@
+//! Integration tests of `facenet` (one test binary per crate).

@@ -1,0 +1,1 @@
+//! The built-in face model (being written).

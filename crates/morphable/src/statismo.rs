@@ -1,0 +1,1 @@
+//! Statismo / BFM 2019 HDF5 reader and writer (being written).

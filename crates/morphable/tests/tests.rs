@@ -1,0 +1,1 @@
+//! Integration tests of `morphable` (one test binary per crate).

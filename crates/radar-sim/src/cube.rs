@@ -1,0 +1,59 @@
+//! The simulated (or measured) signal.
+
+use ndarray::Array3;
+use num_complex::Complex32;
+
+use crate::{ArrayGeometry, FrequencySweep, RadarError, Result};
+
+/// Complex baseband samples s(t, r, f) indexed `[tx, rx, frequency]`, complex f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalCube {
+    data: Array3<Complex32>,
+}
+
+impl SignalCube {
+    /// Wraps an array indexed `[tx, rx, frequency]`.
+    pub fn new(data: Array3<Complex32>) -> Self {
+        Self { data }
+    }
+    /// An all-zero cube.
+    pub fn zeros(n_tx: usize, n_rx: usize, n_freq: usize) -> Self {
+        Self::new(Array3::zeros((n_tx, n_rx, n_freq)))
+    }
+    /// Number of transmitters.
+    pub fn n_tx(&self) -> usize {
+        self.data.dim().0
+    }
+    /// Number of receivers.
+    pub fn n_rx(&self) -> usize {
+        self.data.dim().1
+    }
+    /// Number of frequency steps.
+    pub fn n_freq(&self) -> usize {
+        self.data.dim().2
+    }
+    /// The samples, `[tx, rx, frequency]`.
+    pub fn data(&self) -> &Array3<Complex32> {
+        &self.data
+    }
+    /// The samples, mutable.
+    pub fn data_mut(&mut self) -> &mut Array3<Complex32> {
+        &mut self.data
+    }
+    /// Unwraps the samples.
+    pub fn into_data(self) -> Array3<Complex32> {
+        self.data
+    }
+    /// Checks that the cube's dimensions match an array and a sweep.
+    pub fn check_matches(&self, array: &dyn ArrayGeometry, sweep: &FrequencySweep) -> Result<()> {
+        let expected = (array.tx().len(), array.rx().len(), sweep.steps());
+        if self.data.dim() != expected {
+            return Err(RadarError::Shape {
+                what: "signal cube [tx, rx, frequency]",
+                expected: format!("{expected:?} (array and sweep)"),
+                actual: format!("{:?}", self.data.dim()),
+            });
+        }
+        Ok(())
+    }
+}

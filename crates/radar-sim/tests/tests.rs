@@ -1,0 +1,1 @@
+//! Integration tests of `radar-sim` (one test binary per crate).
