@@ -7,4 +7,7 @@ mod benchmarks;
 
 criterion_main! {
     benchmarks::morphable::benches,
+    benchmarks::radar_sim::benches,
+    benchmarks::backproject::benches,
+    benchmarks::facenet::benches,
 }

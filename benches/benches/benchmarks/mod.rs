@@ -1,1 +1,4 @@
+pub mod backproject;
+pub mod facenet;
 pub mod morphable;
+pub mod radar_sim;

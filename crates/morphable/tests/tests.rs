@@ -1,1 +1,5 @@
 //! Integration tests of `morphable` (one test binary per crate).
+
+mod builtin;
+mod core;
+mod statismo;
