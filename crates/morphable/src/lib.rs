@@ -11,10 +11,17 @@
 mod error;
 mod mesh;
 mod model;
+mod pose;
+mod sampling;
 
 pub mod builtin;
+pub mod export;
+pub mod metrics;
+pub mod raster;
 pub mod statismo;
 
 pub use error::{MorphableError, Result};
 pub use mesh::Mesh;
 pub use model::{MorphableModel, PcaBlock, PcaModel, Truncated};
+pub use pose::{DEFAULT_DISTANCE_M, Placement, Pose};
+pub use sampling::{FaceSample, SamplingConfig};

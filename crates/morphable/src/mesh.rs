@@ -18,7 +18,10 @@ impl Mesh {
     /// Builds a mesh, checking that every index is in range and every coordinate is finite.
     pub fn new(vertices: Vec<Point3<f64>>, triangles: Vec<[u32; 3]>) -> Result<Self> {
         let n = vertices.len();
-        if let Some(i) = vertices.iter().position(|v| !v.coords.iter().all(|c| c.is_finite())) {
+        if let Some(i) = vertices
+            .iter()
+            .position(|v| !v.coords.iter().all(|c| c.is_finite()))
+        {
             return Err(MorphableError::Mesh(format!(
                 "vertex {i} is not finite: {:?}",
                 vertices[i]
@@ -56,10 +59,7 @@ impl Mesh {
 
     /// The coordinates as a flat `x0 y0 z0 x1 …` list.
     pub fn to_flat(&self) -> Vec<f64> {
-        self.vertices
-            .iter()
-            .flat_map(|v| [v.x, v.y, v.z])
-            .collect()
+        self.vertices.iter().flat_map(|v| [v.x, v.y, v.z]).collect()
     }
 
     /// Number of vertices.
@@ -127,14 +127,17 @@ impl Mesh {
     /// Axis-aligned bounding box `(min, max)`; `None` for a mesh without vertices.
     pub fn bounding_box(&self) -> Option<(Point3<f64>, Point3<f64>)> {
         let first = *self.vertices.first()?;
-        Some(self.vertices.iter().fold((first, first), |(lo, hi), v| {
-            (lo.inf(v), hi.sup(v))
-        }))
+        Some(
+            self.vertices
+                .iter()
+                .fold((first, first), |(lo, hi), v| (lo.inf(v), hi.sup(v))),
+        )
     }
 
     /// Centre of the bounding box.
     pub fn bounding_box_centre(&self) -> Option<Point3<f64>> {
-        self.bounding_box().map(|(lo, hi)| nalgebra::center(&lo, &hi))
+        self.bounding_box()
+            .map(|(lo, hi)| nalgebra::center(&lo, &hi))
     }
 
     /// Mean edge length over all triangle edges (unit).

@@ -252,7 +252,9 @@ impl PcaModel {
         }
         let n_vertices = shape.n_coords() / 3;
         if n_vertices == 0 {
-            return Err(MorphableError::Inconsistent("the model has no vertices".into()));
+            return Err(MorphableError::Inconsistent(
+                "the model has no vertices".into(),
+            ));
         }
         if let Some((t, tri)) = triangles
             .iter()

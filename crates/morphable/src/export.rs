@@ -1,0 +1,143 @@
+//! Mesh export: binary PLY (optionally with per-vertex colours) and Wavefront OBJ.
+//! Every write is atomic: the file appears whole under its name or not at all.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::{Mesh, MorphableError, Result};
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| MorphableError::io(path, std::io::Error::other("no file name")))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        MorphableError::io(path, e)
+    })
+}
+
+/// A colour per vertex from a scalar per vertex (such as the per-vertex error in mm): values
+/// map linearly from `range.0` (blue) through green and yellow to `range.1` (red), clamped.
+/// A non-finite value is grey. Pass `None` to use the values' own min and max.
+pub fn scalar_colours(values: &[f64], range: Option<(f64, f64)>) -> Vec<[u8; 3]> {
+    let (lo, hi) = range.unwrap_or_else(|| {
+        values
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            })
+    });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    values
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                heat_colour(((v - lo) / span).clamp(0.0, 1.0))
+            } else {
+                [128, 128, 128]
+            }
+        })
+        .collect()
+}
+
+/// The colour of u ∈ [0, 1] on a blue–cyan–green–yellow–red ramp.
+pub fn heat_colour(u: f64) -> [u8; 3] {
+    const STOPS: [[f64; 3]; 5] = [
+        [0.0, 0.0, 1.0],
+        [0.0, 1.0, 1.0],
+        [0.0, 1.0, 0.0],
+        [1.0, 1.0, 0.0],
+        [1.0, 0.0, 0.0],
+    ];
+    let x = u.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let c = |k: usize| ((STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) * 255.0).round() as u8;
+    [c(0), c(1), c(2)]
+}
+
+/// The PLY file of a mesh: binary little-endian, float32 vertices, optional uchar RGB per
+/// vertex, int32 triangle lists.
+pub fn ply_bytes(mesh: &Mesh, colours: Option<&[[u8; 3]]>) -> Result<Vec<u8>> {
+    if let Some(c) = colours
+        && c.len() != mesh.n_vertices()
+    {
+        return Err(MorphableError::Mesh(format!(
+            "{} colours for {} vertices",
+            c.len(),
+            mesh.n_vertices()
+        )));
+    }
+    let mut header = format!(
+        "ply\nformat binary_little_endian 1.0\ncomment radar-face\nelement vertex {}\n\
+         property float x\nproperty float y\nproperty float z\n",
+        mesh.n_vertices()
+    );
+    if colours.is_some() {
+        header.push_str("property uchar red\nproperty uchar green\nproperty uchar blue\n");
+    }
+    header.push_str(&format!(
+        "element face {}\nproperty list uchar int vertex_indices\nend_header\n",
+        mesh.triangles.len()
+    ));
+    let vertex_bytes = 12 + if colours.is_some() { 3 } else { 0 };
+    let mut out = Vec::with_capacity(
+        header.len() + mesh.n_vertices() * vertex_bytes + mesh.triangles.len() * 13,
+    );
+    out.extend_from_slice(header.as_bytes());
+    for (i, v) in mesh.vertices.iter().enumerate() {
+        for c in [v.x, v.y, v.z] {
+            out.extend_from_slice(&(c as f32).to_le_bytes());
+        }
+        if let Some(c) = colours {
+            out.extend_from_slice(&c[i]);
+        }
+    }
+    for t in &mesh.triangles {
+        out.push(3);
+        for &i in t {
+            out.extend_from_slice(&(i as i32).to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a binary PLY file (see [`ply_bytes`]) atomically.
+pub fn write_ply(path: &Path, mesh: &Mesh, colours: Option<&[[u8; 3]]>) -> Result<()> {
+    atomic_write(path, &ply_bytes(mesh, colours)?)
+}
+
+/// The Wavefront OBJ text of a mesh (1-based indices, with vertex normals).
+pub fn obj_string(mesh: &Mesh) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(mesh.n_vertices() * 60 + mesh.triangles.len() * 40);
+    s.push_str("# radar-face mesh\n");
+    for v in &mesh.vertices {
+        let _ = writeln!(s, "v {} {} {}", v.x, v.y, v.z);
+    }
+    for n in mesh.vertex_normals() {
+        let _ = writeln!(s, "vn {} {} {}", n.x, n.y, n.z);
+    }
+    for [a, b, c] in &mesh.triangles {
+        let (a, b, c) = (a + 1, b + 1, c + 1);
+        let _ = writeln!(s, "f {a}//{a} {b}//{b} {c}//{c}");
+    }
+    s
+}
+
+/// Writes a Wavefront OBJ file atomically.
+pub fn write_obj(path: &Path, mesh: &Mesh) -> Result<()> {
+    atomic_write(path, obj_string(mesh).as_bytes())
+}
