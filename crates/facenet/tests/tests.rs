@@ -1,1 +1,8 @@
 //! Integration tests of `facenet` (one test binary per crate).
+
+mod checkpoints;
+mod configs;
+mod gradients;
+mod shapes;
+mod support;
+mod training;

@@ -44,7 +44,7 @@ impl Mesh {
 
     /// Builds a mesh from a flat `x0 y0 z0 x1 …` coordinate list (the statismo layout).
     pub fn from_flat(coords: &[f32], triangles: Vec<[u32; 3]>) -> Result<Self> {
-        if coords.len() % 3 != 0 {
+        if !coords.len().is_multiple_of(3) {
             return Err(MorphableError::Mesh(format!(
                 "{} coordinates is not a multiple of 3",
                 coords.len()

@@ -88,7 +88,7 @@ impl PcaBlock {
         noise_variance: f64,
     ) -> Result<Self> {
         let n = mean.len();
-        if n % 3 != 0 {
+        if !n.is_multiple_of(3) {
             return Err(MorphableError::Inconsistent(format!(
                 "mean has {n} entries, not a multiple of 3"
             )));

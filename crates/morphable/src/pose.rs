@@ -110,10 +110,10 @@ impl Placement {
 
     /// A model-space point (mm) in radar space (m) for a pose.
     pub fn to_radar(&self, p_mm: &Point3<f64>, pose: &Pose) -> Point3<f64> {
-        self.to_radar_with(&pose.rotation(), p_mm, pose)
+        self.radar_point(&pose.rotation(), p_mm, pose)
     }
 
-    fn to_radar_with(&self, r: &Rotation3<f64>, p_mm: &Point3<f64>, pose: &Pose) -> Point3<f64> {
+    fn radar_point(&self, r: &Rotation3<f64>, p_mm: &Point3<f64>, pose: &Pose) -> Point3<f64> {
         Point3::from(r * self.flip(p_mm) + pose.translation + Vector3::new(0.0, 0.0, self.z0_m))
     }
 
@@ -128,6 +128,6 @@ impl Placement {
     /// A model-space mesh (mm) placed in radar space (m).
     pub fn place(&self, mesh: &Mesh, pose: &Pose) -> Mesh {
         let r = pose.rotation();
-        mesh.map_vertices(|p| self.to_radar_with(&r, p, pose))
+        mesh.map_vertices(|p| self.radar_point(&r, p, pose))
     }
 }

@@ -54,7 +54,9 @@ impl FrequencySweep {
         if !(stop_hz.is_finite() && stop_hz > start_hz) {
             return Err(RadarError::config(
                 "sweep",
-                format!("stop frequency {stop_hz} Hz must be finite and above the start {start_hz} Hz"),
+                format!(
+                    "stop frequency {stop_hz} Hz must be finite and above the start {start_hz} Hz"
+                ),
             ));
         }
         if steps < 2 {

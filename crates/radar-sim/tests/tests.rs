@@ -1,1 +1,9 @@
 //! Integration tests of `radar-sim` (one test binary per crate).
+
+mod common;
+mod geometry;
+mod materials;
+mod npy;
+mod phase;
+mod simulate;
+mod sweep;

@@ -1,0 +1,21 @@
+//! # abs-fit
+//!
+//! Model-based face reconstruction from radar images: the parameter layout shared by networks
+//! and renderers, the [`Renderer`](crate) seam, dataset generation, training and
+//! analysis-by-synthesis fitting. It knows nothing of command lines or terminals: progress is
+//! reported to observers.
+
+pub mod dataset;
+mod error;
+pub mod imaging;
+pub mod params;
+pub mod presets;
+mod progress;
+pub mod render;
+
+pub use error::{AbsFitError, Result};
+pub use imaging::{ArraySpec, ImagingConfig};
+pub use params::{FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
+pub use presets::Preset;
+pub use progress::{NoProgress, Progress};
+pub use render::{PhysicsRenderer, Renderer};

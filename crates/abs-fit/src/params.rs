@@ -1,0 +1,283 @@
+//! The parameter layout: what a network predicts and a renderer consumes, as one flat vector.
+//!
+//! A [`FaceParams`] holds physical values (coefficients in standard deviations, angles in
+//! radians, translations in metres, material, antenna size in cm, dynamic range in dB). The flat
+//! vector holds *scaled* values so that every column is O(1), as the paper does
+//! (PHYSICS.md §2): translation / 5 cm, angles / 10°, and the rendering parameters mapped from
+//! their sampling ranges onto [−1, 1].
+
+use std::ops::Range;
+
+use morphable::{FaceSample, Pose};
+use nalgebra::Vector3;
+use serde::{Deserialize, Serialize};
+
+use crate::{AbsFitError, Result};
+
+/// Translation scale: t / 5 cm.
+pub const TRANSLATION_SCALE_M: f64 = 0.05;
+/// Angle scale: angle / 10°.
+pub const ANGLE_SCALE_RAD: f64 = std::f64::consts::PI / 18.0;
+
+/// Rendering parameters of one sample (PHYSICS.md §2–§3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RenderParams {
+    /// Material factor m ∈ [0, 1]: 0 Lambertian, 1 fully Blinn-Phong specular.
+    pub material: f64,
+    /// Antenna size s (cm): larger gives narrower element beams.
+    pub antenna_cm: f64,
+    /// Dynamic range D (dB) of the amplitude image and the depth validity mask.
+    pub dynamic_range_db: f64,
+}
+
+/// Sampling ranges of the rendering parameters: m ~ U(material), s ~ U(antenna_cm),
+/// D ~ U(dynamic_range_db). The defaults are the paper's: [0, 1], [0.2, 0.3] cm, [15, 30] dB.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RenderRanges {
+    /// Range of the material factor.
+    pub material: (f64, f64),
+    /// Range of the antenna size (cm).
+    pub antenna_cm: (f64, f64),
+    /// Range of the dynamic range (dB).
+    pub dynamic_range_db: (f64, f64),
+}
+
+impl Default for RenderRanges {
+    fn default() -> Self {
+        Self {
+            material: (0.0, 1.0),
+            antenna_cm: (0.2, 0.3),
+            dynamic_range_db: (15.0, 30.0),
+        }
+    }
+}
+
+impl RenderRanges {
+    /// Checks every range is finite and increasing, and that m stays in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        for (name, (lo, hi)) in [
+            ("material", self.material),
+            ("antenna_cm", self.antenna_cm),
+            ("dynamic_range_db", self.dynamic_range_db),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+                return Err(AbsFitError::config(
+                    "render ranges",
+                    format!("{name} range ({lo}, {hi}) must be finite and increasing"),
+                ));
+            }
+        }
+        if self.material.0 < 0.0 || self.material.1 > 1.0 {
+            return Err(AbsFitError::config(
+                "render ranges",
+                format!("material range {:?} must lie in [0, 1]", self.material),
+            ));
+        }
+        if self.antenna_cm.0 < 0.0 || self.dynamic_range_db.0 <= 0.0 {
+            return Err(AbsFitError::config(
+                "render ranges",
+                "antenna size and dynamic range must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maps v from [lo, hi] onto [−1, 1].
+fn to_unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    2.0 * (v - lo) / (hi - lo) - 1.0
+}
+/// Maps u from [−1, 1] onto [lo, hi].
+fn from_unit(u: f64, (lo, hi): (f64, f64)) -> f64 {
+    lo + 0.5 * (u + 1.0) * (hi - lo)
+}
+
+/// One face's full parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceParams {
+    /// Shape coefficients α (standard deviations).
+    pub shape: Vec<f64>,
+    /// Expression coefficients γ (standard deviations).
+    pub expression: Vec<f64>,
+    /// Head pose (radians, metres).
+    pub pose: Pose,
+    /// Rendering parameters.
+    pub render: RenderParams,
+}
+
+impl FaceParams {
+    /// A sampled face with its rendering parameters.
+    pub fn from_sample(sample: FaceSample, render: RenderParams) -> Self {
+        Self {
+            shape: sample.shape,
+            expression: sample.expression,
+            pose: sample.pose,
+            render,
+        }
+    }
+}
+
+/// Column groups of the flat vector, in order. Table 1 reports the L2 error per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParamGroup {
+    /// α.
+    Shape,
+    /// γ.
+    Expression,
+    /// t_x, t_y (and t_z when sampled), scaled by 5 cm.
+    Translation,
+    /// yaw, pitch, roll, scaled by 10°.
+    Rotation,
+    /// material, antenna size, dynamic range, mapped onto [−1, 1].
+    Render,
+}
+
+/// The order and meaning of the columns of a flat parameter vector:
+/// `[α (n_shape) | γ (n_expression) | t_x t_y [t_z] | yaw pitch roll | m s D]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ParamLayout {
+    /// Number of shape coefficients.
+    pub n_shape: usize,
+    /// Number of expression coefficients.
+    pub n_expression: usize,
+    /// Whether t_z is a column (it is not in the paper, where t_z = 0).
+    pub translation_z: bool,
+    /// Ranges that the rendering parameters are scaled from.
+    pub render_ranges: RenderRanges,
+}
+
+impl Default for ParamLayout {
+    /// The paper's layout: 10 + 7 coefficients, t_x and t_y, three angles, m, s, D.
+    fn default() -> Self {
+        Self {
+            n_shape: 10,
+            n_expression: 7,
+            translation_z: false,
+            render_ranges: RenderRanges::default(),
+        }
+    }
+}
+
+impl ParamLayout {
+    /// Validates the rendering ranges.
+    pub fn validate(&self) -> Result<()> {
+        self.render_ranges.validate()
+    }
+
+    /// Number of translation columns.
+    fn n_translation(&self) -> usize {
+        if self.translation_z { 3 } else { 2 }
+    }
+
+    /// Total number of columns P.
+    pub fn len(&self) -> usize {
+        self.n_shape + self.n_expression + self.n_translation() + 3 + 3
+    }
+
+    /// Whether the layout has no columns (never: pose and render columns always exist).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The columns of a group.
+    pub fn range(&self, group: ParamGroup) -> Range<usize> {
+        let s = self.n_shape;
+        let e = s + self.n_expression;
+        let t = e + self.n_translation();
+        let r = t + 3;
+        match group {
+            ParamGroup::Shape => 0..s,
+            ParamGroup::Expression => s..e,
+            ParamGroup::Translation => e..t,
+            ParamGroup::Rotation => t..r,
+            ParamGroup::Render => r..r + 3,
+        }
+    }
+
+    /// Column names, for manifests and CSV headers: `shape_0…`, `expression_0…`, `tx_scaled`,
+    /// `ty_scaled`, [`tz_scaled`], `yaw_scaled`, `pitch_scaled`, `roll_scaled`,
+    /// `material_scaled`, `antenna_scaled`, `dynamic_range_scaled`.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.n_shape).map(|i| format!("shape_{i}")).collect();
+        names.extend((0..self.n_expression).map(|i| format!("expression_{i}")));
+        names.extend(["tx_scaled", "ty_scaled"].map(String::from));
+        if self.translation_z {
+            names.push("tz_scaled".into());
+        }
+        names.extend(
+            [
+                "yaw_scaled",
+                "pitch_scaled",
+                "roll_scaled",
+                "material_scaled",
+                "antenna_scaled",
+                "dynamic_range_scaled",
+            ]
+            .map(String::from),
+        );
+        names
+    }
+
+    /// The scaled flat vector of a face. Coefficients beyond the layout's counts are dropped;
+    /// missing ones are zero.
+    pub fn to_vector(&self, p: &FaceParams) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.len());
+        let padded = |c: &[f64], n: usize| -> Vec<f64> {
+            (0..n).map(|i| c.get(i).copied().unwrap_or(0.0)).collect()
+        };
+        v.extend(padded(&p.shape, self.n_shape));
+        v.extend(padded(&p.expression, self.n_expression));
+        let t = p.pose.translation / TRANSLATION_SCALE_M;
+        v.extend([t.x, t.y]);
+        if self.translation_z {
+            v.push(t.z);
+        }
+        v.extend([p.pose.yaw, p.pose.pitch, p.pose.roll].map(|a| a / ANGLE_SCALE_RAD));
+        let r = &self.render_ranges;
+        v.extend([
+            to_unit(p.render.material, r.material),
+            to_unit(p.render.antenna_cm, r.antenna_cm),
+            to_unit(p.render.dynamic_range_db, r.dynamic_range_db),
+        ]);
+        v.into_iter().map(|x| x as f32).collect()
+    }
+
+    /// The face of a scaled flat vector (the inverse of [`ParamLayout::to_vector`]).
+    pub fn from_vector(&self, v: &[f32]) -> Result<FaceParams> {
+        if v.len() != self.len() {
+            return Err(AbsFitError::Shape {
+                what: "parameter vector",
+                expected: format!("{} columns ({:?})", self.len(), self),
+                actual: format!("{} columns", v.len()),
+            });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(AbsFitError::config(
+                "parameter vector",
+                format!("column {i} ({}) is {}", self.names()[i], v[i]),
+            ));
+        }
+        let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        let col = |g: ParamGroup| &v[self.range(g)];
+        let t = col(ParamGroup::Translation);
+        let a = col(ParamGroup::Rotation);
+        let r = col(ParamGroup::Render);
+        let ranges = &self.render_ranges;
+        Ok(FaceParams {
+            shape: col(ParamGroup::Shape).to_vec(),
+            expression: col(ParamGroup::Expression).to_vec(),
+            pose: Pose {
+                yaw: a[0] * ANGLE_SCALE_RAD,
+                pitch: a[1] * ANGLE_SCALE_RAD,
+                roll: a[2] * ANGLE_SCALE_RAD,
+                translation: Vector3::new(t[0], t[1], t.get(2).copied().unwrap_or(0.0))
+                    * TRANSLATION_SCALE_M,
+            },
+            render: RenderParams {
+                material: from_unit(r[0], ranges.material),
+                antenna_cm: from_unit(r[1], ranges.antenna_cm),
+                dynamic_range_db: from_unit(r[2], ranges.dynamic_range_db),
+            },
+        })
+    }
+}

@@ -1,1 +1,0 @@
-//! The built-in face model (being written).

@@ -1,1 +1,0 @@
-//! Statismo / BFM 2019 HDF5 reader and writer (being written).
