@@ -10,4 +10,5 @@ criterion_main! {
     benchmarks::radar_sim::benches,
     benchmarks::backproject::benches,
     benchmarks::facenet::benches,
+    benchmarks::abs_fit::benches,
 }

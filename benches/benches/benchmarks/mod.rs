@@ -1,3 +1,4 @@
+pub mod abs_fit;
 pub mod backproject;
 pub mod facenet;
 pub mod morphable;

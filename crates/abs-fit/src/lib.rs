@@ -18,4 +18,4 @@ pub use imaging::{ArraySpec, ImagingConfig};
 pub use params::{FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
-pub use render::{PhysicsRenderer, Renderer};
+pub use render::{PhysicsRenderer, Renderer, Rendering};

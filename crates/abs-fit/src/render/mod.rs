@@ -4,8 +4,8 @@
 
 mod physics;
 
-pub use physics::PhysicsRenderer;
 pub(crate) use physics::z_range;
+pub use physics::{PhysicsRenderer, Rendering};
 
 use candle_core::Tensor;
 

@@ -1,11 +1,12 @@
 //! The physics renderer: face model → placed mesh → radar-sim → backproject → images.
 //! Exact (up to the simulator's documented approximations) and slow; not differentiable.
 
-use backproject::{BackProjector, ImageProducts, VoxelGrid};
+use backproject::{BackProjector, ImageProducts, Volume, VoxelGrid};
 use candle_core::{Device, Tensor};
 use morphable::{Mesh, MorphableModel, Placement};
 use radar_sim::{
-    ArrayGeometry, ElementPattern, Material, Scene, SimulationReport, Simulator, Surface,
+    ArrayGeometry, ElementPattern, Material, Scene, SimulationConfig, SimulationReport, Simulator,
+    Surface,
 };
 
 use super::Renderer;
@@ -93,13 +94,11 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
         Ok(self.placement.place(&self.model_mesh(face)?, &face.pose))
     }
 
-    /// The signal of one face, with the face's material and antenna size and the given seed.
-    pub fn simulate(&self, face: &FaceParams, seed: u64) -> Result<SimulationReport> {
-        let mesh = self.placed_mesh(face)?;
-        let surface = Surface::new(mesh.vertices, mesh.triangles)?;
+    /// The simulation settings of one face: its material and antenna size, and `seed`.
+    /// Predicted parameters may stray outside the physical ranges: they are clamped.
+    fn face_simulation(&self, face: &FaceParams, seed: u64) -> Result<SimulationConfig> {
         let base = self.imaging.simulation;
-        // Predicted parameters may stray outside the physical ranges: clamp them.
-        let config = radar_sim::SimulationConfig {
+        Ok(SimulationConfig {
             material: Material::with_exponent(
                 face.render.material.clamp(0.0, 1.0),
                 base.material.exponent,
@@ -107,24 +106,57 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
             pattern: ElementPattern::sinc(face.render.antenna_cm.max(0.0))?,
             seed,
             ..base
-        };
-        let simulator = Simulator::new(self.array.as_ref(), self.imaging.sweep, config)?;
-        Ok(simulator.simulate(&Scene::from_surface(surface))?)
+        })
+    }
+
+    /// Everything about one face's rendering: the signal, the volume and the (pooled) images.
+    pub fn render_face(&self, face: &FaceParams, seed: u64) -> Result<Rendering> {
+        let mesh = self.placed_mesh(face)?;
+        let scene = Scene::from_surface(Surface::new(mesh.vertices, mesh.triangles)?);
+        self.imaging.image_scene(
+            self.array.as_ref(),
+            &scene,
+            self.face_simulation(face, seed)?,
+        )
     }
 
     /// The dB level and depth images of one face, before any dynamic range is applied,
     /// pooled as the imaging config says.
     pub fn image_products(&self, face: &FaceParams, seed: u64) -> Result<ImageProducts> {
-        let report = self.simulate(face, seed)?;
-        let projector: &dyn BackProjector = &self.imaging.backprojection;
-        let products = backproject::image_products(
-            self.array.as_ref(),
-            &self.imaging.sweep,
-            &report.cube,
-            &self.imaging.grid,
-            projector,
-        )?;
-        Ok(products.max_pooled(self.imaging.pool)?)
+        Ok(self.render_face(face, seed)?.products)
+    }
+}
+
+/// One scene rendered: the signal, the back-projected volume and the image products.
+#[derive(Debug, Clone)]
+pub struct Rendering {
+    /// The simulated signal and its statistics.
+    pub report: SimulationReport,
+    /// The complex volume on the imaging grid.
+    pub volume: Volume,
+    /// Level (dB) and depth (m) images, pooled as the imaging config says.
+    pub products: ImageProducts,
+}
+
+impl ImagingConfig {
+    /// Simulates `scene` with `array` (built from [`ImagingConfig::array`]) and `simulation`,
+    /// back-projects and makes the images: any scene, a face or point targets.
+    pub fn image_scene(
+        &self,
+        array: &dyn ArrayGeometry,
+        scene: &Scene,
+        simulation: SimulationConfig,
+    ) -> Result<Rendering> {
+        let report = Simulator::new(array, self.sweep, simulation)?.simulate(scene)?;
+        let volume =
+            self.backprojection
+                .back_project(array, &self.sweep, &report.cube, &self.grid)?;
+        let products = ImageProducts::from_volume(&volume)?.max_pooled(self.pool)?;
+        Ok(Rendering {
+            report,
+            volume,
+            products,
+        })
     }
 }
 

@@ -298,10 +298,10 @@ mod avx512 {
     use super::{LANES, TILE, TileContext, TileTables, VECTORS, WINDOW};
 
     /// Loads 16 floats.
-    #[inline(always)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
     fn load(values: &[f32; LANES]) -> __m512 {
-        // SAFETY: 16 readable floats; unaligned loads are allowed. Only inlined into the
-        // AVX-512 kernel below, which the dispatcher calls on CPUs with AVX-512F.
+        // SAFETY: 16 readable floats; unaligned loads are allowed.
         unsafe { _mm512_loadu_ps(values.as_ptr()) }
     }
 
@@ -312,7 +312,8 @@ mod avx512 {
     }
 
     /// The window of [`WINDOW`] bins of one profile part from bin `first`, as two registers.
-    #[inline(always)]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
     fn window(part: &[f32], first: usize) -> (__m512, __m512) {
         let halves = part[first..first + WINDOW].as_chunks::<LANES>().0;
         (load(&halves[0]), load(&halves[1]))

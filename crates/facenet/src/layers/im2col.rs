@@ -115,14 +115,20 @@ pub(crate) fn im2col<T: WithDType>(input: &[T], g: &ConvGeometry) -> Vec<T> {
             let kx = row % g.k_w;
             let ys = g.valid_range(ky, g.height, oh);
             let xs = g.valid_range(kx, g.width, ow);
+            if xs.is_empty() {
+                return;
+            }
             for b in 0..g.batch {
                 let plane = &input[(b * g.c_in + c) * g.height * g.width..][..g.height * g.width];
                 for oy in ys.clone() {
                     let iy = oy * g.stride + ky - g.padding;
                     let src_row = &plane[iy * g.width..][..g.width];
-                    let dst_row = &mut dst[b * n + oy * ow..][..ow];
-                    for ox in xs.clone() {
-                        dst_row[ox] = src_row[ox * g.stride + kx - g.padding];
+                    let dst_row = &mut dst[b * n + oy * ow..][xs.clone()];
+                    // Input columns of the valid outputs: every stride-th from the first one.
+                    let first = xs.start * g.stride + kx - g.padding;
+                    let src = src_row[first..].iter().step_by(g.stride);
+                    for (d, v) in dst_row.iter_mut().zip(src) {
+                        *d = *v;
                     }
                 }
             }
@@ -147,14 +153,19 @@ pub(crate) fn col2im<T: WithDType>(cols: &[T], g: &ConvGeometry) -> Vec<T> {
                 let ys = g.valid_range(ky, g.height, oh);
                 for kx in 0..g.k_w {
                     let xs = g.valid_range(kx, g.width, ow);
+                    if xs.is_empty() {
+                        continue;
+                    }
                     let row = (c * g.k_h + ky) * g.k_w + kx;
                     let src = &cols[row * row_len + b * n..][..n];
                     for oy in ys.clone() {
                         let iy = oy * g.stride + ky - g.padding;
                         let dst_row = &mut plane[iy * g.width..][..g.width];
-                        let src_row = &src[oy * ow..][..ow];
-                        for ox in xs.clone() {
-                            dst_row[ox * g.stride + kx - g.padding] += src_row[ox];
+                        let src_row = &src[oy * ow..][xs.clone()];
+                        let first = xs.start * g.stride + kx - g.padding;
+                        let dst = dst_row[first..].iter_mut().step_by(g.stride);
+                        for (d, v) in dst.zip(src_row) {
+                            *d += *v;
                         }
                     }
                 }
@@ -338,6 +349,9 @@ mod tests {
             geometry((1, 2, 11, 11), 2, (7, 2, 3)),
             geometry((3, 4, 5, 5), 2, (1, 2, 0)),
             geometry((1, 1, 4, 4), 1, (5, 1, 2)),
+            // Taps that miss the image entirely.
+            geometry((1, 1, 2, 3), 2, (7, 1, 3)),
+            geometry((2, 1, 3, 2), 1, (7, 2, 3)),
         ] {
             let x: Vec<f64> = (0..g.batch * g.c_in * g.height * g.width)
                 .map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0)
@@ -368,6 +382,8 @@ mod tests {
             geometry((2, 2, 9, 8), 1, (3, 2, 1)),
             geometry((1, 2, 11, 10), 1, (7, 2, 3)),
             geometry((2, 2, 5, 5), 1, (1, 2, 0)),
+            geometry((1, 1, 2, 3), 1, (7, 1, 3)),
+            geometry((2, 1, 3, 2), 1, (7, 2, 3)),
         ] {
             let x: Vec<f64> = (0..g.batch * g.c_in * g.height * g.width)
                 .map(|i| ((i * 31 % 17) as f64) - 8.0)

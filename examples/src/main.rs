@@ -1,0 +1,73 @@
+//! `radar-face`: simulate radar images of faces, generate and inspect datasets.
+//!
+//! Every command works on the built-in face model unless `--model FILE.h5` names a statismo /
+//! Basel Face Model 2019 file. `radar-face <command> --help` lists each command's options.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use morphable::PcaModel;
+
+mod commands;
+mod pictures;
+mod progress;
+
+/// 3D face reconstruction from near-field MIMO radar images.
+#[derive(Debug, Parser)]
+#[command(name = "radar-face", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate one face (or point targets) and write its images, mesh, signal and volume.
+    Simulate(commands::simulate::Args),
+    /// Generate a dataset (or one shard of it); an interrupted run resumes.
+    Generate(commands::generate::Args),
+    /// Merge dataset shards into one dataset.
+    Merge(commands::generate::MergeArgs),
+    /// Summarise a dataset and draw a contact sheet of its first samples.
+    Inspect(commands::inspect::Args),
+}
+
+/// Errors of the command line: any error, shown with its causes.
+pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Merge(args) => commands::generate::merge(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("radar-face: error: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The face model: a statismo / BFM 2019 file, or the built-in model.
+pub fn load_model(path: Option<&Path>) -> CliResult<PcaModel> {
+    Ok(match path {
+        Some(path) => morphable::statismo::load(path)?,
+        None => morphable::builtin::builtin().model().clone(),
+    })
+}
+
+/// Creates a directory and its parents, saying which one failed.
+pub fn create_dir(dir: &Path) -> CliResult<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir.to_path_buf())
+}

@@ -1,0 +1,65 @@
+//! Pictures for people: colour-mapped images, enlarged, and contact sheets.
+
+use backproject::ColourMap;
+use image::{Rgb, RgbImage};
+
+/// A colour-mapped picture of a row-major `height × width` image with values in [0, 1],
+/// enlarged `scale` times (nearest neighbour). Pixels for which `dark` holds are black.
+pub fn colour_picture(
+    values: &[f32],
+    (height, width): (usize, usize),
+    map: ColourMap,
+    dark: impl Fn(usize) -> bool,
+    scale: u32,
+) -> RgbImage {
+    let scale = scale.max(1);
+    RgbImage::from_fn(width as u32 * scale, height as u32 * scale, |x, y| {
+        let i = (y / scale) as usize * width + (x / scale) as usize;
+        if dark(i) {
+            Rgb([0, 0, 0])
+        } else {
+            let [r, g, b] = map.rgb(values[i]);
+            Rgb([r, g, b].map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8))
+        }
+    })
+}
+
+/// Tiles of equal size in rows of `columns`, with 4-pixel white gutters.
+pub fn contact_sheet(tiles: &[RgbImage], columns: usize) -> RgbImage {
+    const GUTTER: u32 = 4;
+    let Some(first) = tiles.first() else {
+        return RgbImage::new(1, 1);
+    };
+    let (w, h) = first.dimensions();
+    let columns = columns.clamp(1, tiles.len()) as u32;
+    let rows = (tiles.len() as u32).div_ceil(columns);
+    let mut sheet = RgbImage::from_pixel(
+        columns * (w + GUTTER) + GUTTER,
+        rows * (h + GUTTER) + GUTTER,
+        Rgb([255, 255, 255]),
+    );
+    for (k, tile) in tiles.iter().enumerate() {
+        let (col, row) = (k as u32 % columns, k as u32 / columns);
+        let (x0, y0) = (GUTTER + col * (w + GUTTER), GUTTER + row * (h + GUTTER));
+        for (x, y, p) in tile.enumerate_pixels() {
+            if x < w && y < h {
+                sheet.put_pixel(x0 + x, y0 + y, *p);
+            }
+        }
+    }
+    sheet
+}
+
+/// Two pictures side by side with a 2-pixel gutter.
+pub fn side_by_side(left: &RgbImage, right: &RgbImage) -> RgbImage {
+    let (wl, hl) = left.dimensions();
+    let (wr, hr) = right.dimensions();
+    let mut out = RgbImage::from_pixel(wl + 2 + wr, hl.max(hr), Rgb([255, 255, 255]));
+    for (x, y, p) in left.enumerate_pixels() {
+        out.put_pixel(x, y, *p);
+    }
+    for (x, y, p) in right.enumerate_pixels() {
+        out.put_pixel(wl + 2 + x, y, *p);
+    }
+    out
+}
