@@ -47,6 +47,27 @@ macro_rules! forward_model {
 }
 forward_model!(&M, Box<M>, Arc<M>);
 
+/// A [`MorphableModel`] that is linear in its coefficients, x(α, γ) = μ_s + μ_e +
+/// Σ α_k·S_k + Σ γ_k·E_k (PHYSICS.md §5), and exposes its two blocks: what a differentiable
+/// renderer needs to chain vertex gradients to the coefficients. The blocks' columns
+/// ([`PcaBlock::component`]) are the displacements (mm) of one standard deviation.
+pub trait LinearMorphableModel: MorphableModel {
+    /// The shape block (mean μ_s and scaled basis S, mm).
+    fn shape_block(&self) -> &PcaBlock;
+    /// The expression block (mean μ_e and scaled basis E, mm).
+    fn expression_block(&self) -> &PcaBlock;
+}
+
+macro_rules! forward_linear_model {
+    ($($ty:ty),*) => {$(
+        impl<M: LinearMorphableModel + ?Sized> LinearMorphableModel for $ty {
+            fn shape_block(&self) -> &PcaBlock { (**self).shape_block() }
+            fn expression_block(&self) -> &PcaBlock { (**self).expression_block() }
+        }
+    )*};
+}
+forward_linear_model!(&M, Box<M>, Arc<M>);
+
 /// Checks a coefficient vector against a component count.
 pub(crate) fn check_coefficients(kind: &'static str, coeffs: &[f64], n: usize) -> Result<()> {
     if coeffs.len() > n {
@@ -202,9 +223,30 @@ impl PcaBlock {
     }
 }
 
-/// Coordinates per parallel work item of [`PcaModel::instance_flat`]: large enough to amortise
-/// rayon's scheduling, small enough that the accumulator stays in L1.
-const CHUNK: usize = 4096;
+/// Coordinates per parallel work item of [`PcaModel::instance_flat`]: 64 KiB of accumulator,
+/// which stays in L2 while every column streams through it once.
+const CHUNK: usize = 16 * 1024;
+
+/// acc += Σ_k c_k·column_k[start..start + acc.len()], eight columns per pass so the
+/// accumulator is loaded and stored an eighth as often.
+fn accumulate(acc: &mut [f32], start: usize, terms: &[(&[f32], f32)]) {
+    let n = acc.len();
+    let mut groups = terms.chunks_exact(8);
+    for g in &mut groups {
+        let c: [f32; 8] = std::array::from_fn(|k| g[k].1);
+        let b: [&[f32]; 8] = std::array::from_fn(|k| &g[k].0[start..start + n]);
+        for i in 0..n {
+            let head = c[0] * b[0][i] + c[1] * b[1][i] + c[2] * b[2][i] + c[3] * b[3][i];
+            let tail = c[4] * b[4][i] + c[5] * b[5][i] + c[6] * b[6][i] + c[7] * b[7][i];
+            acc[i] += head + tail;
+        }
+    }
+    for (column, c) in groups.remainder() {
+        for (a, b) in acc.iter_mut().zip(&column[start..start + n]) {
+            *a += c * b;
+        }
+    }
+}
 
 /// A linear morphable model: x(α, γ) = μ_s + μ_e + U_s·diag(√λ_s)·α + U_e·diag(√λ_e)·γ
 /// (PHYSICS.md §5). Statismo / BFM 2019 files load into this type, and so does the built-in
@@ -336,15 +378,7 @@ impl PcaModel {
         }
         out.par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(chunk, acc)| {
-                let start = chunk * CHUNK;
-                for (column, c) in &terms {
-                    let column = &column[start..start + acc.len()];
-                    for (a, b) in acc.iter_mut().zip(column) {
-                        *a += c * b;
-                    }
-                }
-            });
+            .for_each(|(chunk, acc)| accumulate(acc, chunk * CHUNK, &terms));
         Ok(out)
     }
 
@@ -475,6 +509,15 @@ impl MorphableModel for PcaModel {
             vertices,
             triangles: self.triangles.clone(),
         })
+    }
+}
+
+impl LinearMorphableModel for PcaModel {
+    fn shape_block(&self) -> &PcaBlock {
+        &self.shape
+    }
+    fn expression_block(&self) -> &PcaBlock {
+        &self.expression
     }
 }
 
