@@ -7,6 +7,23 @@
 //!
 //! Units: millimetres in model space (y up, nose toward +z), metres once a face is placed in
 //! front of the array (PHYSICS.md §2). This crate knows nothing of radar or neural networks.
+//!
+//! ```
+//! use morphable::metrics::point_distance;
+//! use morphable::{MorphableModel, Placement, Pose, builtin::builtin};
+//!
+//! let model = builtin();
+//! // One standard deviation of the first shape component moves the face by millimetres.
+//! let face = model.instance(&[1.0], &[])?;
+//! let mean = model.mean_mesh()?;
+//! let d = point_distance(&face, &mean)?;
+//! assert!(d > 0.5 && d < 10.0, "{d} mm");
+//! // Placed in front of the array: nearest point 0.25 m away, looking toward −z.
+//! let placed = Placement::for_model(model)?.place(&mean, &Pose::identity());
+//! let nearest = placed.vertices.iter().map(|p| p.z).fold(f64::INFINITY, f64::min);
+//! assert!((nearest - 0.25).abs() < 1e-9);
+//! # Ok::<(), morphable::MorphableError>(())
+//! ```
 
 mod error;
 mod mesh;
@@ -22,6 +39,6 @@ pub mod statismo;
 
 pub use error::{MorphableError, Result};
 pub use mesh::Mesh;
-pub use model::{MorphableModel, PcaBlock, PcaModel, Truncated};
+pub use model::{LinearMorphableModel, MorphableModel, PcaBlock, PcaModel, Truncated};
 pub use pose::{DEFAULT_DISTANCE_M, Placement, Pose};
 pub use sampling::{FaceSample, SamplingConfig};

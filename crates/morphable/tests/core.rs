@@ -417,3 +417,19 @@ fn raster_keeps_the_nearest_surface() {
     view.x_max = 6.0;
     assert!(rasterize(&both, &view).unwrap().iter().all(Option::is_none));
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Mesh>();
+    check::<PcaModel>();
+    check::<PcaBlock>();
+    check::<Truncated<PcaModel>>();
+    check::<Pose>();
+    check::<Placement>();
+    check::<SamplingConfig>();
+    check::<morphable::FaceSample>();
+    check::<MorphableError>();
+    check::<OrthoView>();
+    check::<Box<dyn MorphableModel>>();
+}

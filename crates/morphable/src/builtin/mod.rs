@@ -51,7 +51,9 @@ use std::sync::OnceLock;
 use nalgebra::Point3;
 use serde::{Deserialize, Serialize};
 
-use crate::{Mesh, MorphableError, MorphableModel, PcaModel, Result};
+use crate::{
+    LinearMorphableModel, Mesh, MorphableError, MorphableModel, PcaBlock, PcaModel, Result,
+};
 
 use template::{CHIN_Y, EYE_X, EYE_Y, FaceTemplate, MOUTH_HALF_WIDTH, MOUTH_Y};
 
@@ -375,6 +377,15 @@ impl MorphableModel for BuiltinModel {
     }
     fn mean_mesh(&self) -> Result<Mesh> {
         self.model.mean_mesh()
+    }
+}
+
+impl LinearMorphableModel for BuiltinModel {
+    fn shape_block(&self) -> &PcaBlock {
+        self.model.shape()
+    }
+    fn expression_block(&self) -> &PcaBlock {
+        self.model.expression()
     }
 }
 
