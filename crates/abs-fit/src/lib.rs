@@ -7,6 +7,7 @@
 
 pub mod dataset;
 mod error;
+pub mod fit;
 pub mod imaging;
 pub mod params;
 pub mod presets;
@@ -14,8 +15,9 @@ mod progress;
 pub mod render;
 
 pub use error::{AbsFitError, Result};
+pub use fit::{FitConfig, FitResult, fit};
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use params::{FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
-pub use render::{PhysicsRenderer, Renderer, Rendering};
+pub use render::{DepthRasterRenderer, PhysicsRenderer, Renderer, Rendering};

@@ -2,8 +2,10 @@
 //! over it; a renderer says whether gradients flow through it, and fitting asks for gradients
 //! only from one that does.
 
+mod depth_raster;
 mod physics;
 
+pub use depth_raster::DepthRasterRenderer;
 pub(crate) use physics::z_range;
 pub use physics::{PhysicsRenderer, Rendering};
 

@@ -1,0 +1,374 @@
+//! Tests: the differentiable depth renderer and analysis-by-synthesis fitting, on the built-in
+//! face model.
+
+use abs_fit::{
+    AbsFitError, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig, NoProgress, ParamGroup,
+    ParamLayout, PhysicsRenderer, Preset, Renderer, fit,
+};
+use candle_core::{DType, Device, Tensor, Var};
+use morphable::builtin::{BuiltinModel, builtin};
+use morphable::{MorphableModel, metrics::point_distance};
+use proptest::prelude::*;
+
+/// The paper's layout (10 shape, 7 expression, t_x, t_y, three angles, three render columns).
+fn layout() -> ParamLayout {
+    ParamLayout::default()
+}
+
+/// The `tiny` preset's imaging with a `side × side` grid of `pixel_m` pixels, unpooled, and
+/// 16 depth steps over [0.20, 0.36) m.
+fn imaging(side: usize, pixel_m: f64) -> ImagingConfig {
+    ImagingConfig {
+        grid: ImagingConfig::centred_grid(side, side, pixel_m, 0.20, 16, 0.01).unwrap(),
+        pool: 1,
+        ..Preset::Tiny.dataset().unwrap().imaging
+    }
+}
+
+fn renderer(
+    layout: ParamLayout,
+    imaging: &ImagingConfig,
+) -> DepthRasterRenderer<&'static BuiltinModel> {
+    DepthRasterRenderer::new(builtin(), layout, imaging).unwrap()
+}
+
+/// Face `k` of the `tiny` preset's sampling (N(0, 1) coefficients, the paper's pose ranges).
+fn drawn_face(k: usize) -> FaceParams {
+    Preset::Tiny.dataset().unwrap().draw(k).0
+}
+
+fn row(values: Vec<f64>) -> Tensor {
+    let p = values.len();
+    Tensor::from_vec(values, (1, p), &Device::Cpu).unwrap()
+}
+
+fn image(r: &dyn Renderer, params: &[f64]) -> Vec<f64> {
+    r.render(&row(params.to_vec()))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
+/// Pixels whose second difference |I(p + h) + I(p − h) − 2·I(p)| exceeds this (normalised
+/// depth) change triangle between p − h and p + h: a silhouette or occlusion edge (a jump of
+/// millimetres, ≥ 6e-3) or an edge between neighbouring triangles (a kink, ~|Δslope|·h·5 cm).
+/// Inside one triangle the depth is smooth in p and the second difference is O(h²) ≈ 1e-10
+/// (h = 1e-5), or rounding (1e-15).
+const NOT_SMOOTH: f64 = 1e-9;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// The op's gradient of a random linear functional F(p) = Σ w_ij·image_ij(p) matches
+    /// central differences (step h = 1e-5 in scaled units, f64 throughout). Visibility is
+    /// piecewise constant: pixels whose covering triangle changes between p − h and p + h for
+    /// any column (detected by their second difference, see [`NOT_SMOOTH`]) are given weight
+    /// 0, since there the finite difference measures a jump or a kink, not the derivative.
+    #[test]
+    fn gradient_matches_central_differences(
+        coefficients in prop::collection::vec(-1.5f64..1.5, 17),
+        pose in prop::collection::vec(-1.0f64..1.0, 5),
+        weights in prop::collection::vec(-1.0f64..1.0, 32 * 32),
+        render in prop::collection::vec(-1.0f64..1.0, 3),
+    ) {
+        let layout = ParamLayout { translation_z: true, ..layout() };
+        let r = renderer(layout, &imaging(32, 0.008));
+        // t_z within ±1 cm; yaw, pitch, roll and t_x, t_y within the paper's ranges.
+        let mut p = coefficients.clone();
+        p.extend([pose[0], pose[1], 0.2 * pose[2]]);
+        p.extend([0.5 * pose[3], pose[4], -0.3 * pose[0]]);
+        p.extend(render);
+        let h = 1e-5;
+        let shifted = |j: usize, s: f64| {
+            let mut q = p.clone();
+            q[j] += s;
+            image(&r, &q)
+        };
+        let pairs: Vec<(Vec<f64>, Vec<f64>)> =
+            (0..p.len()).map(|j| (shifted(j, h), shifted(j, -h))).collect();
+        let base = image(&r, &p);
+        let mut w = weights.clone();
+        for (plus, minus) in &pairs {
+            for (i, wi) in w.iter_mut().enumerate() {
+                let second = plus[i] + minus[i] - 2.0 * base[i];
+                if second.abs() > NOT_SMOOTH || (plus[i] == 0.0) != (minus[i] == 0.0) {
+                    *wi = 0.0;
+                }
+            }
+        }
+        prop_assert!(w.iter().zip(&base).filter(|(wi, b)| **wi != 0.0 && **b != 0.0).count() > 100,
+            "the face should cover many smooth pixels");
+        let functional = |img: &[f64]| img.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
+        let var = Var::from_tensor(&row(p.clone())).unwrap();
+        let weights_t = Tensor::from_vec(w.clone(), (1, 1, 32, 32), &Device::Cpu).unwrap();
+        let f = (r.render(var.as_tensor()).unwrap() * weights_t).unwrap().sum_all().unwrap();
+        let grads = f.backward().unwrap();
+        let analytic: Vec<f64> = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap()
+            .to_vec1().unwrap();
+        let scale = analytic.iter().map(|g| g.abs()).fold(0.0, f64::max);
+        for (j, (plus, minus)) in pairs.iter().enumerate() {
+            let numeric = (functional(plus) - functional(minus)) / (2.0 * h);
+            prop_assert!(
+                (numeric - analytic[j]).abs() <= 1e-5 * scale + 1e-4 * numeric.abs(),
+                "column {j} ({}): analytic {} vs central difference {numeric}",
+                layout.names()[j], analytic[j]
+            );
+        }
+        // The rendering columns do not change a depth image.
+        for j in layout.range(ParamGroup::Render) {
+            prop_assert_eq!(analytic[j], 0.0);
+        }
+    }
+}
+
+/// Image orientation follows the grid: moving the face by +4 pixels in x (t_x = 16 mm on a
+/// 4 mm grid) moves its image 4 columns toward column 0 (column 0 shows the largest x), and
+/// +4 pixels in y moves it 4 rows toward row 0. Depths are unchanged by a translation in x–y.
+#[test]
+fn translation_moves_the_image_toward_the_first_column_and_row() {
+    let r = renderer(layout(), &imaging(48, 0.004));
+    let base = layout().to_vector(&drawn_face(0));
+    let base: Vec<f64> = base.into_iter().map(f64::from).collect();
+    let tx = layout().range(ParamGroup::Translation).start;
+    let at = |dx: f64, dy: f64| {
+        let mut p = base.clone();
+        p[tx] += dx / 0.05;
+        p[tx + 1] += dy / 0.05;
+        image(&r, &p)
+    };
+    let still = at(0.0, 0.0);
+    let (n, k) = (48, 4);
+    for (moved, dr, dc) in [(at(0.016, 0.0), 0, k), (at(0.0, 0.016), k, 0)] {
+        let (mut agree, mut total) = (0, 0);
+        for row in 0..n - dr {
+            for col in 0..n - dc {
+                total += 1;
+                // Pixel-aligned shifts reproduce the same rasterisation up to rounding of
+                // pixel centres that fall exactly on an edge.
+                if (moved[row * n + col] - still[(row + dr) * n + col + dc]).abs() < 1e-9 {
+                    agree += 1;
+                }
+            }
+        }
+        assert!(agree * 100 >= total * 99, "{agree} of {total} pixels agree");
+    }
+}
+
+/// The mean face at the identity pose: its closest point is `distance_m` from the array, so
+/// no pixel is brighter than (z_far − distance)/(z_far − z_near); covered pixels are positive
+/// and everything else 0.
+#[test]
+fn mean_face_depths_lie_behind_the_placement_distance() {
+    let im = imaging(48, 0.004);
+    let r = renderer(layout(), &im);
+    let mut p = vec![0.0; layout().len()];
+    // Render columns are irrelevant; pick the middle of their ranges.
+    p[layout().range(ParamGroup::Render)].fill(0.0);
+    let img = image(&r, &p);
+    let (z_near, z_far) = (0.20, 0.36);
+    let brightest = (z_far - im.distance_m) / (z_far - z_near);
+    let max = img.iter().copied().fold(0.0, f64::max);
+    assert!(
+        max <= brightest + 1e-12 && max > brightest - 0.02,
+        "{max} vs {brightest}"
+    );
+    let covered = img.iter().filter(|v| **v > 0.0).count();
+    // The built-in face is about 150 × 200 mm: roughly 1900 pixels of 4 mm.
+    assert!((1000..3000).contains(&covered), "{covered} pixels covered");
+    assert_eq!(r.image_shape(), (1, 48, 48));
+}
+
+/// Fits the image of a drawn face (noise free, rendered by the same renderer) from the mean
+/// face at the identity pose, optimising coefficients and pose: the fitted face is within
+/// 0.5 mm (mean vertex distance, model space, without pose) of the truth.
+///
+/// Grid: 64 × 64 pixels of 4 mm (the paper's lateral sampling, unpooled): the face covers
+/// ~1900 pixels, each constraining the depth of one surface point, against 22 unknowns.
+#[test]
+fn fitting_recovers_a_rendered_face() {
+    let layout = layout();
+    let r = renderer(layout, &imaging(64, 0.004));
+    let truth = drawn_face(1);
+    let truth_row = row(layout
+        .to_vector(&truth)
+        .into_iter()
+        .map(f64::from)
+        .collect());
+    let target = r.render(&truth_row).unwrap();
+    // Start: mean face, identity pose, the true (irrelevant) render columns.
+    let mut start = vec![0.0f64; layout.len()];
+    for j in layout.range(ParamGroup::Render) {
+        start[j] = truth_row
+            .get(0)
+            .unwrap()
+            .get(j)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+    }
+    // Adam at 0.1 scaled units per step: the pose moves by up to 5 mm / 1° per step early
+    // on, and 800 steps bring the loss down by about six orders of magnitude.
+    let config = FitConfig {
+        steps: 800,
+        learning_rate: 0.1,
+        ..FitConfig::new(layout)
+    };
+    let result = fit(&r, &target, &row(start), &config, &mut NoProgress).unwrap();
+    let fitted: Vec<f32> = result
+        .params
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let fitted = layout.from_vector(&fitted).unwrap();
+    let model = builtin();
+    let distance = point_distance(
+        &model.instance(&fitted.shape, &fitted.expression).unwrap(),
+        &model.instance(&truth.shape, &truth.expression).unwrap(),
+    )
+    .unwrap();
+    let start_distance = point_distance(
+        &model.mean_mesh().unwrap(),
+        &model.instance(&truth.shape, &truth.expression).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        distance < 0.5,
+        "point distance {distance} mm (from {start_distance} mm at the mean), losses {:?}",
+        &result.losses[result.losses.len().saturating_sub(3)..]
+    );
+}
+
+/// The physics renderer has no gradients: fitting through it is refused, naming it.
+#[test]
+fn non_differentiable_renderer_is_refused() {
+    let config = Preset::Tiny.dataset().unwrap();
+    let physics = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone()).unwrap();
+    let (c, h, w) = physics.image_shape();
+    let target = Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu).unwrap();
+    let init = Tensor::zeros((1, config.layout.len()), DType::F32, &Device::Cpu).unwrap();
+    let err = fit(
+        &physics,
+        &target,
+        &init,
+        &FitConfig::new(config.layout),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(matches!(err, AbsFitError::Config { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("physics") && text.contains("not differentiable"),
+        "{text}"
+    );
+}
+
+/// A few steps from a perturbed start lower the loss; the rendering columns (not optimised)
+/// keep their initial values exactly, in f32 as given.
+#[test]
+fn fitting_lowers_the_loss_and_keeps_fixed_groups() {
+    let layout = layout();
+    let r = renderer(layout, &Preset::Quick.dataset().unwrap().imaging);
+    let truth = layout.to_vector(&drawn_face(2));
+    let target = r
+        .render(&Tensor::from_vec(truth.clone(), (1, layout.len()), &Device::Cpu).unwrap())
+        .unwrap();
+    let mut start = truth.clone();
+    for j in layout.range(ParamGroup::Shape) {
+        start[j] += 0.8;
+    }
+    start[layout.range(ParamGroup::Rotation).start] += 0.3;
+    let init = Tensor::from_vec(start.clone(), (1, layout.len()), &Device::Cpu).unwrap();
+    let config = FitConfig {
+        steps: 20,
+        ..FitConfig::new(layout)
+    };
+    let result = fit(&r, &target, &init, &config, &mut NoProgress).unwrap();
+    assert_eq!(result.losses.len(), result.steps + 1);
+    let (first, last) = (result.losses[0], result.losses[result.losses.len() - 1]);
+    assert!(first > 0.0 && last < 0.75 * first, "loss {first} → {last}");
+    let fitted: Vec<f32> = result.params.flatten_all().unwrap().to_vec1().unwrap();
+    for j in layout.range(ParamGroup::Render) {
+        assert_eq!(fitted[j], start[j], "column {j}");
+    }
+    // The renderer is unchanged: the target renders again bit for bit.
+    let again = r
+        .render(&Tensor::from_vec(truth, (1, layout.len()), &Device::Cpu).unwrap())
+        .unwrap();
+    let diff = (again - &target).unwrap().abs().unwrap().max_all().unwrap();
+    assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+}
+
+/// Invalid configurations and mismatched tensors are refused with errors that say what was
+/// wrong.
+#[test]
+fn invalid_fits_are_refused() {
+    let layout = layout();
+    let r = renderer(layout, &Preset::Tiny.dataset().unwrap().imaging);
+    let (c, h, w) = r.image_shape();
+    let target = Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu).unwrap();
+    let init = Tensor::zeros((1, layout.len()), DType::F32, &Device::Cpu).unwrap();
+    let bad = [
+        FitConfig {
+            steps: 0,
+            ..FitConfig::new(layout)
+        },
+        FitConfig {
+            learning_rate: -1.0,
+            ..FitConfig::new(layout)
+        },
+        FitConfig {
+            tolerance: f64::NAN,
+            ..FitConfig::new(layout)
+        },
+        FitConfig {
+            prior_weight: -0.1,
+            ..FitConfig::new(layout)
+        },
+        FitConfig {
+            optimise: vec![],
+            ..FitConfig::new(layout)
+        },
+    ];
+    for config in bad {
+        let err = fit(&r, &target, &init, &config, &mut NoProgress).unwrap_err();
+        assert!(
+            matches!(err, AbsFitError::Config { .. }),
+            "{config:?}: {err}"
+        );
+    }
+    let wrong_target = Tensor::zeros((1, c, h + 1, w), DType::F32, &Device::Cpu).unwrap();
+    let err = fit(
+        &r,
+        &wrong_target,
+        &init,
+        &FitConfig::new(layout),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("fit target images"), "{err}");
+    let wrong_init = Tensor::zeros((1, layout.len() + 1), DType::F32, &Device::Cpu).unwrap();
+    let err = fit(
+        &r,
+        &target,
+        &wrong_init,
+        &FitConfig::new(layout),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("columns"), "{err}");
+    // A layout with more components than the model has is refused at construction.
+    let too_many = ParamLayout {
+        n_expression: 1000,
+        ..layout
+    };
+    let err = DepthRasterRenderer::new(builtin(), too_many, &imaging(16, 0.016))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("1000 expression columns"), "{err}");
+}
