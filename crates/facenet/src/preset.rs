@@ -13,10 +13,10 @@ use crate::resnet::{BlockKind, Head, ResNetConfig};
 ///
 /// | preset | ResNet encoders | AlexNet | decoder | for |
 /// |---|---|---|---|---|
-/// | `tiny` | basic [1,1,1,1], w 4 | w 4, hidden 16 | basic [1,1,1,1], w 4 | tests: seconds |
-/// | `quick` | basic [1,1,1,1], w 8 | w 8, hidden 64 | basic [1,1,1,1], w 8 | a small end-to-end run on 2 cores |
-/// | `cpu` | basic [1,1,1,1], w 16 | w 16, hidden 128 | basic [1,1,1,1], w 16 | the full reproduction on 2 cores |
-/// | `paper` | ResNet-50 (bottleneck [3,4,6,3], w 64) | w 64, hidden 4096 | reversed ResNet-50 | a GPU (`--features cuda`) |
+/// | `tiny` | basic `[1,1,1,1]`, w 4 | w 4, hidden 16 | basic `[1,1,1,1]`, w 4 | tests: seconds |
+/// | `quick` | basic `[1,1,1,1]`, w 8 | w 8, hidden 64 | basic `[1,1,1,1]`, w 8 | a small end-to-end run on 2 cores |
+/// | `cpu` | basic `[1,1,1,1]`, w 16 | w 16, hidden 128 | basic `[1,1,1,1]`, w 16 | the full reproduction on 2 cores |
+/// | `paper` | ResNet-50 (bottleneck `[3,4,6,3]`, w 64) | w 64, hidden 4096 | reversed ResNet-50 | a GPU (`--features cuda`) |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {

@@ -249,7 +249,9 @@ impl<C: NetworkConfig> Trainer<C> {
     }
 
     /// Continues the run saved in the checkpoint `dir`: weights, BatchNorm statistics, Adam's
-    /// moments and step, the shuffling generator, the settings and the loss history.
+    /// moments and step, the shuffling generator, the settings and the loss history. Periodic
+    /// checkpointing is not part of the saved state: set it again with
+    /// [`Trainer::with_checkpoints`].
     ///
     /// # Errors
     /// As [`Checkpoint::load`]; [`FacenetError::Checkpoint`] if the checkpoint holds no
