@@ -7,6 +7,7 @@
 
 pub mod dataset;
 mod error;
+pub mod evaluate;
 pub mod fit;
 pub mod imaging;
 pub mod params;
@@ -15,9 +16,10 @@ mod progress;
 pub mod render;
 
 pub use error::{AbsFitError, Result};
+pub use evaluate::{Table1Row, evaluate};
 pub use fit::{FitConfig, FitResult, fit};
 pub use imaging::{ArraySpec, ImagingConfig};
-pub use params::{FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
+pub use params::{FaceDistribution, FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
 pub use render::{DepthRasterRenderer, PhysicsRenderer, Renderer, Rendering};

@@ -8,8 +8,10 @@
 
 use std::ops::Range;
 
-use morphable::{FaceSample, Pose};
+use morphable::{FaceSample, Pose, SamplingConfig};
 use nalgebra::Vector3;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::{AbsFitError, Result};
@@ -279,5 +281,61 @@ impl ParamLayout {
                 dynamic_range_db: from_unit(r[2], ranges.dynamic_range_db),
             },
         })
+    }
+}
+
+/// The distribution a dataset draws its faces from: sample i is a pure function of
+/// (sampling, layout, seed, i), so datasets, baselines and studies draw alike.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceDistribution {
+    /// Coefficients and pose.
+    pub sampling: SamplingConfig,
+    /// Coefficient counts (equal to `sampling`'s) and the rendering parameters' ranges.
+    pub layout: ParamLayout,
+    /// Base seed.
+    pub seed: u64,
+}
+
+impl FaceDistribution {
+    /// Checks both parts and that they agree: the same coefficient counts, and t_z sampled
+    /// exactly when the layout has a t_z column.
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()?;
+        self.layout.validate()?;
+        let (s, l) = (&self.sampling, &self.layout);
+        if (s.n_shape, s.n_expression) != (l.n_shape, l.n_expression) {
+            return Err(AbsFitError::Shape {
+                what: "sampling config against the parameter layout",
+                expected: format!(
+                    "{} + {} coefficients (the layout stores {} + {})",
+                    l.n_shape, l.n_expression, l.n_shape, l.n_expression
+                ),
+                actual: format!("sampling draws {} + {}", s.n_shape, s.n_expression),
+            });
+        }
+        if (s.max_translation_z_m > 0.0) != l.translation_z {
+            return Err(AbsFitError::config(
+                "sampling config",
+                "t_z is sampled exactly when the layout has a t_z column",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Face i and a seed for its simulation. Draw order: the face (coefficients, then pose),
+    /// then m, s, D uniform in the layout's ranges, then the simulation seed.
+    pub fn draw(&self, index: usize) -> (FaceParams, u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(index as u64);
+        let face = self.sampling.sample(&mut rng);
+        let r = &self.layout.render_ranges;
+        let mut uniform = |(lo, hi): (f64, f64)| lo + (hi - lo) * rng.random::<f64>();
+        let render = RenderParams {
+            material: uniform(r.material),
+            antenna_cm: uniform(r.antenna_cm),
+            dynamic_range_db: uniform(r.dynamic_range_db),
+        };
+        let simulation_seed = rng.random();
+        (FaceParams::from_sample(face, render), simulation_seed)
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of `abs-fit` (one test binary per crate).
 
+mod evaluate;
 mod fitting;
 mod generate;
 mod params;

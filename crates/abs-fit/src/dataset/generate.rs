@@ -6,8 +6,6 @@ use std::path::Path;
 
 use morphable::{MorphableModel, SamplingConfig};
 use ndarray::{Array2, Array3};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +15,8 @@ use super::{
 };
 use crate::render::z_range;
 use crate::{
-    AbsFitError, FaceParams, ImagingConfig, ParamLayout, PhysicsRenderer, Progress, RenderParams,
-    Result,
+    AbsFitError, FaceDistribution, FaceParams, ImagingConfig, ParamLayout, PhysicsRenderer,
+    Progress, Result,
 };
 
 /// Everything that defines a dataset. Two datasets with equal configs (and models) are
@@ -43,23 +41,8 @@ pub struct DatasetConfig {
 impl DatasetConfig {
     /// Checks the config on its own and against a model.
     pub fn validate(&self, model: &dyn MorphableModel) -> Result<()> {
-        self.sampling.validate()?;
-        self.layout.validate()?;
+        self.distribution().validate()?;
         self.imaging.validate()?;
-        if (self.sampling.n_shape, self.sampling.n_expression)
-            != (self.layout.n_shape, self.layout.n_expression)
-        {
-            return Err(AbsFitError::config(
-                "dataset",
-                format!(
-                    "sampling draws {} + {} coefficients but the layout stores {} + {}",
-                    self.sampling.n_shape,
-                    self.sampling.n_expression,
-                    self.layout.n_shape,
-                    self.layout.n_expression
-                ),
-            ));
-        }
         if self.sampling.n_shape > model.n_shape()
             || self.sampling.n_expression > model.n_expression()
         {
@@ -73,12 +56,6 @@ impl DatasetConfig {
                     model.n_shape(),
                     model.n_expression()
                 ),
-            ));
-        }
-        if (self.sampling.max_translation_z_m > 0.0) != self.layout.translation_z {
-            return Err(AbsFitError::config(
-                "dataset",
-                "t_z is sampled exactly when the layout has a t_z column",
             ));
         }
         if !(0.0..1.0).contains(&self.validation_fraction) {
@@ -101,20 +78,18 @@ impl DatasetConfig {
         ((self.n_samples as f64) * (1.0 - self.validation_fraction)).round() as usize
     }
 
+    /// The distribution the faces are drawn from.
+    pub fn distribution(&self) -> FaceDistribution {
+        FaceDistribution {
+            sampling: self.sampling,
+            layout: self.layout,
+            seed: self.seed,
+        }
+    }
+
     /// Face i and the seed of its simulation: a pure function of (seed, i).
     pub fn draw(&self, index: usize) -> (FaceParams, u64) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(index as u64);
-        let face = self.sampling.sample(&mut rng);
-        let r = &self.layout.render_ranges;
-        let mut uniform = |(lo, hi): (f64, f64)| lo + (hi - lo) * rng.random::<f64>();
-        let render = RenderParams {
-            material: uniform(r.material),
-            antenna_cm: uniform(r.antenna_cm),
-            dynamic_range_db: uniform(r.dynamic_range_db),
-        };
-        let simulation_seed = rng.random();
-        (FaceParams::from_sample(face, render), simulation_seed)
+        self.distribution().draw(index)
     }
 
     /// The manifest of this dataset (or of the samples `range` of it) for `model`.
