@@ -37,6 +37,12 @@ enum Command {
 pub type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
+    // candle's elementwise thread pool spins against its matrix-multiply threads on small
+    // CPUs: one elementwise thread trains ~1.6× faster on 2 cores. A value already set wins.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: at the start of main, before any thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
