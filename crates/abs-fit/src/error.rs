@@ -39,6 +39,16 @@ pub enum AbsFitError {
     /// A radar simulation error.
     #[error(transparent)]
     Radar(#[from] radar_sim::RadarError),
+    /// A neural-network error (building, running, checkpointing a network).
+    #[error(transparent)]
+    Network(#[from] facenet::FacenetError),
+    /// A training or model directory that cannot be used as it is (a resumed run whose settings
+    /// differ, a model file of the wrong kind).
+    #[error("model directory {dir}: {reason}")]
+    ModelDir {
+        dir: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 impl AbsFitError {

@@ -14,12 +14,16 @@ pub mod params;
 pub mod presets;
 mod progress;
 pub mod render;
+pub mod train;
 
 pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
 pub use fit::{FitConfig, FitResult, fit};
 pub use imaging::{ArraySpec, ImagingConfig};
-pub use params::{FaceDistribution, FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges};
+pub use params::{
+    FaceDistribution, FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges,
+};
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
-pub use render::{DepthRasterRenderer, PhysicsRenderer, Renderer, Rendering};
+pub use render::{DepthRasterRenderer, LearnedRenderer, PhysicsRenderer, Renderer, Rendering};
+pub use train::{TrainedEncoder, train_autoencoder, train_decoder, train_encoder};

@@ -5,3 +5,4 @@ mod fitting;
 mod generate;
 mod params;
 mod store;
+mod training;

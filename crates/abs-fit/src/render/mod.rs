@@ -3,9 +3,11 @@
 //! only from one that does.
 
 mod depth_raster;
+mod learned;
 mod physics;
 
 pub use depth_raster::DepthRasterRenderer;
+pub use learned::LearnedRenderer;
 pub(crate) use physics::z_range;
 pub use physics::{PhysicsRenderer, Rendering};
 

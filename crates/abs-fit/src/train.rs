@@ -1,0 +1,1003 @@
+//! The three training stages of the paper (§3.3–3.5), each resumable and observed:
+//!
+//! 1. [`train_encoder`]: the face encoder (two ResNets with `3 · tanh` heads for shape and
+//!    expression, an AlexNet for translation, rotation and the rendering columns) regresses the
+//!    scaled [`ParamLayout`] vector of an image; loss = mean squared error over all P columns
+//!    (the paper's L2); D ~ U(15, 30) dB per example ([`RangePolicy::TRAIN`]).
+//! 2. [`train_decoder`]: the learned renderer, a reversed ResNet from the parameter vector to the
+//!    image at D = 15 dB ([`DECODER_RANGE_DB`]); loss = mean squared error over the pixels.
+//! 3. [`train_autoencoder`]: the encoder, starting from its supervised weights, trained through
+//!    the frozen decoder with L = L_image + λ·L_params (eq. 1).
+//!
+//! Every stage works in a directory:
+//!
+//! ```text
+//! DIR/
+//!   model.json    what the network means (ModelCard: role, image kind and size, layout, dataset)
+//!   checkpoint/   the facenet checkpoint (config, weights, Adam state, training state)
+//! ```
+//!
+//! Calling a stage again on the same directory resumes from the checkpoint and continues bit for
+//! bit as the uninterrupted run would have; the same directory is what [`TrainedEncoder::load`]
+//! and [`LearnedRenderer::load`] read. A run is interrupted deliberately with
+//! [`TrainSchedule::stop_after_epochs`] (the learning-rate schedule stays that of
+//! [`TrainSchedule::epochs`]); a finished run with a constant learning rate can be extended by
+//! raising `epochs`. Training runs in f32 on the CPU.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use facenet::{
+    AdamConfig, AlexNetConfig, BranchedEncoderConfig, Checkpoint, DecoderConfig, Encoder,
+    EpochReport, ImageDecoder, ImageShape, LinearSchedule, Network, NetworkConfig, OutputGroups,
+    ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::{BatchConfig, Dataset, InputKind, Manifest, RangePolicy};
+use crate::render::LearnedRenderer;
+use crate::render::Renderer;
+use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
+
+/// The dynamic range (dB) of the images the learned renderer is trained on and renders (§3.4).
+pub const DECODER_RANGE_DB: f32 = 15.0;
+
+/// Version tag of `model.json`.
+const CARD_FORMAT: &str = "abs-fit-model-1";
+/// The model description file of a stage directory.
+pub const MODEL_FILE: &str = "model.json";
+/// The facenet checkpoint inside a stage directory.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// A learning rate per optimiser step that falls linearly from `start` to `end` over the first
+/// `ramp_fraction` of the epochs and then stays at `end` (§3.5: 0.01 → 0.001 over 150 of 200
+/// epochs for the encoder, a constant 0.001 for the decoder and the autoencoder).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LearningRate {
+    /// Learning rate of the first step (Adam's step size, in parameter units).
+    pub start: f64,
+    /// Learning rate after the ramp.
+    pub end: f64,
+    /// Fraction of the epochs, in [0, 1], over which the rate ramps (0: constant `end`).
+    pub ramp_fraction: f64,
+}
+
+impl LearningRate {
+    /// The paper's encoder schedule: 0.01 → 0.001 over the first 75 % of the epochs.
+    pub const PAPER_ENCODER: LearningRate = LearningRate {
+        start: 0.01,
+        end: 0.001,
+        ramp_fraction: 0.75,
+    };
+
+    /// A constant rate (the paper's decoder and autoencoder: 0.001).
+    pub fn constant(lr: f64) -> Self {
+        Self {
+            start: lr,
+            end: lr,
+            ramp_fraction: 0.0,
+        }
+    }
+
+    /// Checks that both rates are finite and positive and the fraction lies in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        for (field, lr) in [("start", self.start), ("end", self.end)] {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(AbsFitError::config(
+                    "learning rate",
+                    format!("{field} = {lr} must be finite and positive"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.ramp_fraction) {
+            return Err(AbsFitError::config(
+                "learning rate",
+                format!("ramp_fraction = {} must lie in [0, 1]", self.ramp_fraction),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The per-step schedule of a run of `epochs` epochs of `steps_per_epoch` steps: the ramp
+    /// covers `round(ramp_fraction · epochs)` whole epochs.
+    pub fn schedule(&self, epochs: usize, steps_per_epoch: usize) -> LinearSchedule {
+        let ramp_epochs = (self.ramp_fraction * epochs as f64).round() as u64;
+        if ramp_epochs == 0 {
+            LinearSchedule::constant(self.end)
+        } else {
+            LinearSchedule::linear(self.start, self.end, ramp_epochs * steps_per_epoch as u64)
+        }
+    }
+}
+
+/// How long and in what batches a stage trains.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainSchedule {
+    /// Epochs of the whole run (the learning-rate ramp is a fraction of these).
+    pub epochs: usize,
+    /// Examples per optimiser step (the paper: 50 for the encoders, 150 for the decoder).
+    pub batch_size: usize,
+    /// The learning rate.
+    pub learning_rate: LearningRate,
+    /// Seed of the initial weights, the shuffling and the per-example dynamic ranges.
+    pub seed: u64,
+    /// Write a checkpoint every this many epochs (and after the last one); at least 1.
+    pub checkpoint_every_epochs: usize,
+    /// End this call once this many epochs are done in total (a time-sliced run; call the stage
+    /// again to continue). `None` trains to `epochs`.
+    pub stop_after_epochs: Option<usize>,
+}
+
+impl TrainSchedule {
+    /// `epochs` epochs of batches of `batch_size` at `learning_rate`, seed 0, a checkpoint every
+    /// epoch, no interruption.
+    pub fn new(epochs: usize, batch_size: usize, learning_rate: LearningRate) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            learning_rate,
+            seed: 0,
+            checkpoint_every_epochs: 1,
+            stop_after_epochs: None,
+        }
+    }
+
+    /// Checks the counts (all at least 1) and the learning rate.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("epochs", self.epochs),
+            ("batch size", self.batch_size),
+            ("checkpoint interval", self.checkpoint_every_epochs),
+        ] {
+            if value == 0 {
+                return Err(AbsFitError::config(name, "must be at least 1"));
+            }
+        }
+        if self.stop_after_epochs == Some(0) {
+            return Err(AbsFitError::config(
+                "stop_after_epochs",
+                "must be at least 1 (or None)",
+            ));
+        }
+        self.learning_rate.validate()
+    }
+
+    /// The facenet trainer settings for `n_samples` training examples. The last batch is dropped
+    /// only when it would hold a single example (BatchNorm needs two values per channel).
+    fn trainer_config(&self, n_samples: usize) -> TrainerConfig {
+        let drop_last = n_samples % self.batch_size == 1 && n_samples > 1;
+        let steps = steps_per_epoch(n_samples, self.batch_size, drop_last);
+        let schedule = self.learning_rate.schedule(self.epochs, steps);
+        TrainerConfig {
+            drop_last,
+            ..TrainerConfig::new(self.epochs, self.batch_size, AdamConfig::new(schedule))
+                .with_seed(self.seed)
+        }
+    }
+}
+
+/// Settings of [`train_encoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EncoderTrainConfig {
+    /// Network sizes ([`facenet::Preset::Paper`]: ResNet-50s and the published AlexNet).
+    pub preset: facenet::Preset,
+    /// Epochs, batches, learning rate, seed.
+    pub schedule: TrainSchedule,
+    /// Dynamic range per example (the paper: [`RangePolicy::TRAIN`], D ~ U(15, 30) dB).
+    pub range: RangePolicy,
+}
+
+impl EncoderTrainConfig {
+    /// The paper's settings (§3.5) at network size `preset`: 200 epochs, batches of 50,
+    /// 0.01 → 0.001 over 150 epochs, D ~ U(15, 30) dB.
+    pub fn paper(preset: facenet::Preset) -> Self {
+        Self {
+            preset,
+            schedule: TrainSchedule::new(200, 50, LearningRate::PAPER_ENCODER),
+            range: RangePolicy::TRAIN,
+        }
+    }
+}
+
+/// Settings of [`train_decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DecoderTrainConfig {
+    /// Network size of the reversed ResNet.
+    pub preset: facenet::Preset,
+    /// Epochs, batches, learning rate, seed.
+    pub schedule: TrainSchedule,
+}
+
+impl DecoderTrainConfig {
+    /// The paper's settings (§3.5): 300 epochs, batches of 150, a constant 0.001.
+    pub fn paper(preset: facenet::Preset) -> Self {
+        Self {
+            preset,
+            schedule: TrainSchedule::new(300, 150, LearningRate::constant(0.001)),
+        }
+    }
+}
+
+/// Settings of [`train_autoencoder`]; the encoder's architecture is that of the encoder it
+/// starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderTrainConfig {
+    /// Epochs, batches, learning rate, seed (the seed drives shuffling and D draws only).
+    pub schedule: TrainSchedule,
+    /// λ of L = L_image + λ·L_params (the paper: 1); finite and non-negative.
+    pub lambda: f64,
+    /// Dynamic range per input example (the paper: [`RangePolicy::TRAIN`]); the decoder's target
+    /// is always at [`DECODER_RANGE_DB`].
+    pub range: RangePolicy,
+}
+
+impl AutoencoderTrainConfig {
+    /// The paper's settings (§3.4–3.5): 300 epochs, batches of 50, a constant 0.001, λ = 1.
+    pub fn paper() -> Self {
+        Self {
+            schedule: TrainSchedule::new(300, 50, LearningRate::constant(0.001)),
+            lambda: 1.0,
+            range: RangePolicy::TRAIN,
+        }
+    }
+
+    /// Checks the schedule and λ.
+    pub fn validate(&self) -> Result<()> {
+        self.schedule.validate()?;
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(AbsFitError::config(
+                "autoencoder lambda",
+                format!("{} must be finite and non-negative", self.lambda),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a network of a stage directory is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelRole {
+    /// Images → parameter vectors.
+    Encoder,
+    /// Parameter vectors → images (a learned renderer).
+    Decoder,
+}
+
+/// `model.json`: what a trained network maps from and to, so that it can be used without the
+/// settings it was trained with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Version tag, `abs-fit-model-1`.
+    pub format: String,
+    /// Encoder or decoder.
+    pub role: ModelRole,
+    /// The stage that trained it: `encoder`, `decoder` or `autoencoder`.
+    pub stage: String,
+    /// The images: the encoder's input, the decoder's output.
+    pub image: InputKind,
+    /// Image height and width in pixels, as stored in the dataset.
+    pub height: usize,
+    /// See [`ModelCard::height`].
+    pub width: usize,
+    /// Nearest-neighbour upsampling factor applied to images before an encoder (facenet's
+    /// networks need at least 32 pixels a side); 1 for decoders.
+    pub upsample: usize,
+    /// The parameter vector's layout.
+    pub layout: ParamLayout,
+    /// The dynamic range (dB) of a decoder's images; `None` for an encoder.
+    pub dynamic_range_db: Option<f32>,
+    /// The dataset it was trained on.
+    pub dataset: Manifest,
+    /// The loss settings beyond the schedule (λ, ranges), compared when a run resumes.
+    pub objective: serde_json::Value,
+}
+
+impl ModelCard {
+    /// Reads `DIR/model.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MODEL_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| AbsFitError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let card: ModelCard = serde_json::from_str(&text).map_err(|e| AbsFitError::ModelDir {
+            dir: dir.to_path_buf(),
+            reason: format!("{MODEL_FILE} cannot be parsed: {e}"),
+        })?;
+        if card.format != CARD_FORMAT {
+            return Err(AbsFitError::ModelDir {
+                dir: dir.to_path_buf(),
+                reason: format!(
+                    "{MODEL_FILE} has format '{}', this build reads '{CARD_FORMAT}'",
+                    card.format
+                ),
+            });
+        }
+        Ok(card)
+    }
+
+    /// Writes `DIR/model.json`, creating `DIR`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let io = |path: &Path, source| AbsFitError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let path = dir.join(MODEL_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(|e| AbsFitError::ModelDir {
+            dir: dir.to_path_buf(),
+            reason: format!("{MODEL_FILE} cannot be serialised: {e}"),
+        })?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))
+    }
+
+    /// Fails unless the card describes a network of `role`.
+    pub(crate) fn expect_role(&self, role: ModelRole, dir: &Path) -> Result<()> {
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(AbsFitError::ModelDir {
+                dir: dir.to_path_buf(),
+                reason: format!("holds a {:?}, expected a {role:?}", self.role),
+            })
+        }
+    }
+
+    /// The network shape of the images (C, H, W) as they are stored (before upsampling).
+    pub fn image_shape(&self) -> ImageShape {
+        ImageShape::new(self.image.channels(), self.height, self.width)
+    }
+}
+
+/// The smallest power of two that brings both image sides to facenet's minimum (32 pixels).
+fn upsample_factor(height: usize, width: usize) -> usize {
+    let min = ResNetConfig::MIN_INPUT_SIZE.max(AlexNetConfig::MIN_INPUT_SIZE);
+    let mut factor = 1;
+    while height.min(width) * factor < min {
+        factor *= 2;
+    }
+    factor
+}
+
+/// Runs an encoder on images (B, C, H, W) after upsampling them `factor`× (a power of two).
+fn encode_upsampled(
+    network: &Network<BranchedEncoderConfig>,
+    images: &Tensor,
+    factor: usize,
+    train: bool,
+) -> Result<Tensor> {
+    let mut x = images.clone();
+    let mut f = factor;
+    while f > 1 {
+        x = facenet::upsample_nearest_2x(&x)?;
+        f /= 2;
+    }
+    Ok(network.encode(&x, train)?)
+}
+
+/// A trained face encoder: images → scaled parameter vectors.
+#[derive(Debug)]
+pub struct TrainedEncoder {
+    network: Network<BranchedEncoderConfig>,
+    card: ModelCard,
+}
+
+impl TrainedEncoder {
+    /// The parameters (B, P) of images (B, C, H, W) of the card's kind and size, in evaluation
+    /// mode (BatchNorm running statistics; nothing changes).
+    pub fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        let expected = self.card.image_shape();
+        let dims = images.dims();
+        if dims.len() != 4 || dims[1..] != [expected.channels, expected.height, expected.width] {
+            return Err(AbsFitError::Shape {
+                what: "encoder input images",
+                expected: format!("(B, {expected}) {} images", self.card.image.name()),
+                actual: format!("{dims:?}"),
+            });
+        }
+        let images = images.to_dtype(self.network.dtype())?;
+        encode_upsampled(&self.network, &images, self.card.upsample, false)
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network<BranchedEncoderConfig> {
+        &self.network
+    }
+
+    /// What the encoder maps from and to.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The images it reads.
+    pub fn input(&self) -> InputKind {
+        self.card.image
+    }
+
+    /// The layout of the vectors it predicts.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.card.layout
+    }
+
+    /// Writes the encoder to `dir` (`model.json` and a weights-only checkpoint).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        save_model(dir, &self.card, &self.network)
+    }
+
+    /// Reads an encoder written by [`TrainedEncoder::save`] or by a training stage.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let card = ModelCard::read(dir)?;
+        card.expect_role(ModelRole::Encoder, dir)?;
+        let network = Checkpoint::load(&dir.join(CHECKPOINT_DIR), device)?.network;
+        Ok(Self { network, card })
+    }
+}
+
+/// Writes `model.json` and a weights-only checkpoint of `network` to `dir`.
+pub(crate) fn save_model<C: NetworkConfig>(
+    dir: &Path,
+    card: &ModelCard,
+    network: &Network<C>,
+) -> Result<()> {
+    card.write(dir)?;
+    Ok(Checkpoint::save(
+        &dir.join(CHECKPOINT_DIR),
+        network,
+        None,
+        None,
+    )?)
+}
+
+/// Bridges facenet's [`TrainObserver`] to a [`Progress`], counting optimiser steps, and stops
+/// the run after a given number of epochs.
+struct ProgressObserver<'a> {
+    progress: &'a mut dyn Progress,
+    stop_after_epochs: Option<usize>,
+    task: &'static str,
+}
+
+impl TrainObserver for ProgressObserver<'_> {
+    fn on_step(&mut self, _report: &StepReport) {
+        self.progress.advance(1);
+    }
+
+    fn on_epoch(&mut self, report: &EpochReport) -> facenet::Progress {
+        self.progress.message(&format!(
+            "{}: epoch {} loss {:.4e} ({:.1} s, {:.0} examples/s)",
+            self.task,
+            report.epoch + 1,
+            report.mean_loss,
+            report.seconds,
+            report.samples_per_second
+        ));
+        match self.stop_after_epochs {
+            Some(stop) if report.epoch + 1 >= stop => facenet::Progress::Stop,
+            _ => facenet::Progress::Continue,
+        }
+    }
+}
+
+/// Where a stage's network starts when there is no checkpoint to resume.
+enum Start<C: NetworkConfig> {
+    /// Fresh weights from a config and seed.
+    Fresh(C),
+    /// The given network (the autoencoder starts from the trained encoder).
+    From(Network<C>),
+}
+
+impl<C: NetworkConfig> Start<C> {
+    /// The architecture the stage asks for.
+    fn config(&self) -> &C {
+        match self {
+            Self::Fresh(c) => c,
+            Self::From(n) => n.config(),
+        }
+    }
+}
+
+/// A network config as JSON, to compare architectures.
+fn config_json<C: NetworkConfig>(config: &C) -> Result<serde_json::Value> {
+    serde_json::to_value(config)
+        .map_err(|e| AbsFitError::config("network config", format!("cannot be serialised: {e}")))
+}
+
+/// One stage: resume or start a trainer in `dir`, run it with `loss` over `n_samples` samples,
+/// and return the trained network. `loss` errors are kept typed: the first one ends the run and
+/// is returned as it was.
+fn run_stage<C, F>(
+    dir: &Path,
+    card: &ModelCard,
+    start: Start<C>,
+    schedule: &TrainSchedule,
+    n_samples: usize,
+    mut loss: F,
+    progress: &mut dyn Progress,
+) -> Result<Network<C>>
+where
+    C: NetworkConfig,
+    F: FnMut(&Network<C>, &[usize], u64) -> Result<Tensor>,
+{
+    schedule.validate()?;
+    let trainer_config = schedule.trainer_config(n_samples);
+    let checkpoint = dir.join(CHECKPOINT_DIR);
+    let device = Device::Cpu;
+    let trainer = if Checkpoint::exists(&checkpoint) {
+        let saved = ModelCard::read(dir)?;
+        check_resumable(dir, &saved, card)?;
+        let saved_config = Checkpoint::read_config::<C>(&checkpoint)?;
+        if config_json(&saved_config)? != config_json(start.config())? {
+            return Err(AbsFitError::ModelDir {
+                dir: dir.to_path_buf(),
+                reason: "the checkpoint's network architecture differs from the one asked for"
+                    .into(),
+            });
+        }
+        let mut trainer = Trainer::<C>::resume(&checkpoint, &device)?;
+        let saved_trainer = trainer.config().clone();
+        if (TrainerConfig {
+            epochs: trainer_config.epochs,
+            ..saved_trainer.clone()
+        }) != trainer_config
+        {
+            return Err(AbsFitError::ModelDir {
+                dir: dir.to_path_buf(),
+                reason: format!(
+                    "was trained with {saved_trainer:?}, now asked for {trainer_config:?}: only \
+                     the epoch count may change, and only where the learning-rate schedule \
+                     does not depend on it (use stop_after_epochs to interrupt a run)"
+                ),
+            });
+        }
+        trainer.set_epochs(trainer_config.epochs)?;
+        trainer
+    } else {
+        card.write(dir)?;
+        let network = match start {
+            Start::Fresh(config) => Network::new(config, schedule.seed, DType::F32, &device)?,
+            Start::From(network) => network,
+        };
+        Trainer::new(network, trainer_config)?
+    };
+    let mut trainer = trainer.with_checkpoints(&checkpoint, schedule.checkpoint_every_epochs)?;
+
+    let steps_per_epoch = {
+        let c = trainer.config();
+        steps_per_epoch(n_samples, c.batch_size, c.drop_last)
+    };
+    let done = trainer.epochs_done();
+    let target = schedule
+        .stop_after_epochs
+        .map_or(schedule.epochs, |s| s.min(schedule.epochs));
+    progress.start(
+        stage_task(&card.stage),
+        (target.max(done) * steps_per_epoch) as u64,
+        (done * steps_per_epoch) as u64,
+    );
+    let mut failure: Option<AbsFitError> = None;
+    let mut observer = ProgressObserver {
+        progress: &mut *progress,
+        stop_after_epochs: schedule.stop_after_epochs,
+        task: stage_task(&card.stage),
+    };
+    let outcome = if done >= target {
+        Ok(())
+    } else {
+        trainer
+            .run(
+                n_samples,
+                |network, batch| {
+                    loss(network, batch.indices, batch.seed).map_err(|e| {
+                        let text = e.to_string();
+                        failure.get_or_insert(e);
+                        facenet::FacenetError::Training(text)
+                    })
+                },
+                &mut observer,
+            )
+            .map(|_| ())
+    };
+    progress.finish();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    outcome?;
+    Ok(trainer.into_network())
+}
+
+/// Optimiser steps in an epoch of `n_samples` examples.
+fn steps_per_epoch(n_samples: usize, batch_size: usize, drop_last: bool) -> usize {
+    if drop_last {
+        n_samples / batch_size
+    } else {
+        n_samples.div_ceil(batch_size)
+    }
+}
+
+/// The progress task name of a stage.
+fn stage_task(stage: &str) -> &'static str {
+    match stage {
+        "encoder" => "train encoder",
+        "decoder" => "train decoder",
+        _ => "train autoencoder",
+    }
+}
+
+/// Fails unless a saved card describes the same training as `card`.
+fn check_resumable(dir: &Path, saved: &ModelCard, card: &ModelCard) -> Result<()> {
+    let differs = |what: &str| AbsFitError::ModelDir {
+        dir: dir.to_path_buf(),
+        reason: format!(
+            "holds a run with another {what}: resume it with the same settings or use a new \
+             directory"
+        ),
+    };
+    if !saved.dataset.same_dataset(&card.dataset) || saved.dataset.range != card.dataset.range {
+        return Err(differs("dataset"));
+    }
+    if (saved.role, &saved.stage, saved.image) != (card.role, &card.stage, card.image) {
+        return Err(differs("stage or image kind"));
+    }
+    if saved.objective != card.objective {
+        return Err(differs("loss (ranges, λ)"));
+    }
+    if saved != card {
+        return Err(differs("layout or image size"));
+    }
+    Ok(())
+}
+
+/// The rows a stage trains on: the dataset's training split, which must not be empty.
+fn training_rows(dataset: &Dataset) -> Result<Vec<usize>> {
+    let rows = dataset.train_rows();
+    if rows.is_empty() {
+        return Err(AbsFitError::dataset(
+            dataset.dir(),
+            "has no training samples (is it a validation-only shard?)",
+        ));
+    }
+    Ok(rows)
+}
+
+/// A tensor (B, …) from a row-major buffer.
+fn tensor(values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+}
+
+/// Inputs (B, C, H, W) and targets (B, P) of the examples `indices` (into `rows`), with the
+/// dynamic ranges drawn from `seed` by `range`.
+fn examples(
+    dataset: &Dataset,
+    rows: &[usize],
+    indices: &[usize],
+    input: InputKind,
+    range: RangePolicy,
+    seed: u64,
+) -> Result<(Tensor, Tensor)> {
+    let chosen: Vec<usize> = indices.iter().map(|&i| rows[i]).collect();
+    let config = BatchConfig {
+        batch_size: chosen.len().max(1),
+        input,
+        range,
+        shuffle: false,
+        seed,
+    };
+    let mut batches = dataset.batches(&chosen, &config, 0)?;
+    let batch = batches.pop().ok_or_else(|| {
+        AbsFitError::config("training batch", "no example was selected for the batch")
+    })?;
+    let images = tensor(batch.inputs, &batch.input_shape)?;
+    let params = tensor(batch.params, &[batch.input_shape[0], batch.n_params])?;
+    Ok((images, params))
+}
+
+/// Mean squared error over every element.
+fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok((a - b)?.sqr()?.mean_all()?)
+}
+
+/// The card of a network trained on `dataset`.
+fn card_for(
+    dataset: &Dataset,
+    role: ModelRole,
+    stage: &str,
+    image: InputKind,
+    objective: serde_json::Value,
+) -> ModelCard {
+    let manifest = dataset.manifest();
+    let (height, width) = (manifest.image.height, manifest.image.width);
+    ModelCard {
+        format: CARD_FORMAT.into(),
+        role,
+        stage: stage.into(),
+        image,
+        height,
+        width,
+        upsample: match role {
+            ModelRole::Encoder => upsample_factor(height, width),
+            ModelRole::Decoder => 1,
+        },
+        layout: manifest.layout,
+        dynamic_range_db: match role {
+            ModelRole::Encoder => None,
+            ModelRole::Decoder => Some(DECODER_RANGE_DB),
+        },
+        dataset: manifest.clone(),
+        objective,
+    }
+}
+
+/// Trains the face encoder on the training split of `dataset` from `input` images (§3.3), in
+/// (or resuming from) the stage directory `dir`, reporting optimiser steps to `progress`.
+///
+/// Each example is shown at a dynamic range drawn by `config.range`; the target is the scaled
+/// parameter vector with its dynamic-range column set to that D, and the loss is the mean
+/// squared error over all P columns.
+pub fn train_encoder(
+    dataset: &Dataset,
+    input: InputKind,
+    config: &EncoderTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<TrainedEncoder> {
+    let rows = training_rows(dataset)?;
+    let objective = serde_json::json!({ "range": config.range });
+    let card = card_for(dataset, ModelRole::Encoder, "encoder", input, objective);
+    let layout = card.layout;
+    let shape = layout.range(ParamGroup::Shape).len();
+    let expression = layout.range(ParamGroup::Expression).len();
+    let groups = OutputGroups {
+        shape,
+        expression,
+        other: layout.len() - shape - expression,
+    };
+    let network_config = config.preset.face_encoder(input.channels(), groups);
+    let factor = card.upsample;
+    let network = run_stage(
+        dir,
+        &card,
+        Start::Fresh(network_config),
+        &config.schedule,
+        rows.len(),
+        |network, indices, seed| {
+            let (images, params) = examples(dataset, &rows, indices, input, config.range, seed)?;
+            let predicted = encode_upsampled(network, &images, factor, true)?;
+            mse(&predicted, &params)
+        },
+        progress,
+    )?;
+    Ok(TrainedEncoder { network, card })
+}
+
+/// Trains the learned renderer (§3.4) on the training split of `dataset`: parameter vectors (with
+/// the dynamic-range column at [`DECODER_RANGE_DB`]) → `output` images at 15 dB, loss = mean
+/// squared error over the pixels, in (or resuming from) `dir`.
+///
+/// `output` may be [`InputKind::AmplitudeDepth`], giving a two-channel renderer for the
+/// amplitude-depth autoencoder.
+pub fn train_decoder(
+    dataset: &Dataset,
+    output: InputKind,
+    config: &DecoderTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<LearnedRenderer> {
+    let rows = training_rows(dataset)?;
+    let range = RangePolicy::Fixed(DECODER_RANGE_DB);
+    let objective = serde_json::json!({ "range": range });
+    let card = card_for(dataset, ModelRole::Decoder, "decoder", output, objective);
+    let network_config = config.preset.decoder(card.layout.len(), card.image_shape());
+    let network = run_stage(
+        dir,
+        &card,
+        Start::Fresh(network_config),
+        &config.schedule,
+        rows.len(),
+        |network: &Network<DecoderConfig>, indices, seed| {
+            let (images, params) = examples(dataset, &rows, indices, output, range, seed)?;
+            mse(&network.decode(&params, true)?, &images)
+        },
+        progress,
+    )?;
+    LearnedRenderer::from_parts(network, card)
+}
+
+/// Trains `encoder` further as the encoder half of an autoencoder whose decoder is the frozen
+/// learned renderer `decoder` (§3.4, eq. 1), in (or resuming from) `dir`:
+///
+///   L = MSE(decoder(p̂ with D := 15 dB), x₁₅) + λ · MSE(p̂, p)
+///
+/// where x is an input image at a dynamic range D drawn by `config.range`, p̂ = encoder(x), p the
+/// true scaled parameters (dynamic-range column = D), and x₁₅ the same sample's image at the
+/// decoder's 15 dB. The decoder renders at 15 dB only, so its dynamic-range input is always the
+/// 15 dB value, whatever the encoder predicts. The decoder must render the encoder's input kind
+/// (for amplitude-depth input: a two-channel decoder from [`train_decoder`] with
+/// [`InputKind::AmplitudeDepth`]). L_params covers all P columns, as the encoder stage.
+///
+/// The decoder is never given to the optimiser and runs in evaluation mode: its weights and
+/// BatchNorm statistics are unchanged.
+pub fn train_autoencoder(
+    dataset: &Dataset,
+    encoder: TrainedEncoder,
+    decoder: &LearnedRenderer,
+    config: &AutoencoderTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<TrainedEncoder> {
+    config.validate()?;
+    let rows = training_rows(dataset)?;
+    let input = encoder.card.image;
+    let manifest = dataset.manifest();
+    let decoder_card = decoder.card();
+    if decoder_card.image != input {
+        return Err(AbsFitError::config(
+            "autoencoder decoder",
+            format!(
+                "renders {} images but the encoder reads {} images: train the decoder on the \
+                 encoder's image kind",
+                decoder_card.image.name(),
+                input.name()
+            ),
+        ));
+    }
+    for (what, layout, (h, w)) in [
+        (
+            "encoder",
+            encoder.card.layout,
+            (encoder.card.height, encoder.card.width),
+        ),
+        (
+            "decoder",
+            decoder_card.layout,
+            (decoder_card.height, decoder_card.width),
+        ),
+    ] {
+        if layout != manifest.layout || (h, w) != (manifest.image.height, manifest.image.width) {
+            return Err(AbsFitError::Shape {
+                what: "autoencoder network vs dataset",
+                expected: format!(
+                    "layout {:?} and {}×{} images of dataset {}",
+                    manifest.layout,
+                    manifest.image.height,
+                    manifest.image.width,
+                    dataset.dir().display()
+                ),
+                actual: format!("{what} with layout {layout:?} and {h}×{w} images"),
+            });
+        }
+    }
+    let objective = serde_json::json!({
+        "range": config.range,
+        "lambda": config.lambda,
+    });
+    let card = card_for(dataset, ModelRole::Encoder, "autoencoder", input, objective);
+    let factor = card.upsample;
+    let p = card.layout.len();
+    let d_column = card.layout.range(ParamGroup::Render).start + 2;
+    let one_hot = |keep_d: bool| -> Result<Tensor> {
+        let values: Vec<f32> = (0..p)
+            .map(|i| if (i == d_column) == keep_d { 1.0 } else { 0.0 })
+            .collect();
+        tensor(values, &[1, p])
+    };
+    let (keep_mask, d_mask) = (one_hot(false)?, one_hot(true)?);
+    let fixed = RangePolicy::Fixed(DECODER_RANGE_DB);
+    let network = run_stage(
+        dir,
+        &card,
+        Start::From(encoder.network),
+        &config.schedule,
+        rows.len(),
+        |network, indices, seed| {
+            let (images, params) = examples(dataset, &rows, indices, input, config.range, seed)?;
+            let (target, params_15) = examples(dataset, &rows, indices, input, fixed, seed)?;
+            let predicted = encode_upsampled(network, &images, factor, true)?;
+            let decoder_input =
+                (predicted.broadcast_mul(&keep_mask)? + params_15.broadcast_mul(&d_mask)?)?;
+            let rendered = decoder.render(&decoder_input)?;
+            let image_loss = mse(&rendered, &target)?;
+            let param_loss = mse(&predicted, &params)?;
+            Ok((image_loss + (param_loss * config.lambda)?)?)
+        },
+        progress,
+    )?;
+    Ok(TrainedEncoder { network, card })
+}
+
+/// The stage directory's checkpoint path.
+pub fn checkpoint_dir(dir: &Path) -> PathBuf {
+    dir.join(CHECKPOINT_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The ramp covers round(fraction · epochs) whole epochs: the first step runs at
+        /// `start`, every step from the end of the ramp on at `end`, and the rate in between
+        /// stays within [end, start].
+        #[test]
+        fn schedule_ramps_over_the_fraction_of_epochs(
+            epochs in 1usize..300,
+            steps in 1usize..50,
+            fraction in 0.0f64..=1.0,
+        ) {
+            let lr = LearningRate { start: 0.01, end: 0.001, ramp_fraction: fraction };
+            lr.validate().unwrap();
+            let s = lr.schedule(epochs, steps);
+            let ramp = (fraction * epochs as f64).round() as u64 * steps as u64;
+            prop_assert_eq!(s.ramp_steps, ramp);
+            if ramp > 0 {
+                prop_assert_eq!(s.learning_rate(0), 0.01);
+            }
+            prop_assert_eq!(s.learning_rate(ramp), 0.001);
+            let mid = s.learning_rate(ramp / 2);
+            prop_assert!((0.001..=0.01).contains(&mid));
+        }
+
+        /// Upsampling reaches facenet's 32-pixel minimum with the smallest power of two.
+        #[test]
+        fn upsampling_is_the_smallest_sufficient_power_of_two(h in 1usize..80, w in 1usize..80) {
+            let f = upsample_factor(h, w);
+            prop_assert!(f.is_power_of_two());
+            prop_assert!(h.min(w) * f >= 32);
+            prop_assert!(f == 1 || h.min(w) * (f / 2) < 32);
+        }
+    }
+
+    #[test]
+    fn paper_encoder_schedule_is_0_01_to_0_001_over_150_of_200_epochs() {
+        let s = LearningRate::PAPER_ENCODER.schedule(200, 170);
+        assert_eq!(s, LinearSchedule::paper_encoder(170));
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let ok = TrainSchedule::new(2, 4, LearningRate::constant(1e-3));
+        assert!(ok.validate().is_ok());
+        for bad in [
+            TrainSchedule { epochs: 0, ..ok },
+            TrainSchedule {
+                batch_size: 0,
+                ..ok
+            },
+            TrainSchedule {
+                checkpoint_every_epochs: 0,
+                ..ok
+            },
+            TrainSchedule {
+                stop_after_epochs: Some(0),
+                ..ok
+            },
+            TrainSchedule {
+                learning_rate: LearningRate::constant(-1.0),
+                ..ok
+            },
+            TrainSchedule {
+                learning_rate: LearningRate {
+                    ramp_fraction: 1.5,
+                    ..LearningRate::PAPER_ENCODER
+                },
+                ..ok
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        let ae = AutoencoderTrainConfig {
+            lambda: f64::NAN,
+            ..AutoencoderTrainConfig::paper()
+        };
+        assert!(ae.validate().is_err());
+    }
+
+    /// A last batch of one example is dropped (BatchNorm needs two); otherwise it is kept.
+    #[test]
+    fn single_example_last_batch_is_dropped() {
+        let s = TrainSchedule::new(1, 4, LearningRate::constant(1e-3));
+        assert!(s.trainer_config(9).drop_last);
+        assert!(!s.trainer_config(10).drop_last);
+        assert!(!s.trainer_config(8).drop_last);
+    }
+}
