@@ -1,4 +1,5 @@
-//! `radar-face`: simulate radar images of faces, generate and inspect datasets.
+//! `radar-face`: simulate radar images of faces, generate and inspect datasets, train the
+//! networks, evaluate them (Table 1) and fit faces by analysis-by-synthesis.
 //!
 //! Every command works on the built-in face model unless `--model FILE.h5` names a statismo /
 //! Basel Face Model 2019 file. `radar-face <command> --help` lists each command's options.
@@ -31,6 +32,15 @@ enum Command {
     Merge(commands::generate::MergeArgs),
     /// Summarise a dataset and draw a contact sheet of its first samples.
     Inspect(commands::inspect::Args),
+    /// Train the encoder, the learned renderer (decoder) or the autoencoder; a second run on the
+    /// same --out resumes.
+    Train(commands::train::Args),
+    /// Table 1: the L2 errors and point distances of encoders and baselines on the validation
+    /// split at D = 20 dB.
+    Evaluate(commands::evaluate::Args),
+    /// Fit faces by analysis-by-synthesis from an encoder's prediction and write the fitted
+    /// meshes and images.
+    Fit(commands::fit::Args),
 }
 
 /// Errors of the command line: any error, shown with its causes.
@@ -49,6 +59,9 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Merge(args) => commands::generate::merge(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Fit(args) => commands::fit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

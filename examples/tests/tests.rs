@@ -176,3 +176,188 @@ fn bad_input_is_a_clear_error() {
     assert!(!not_dataset.status.success());
     assert!(String::from_utf8_lossy(&not_dataset.stderr).contains("manifest.json"));
 }
+
+/// Generates a tiny dataset, trains an encoder and a decoder on depth images, evaluates the
+/// encoder (Table 1) and fits two validation faces through both differentiable renderers.
+#[test]
+fn train_evaluate_and_fit_a_tiny_dataset() {
+    let root = temp_dir("pipeline");
+    let (dataset, encoder, decoder) = (root.join("ds"), root.join("enc"), root.join("dec"));
+    ok(&radar_face(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--samples",
+        "24",
+        "--out",
+        s(&dataset),
+    ]));
+    let train = |stage: &str, out: &Path| {
+        radar_face(&[
+            "train",
+            "--dataset",
+            s(&dataset),
+            "--stage",
+            stage,
+            "--input",
+            "depth",
+            "--preset",
+            "tiny",
+            "--epochs",
+            "2",
+            "--batch",
+            "8",
+            "--out",
+            s(out),
+        ])
+    };
+    let text = ok(&train("encoder", &encoder));
+    assert!(text.contains("encoder (depth images, 16 × 16"), "{text}");
+    ok(&train("decoder", &decoder));
+    // A second run on the same directory resumes: every step is already done.
+    let again = train("encoder", &encoder);
+    ok(&again);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("6 of 6 steps already done"), "{err}");
+
+    let autoencoder = root.join("ae");
+    ok(&radar_face(&[
+        "train",
+        "--dataset",
+        s(&dataset),
+        "--stage",
+        "autoencoder",
+        "--encoder",
+        s(&encoder),
+        "--decoder",
+        s(&decoder),
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        s(&autoencoder),
+    ]));
+
+    let table_dir = root.join("table");
+    let text = ok(&radar_face(&[
+        "evaluate",
+        "--dataset",
+        s(&dataset),
+        "--encoder",
+        s(&encoder),
+        "--encoder",
+        s(&autoencoder),
+        "--out",
+        s(&table_dir),
+    ]));
+    for name in [
+        abs_fit::evaluate::MEAN_BASELINE,
+        abs_fit::evaluate::RANDOM_BASELINE,
+        "Encoder (Depth)",
+        "Autoencoder (Depth)",
+    ] {
+        assert!(text.contains(name), "{text}");
+        for file in ["table1.md", "table1.csv"] {
+            let table = std::fs::read_to_string(table_dir.join(file)).unwrap();
+            assert!(table.contains(name), "{file}: {table}");
+        }
+    }
+    // The Mean baseline is its own reference: its point-distance ratio is exactly 1.
+    let mean_row = text
+        .lines()
+        .find(|line| line.starts_with("| Baseline (Mean) | measured |"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(mean_row.ends_with("| 1.000 |"), "{mean_row}");
+
+    for (renderer, dir) in [
+        ("depth-raster".to_string(), root.join("fit-raster")),
+        (format!("learned:{}", s(&decoder)), root.join("fit-learned")),
+    ] {
+        let text = ok(&radar_face(&[
+            "fit",
+            "--dataset",
+            s(&dataset),
+            "--encoder",
+            s(&encoder),
+            "--renderer",
+            &renderer,
+            "--rows",
+            "0..2",
+            "--steps",
+            "10",
+            "--out",
+            s(&dir),
+        ]));
+        assert!(text.contains("point distance before"), "{text}");
+        // Validation samples are the last 15 %: 20 and 21 of 24.
+        for sample in [20, 21] {
+            let ply = std::fs::read(dir.join(format!("face_{sample:05}_fitted.ply"))).unwrap();
+            assert!(ply.starts_with(b"ply"), "{renderer}");
+            let png = image::open(dir.join(format!("face_{sample:05}_images.png"))).unwrap();
+            // Two 16 × 16 images enlarged 8 times with a 2-pixel gutter.
+            assert_eq!(
+                (png.width(), png.height()),
+                (2 * 128 + 2, 128),
+                "{renderer}"
+            );
+        }
+    }
+}
+
+#[test]
+fn training_and_fitting_refuse_bad_arguments() {
+    let run = |args: &[&str]| {
+        let output = radar_face(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let err = run(&[
+        "train",
+        "--dataset",
+        "/no/such/ds",
+        "--stage",
+        "encoder",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("/no/such/ds"), "{err}");
+    let err = run(&[
+        "train",
+        "--dataset",
+        "/no/such/ds",
+        "--stage",
+        "encoder",
+        "--input",
+        "radar",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("amplitude-depth"), "{err}");
+    let err = run(&[
+        "fit",
+        "--dataset",
+        "/d",
+        "--encoder",
+        "/e",
+        "--renderer",
+        "physics",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("learned:DIR or depth-raster"), "{err}");
+    let err = run(&[
+        "fit",
+        "--dataset",
+        "/d",
+        "--encoder",
+        "/e",
+        "--renderer",
+        "depth-raster",
+        "--rows",
+        "3..1",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("empty"), "{err}");
+}

@@ -5,7 +5,8 @@
 //!
 //!   L = mean over (B, C, H, W) of (render(p) − target)²  +  λ·(1/B)·Σ_b (|α_b|² + |γ_b|²)
 //!
-//! (image mean squared error plus an optional Gaussian prior on the coefficient columns, which
+//! (image mean squared error — over the non-zero target pixels only with
+//! [`FitConfig::ignore_empty_target`] — plus an optional Gaussian prior on the coefficient columns, which
 //! are in standard deviations, so the prior is the negative log-density of N(0, I) up to a
 //! constant and a weight). It is minimised with Adam (candle-nn's AdamW with no weight decay);
 //! columns of the groups not being optimised get a zero gradient, so they keep their initial
@@ -33,6 +34,10 @@ pub struct FitConfig {
     /// The groups that move; the others (e.g. [`ParamGroup::Render`]) stay at their initial
     /// values.
     pub optimise: Vec<ParamGroup>,
+    /// Leave target pixels equal to 0 out of the image loss. Radar depth images are 0 where
+    /// no valid depth exists (below the dynamic range), while a depth renderer draws the whole
+    /// face: without the mask the fit pulls the face toward those empty pixels.
+    pub ignore_empty_target: bool,
 }
 
 impl FitConfig {
@@ -45,6 +50,7 @@ impl FitConfig {
             learning_rate: 0.1,
             tolerance: 1e-7,
             prior_weight: 0.0,
+            ignore_empty_target: false,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -182,12 +188,30 @@ pub fn fit(
         },
     )?;
 
+    // Weights of the image loss: 1 per pixel, or 1 only where the target is not empty.
+    let pixel_weights = if config.ignore_empty_target {
+        let w = target.ne(0.0)?.to_dtype(dtype)?;
+        let kept = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if kept == 0.0 {
+            return Err(AbsFitError::config(
+                "fit target",
+                "every target pixel is 0: nothing to fit with ignore_empty_target",
+            ));
+        }
+        Some((w, kept))
+    } else {
+        None
+    };
     let loss_of = |params: &Tensor| -> Result<Tensor> {
         let images = renderer
             .render(params)?
             .to_device(device)?
             .to_dtype(dtype)?;
-        let mut loss = (images - &target)?.sqr()?.mean_all()?;
+        let squared = (images - &target)?.sqr()?;
+        let mut loss = match &pixel_weights {
+            Some((w, kept)) => (squared.mul(w)?.sum_all()? / *kept)?,
+            None => squared.mean_all()?,
+        };
         if config.prior_weight > 0.0 {
             let prior = (params.broadcast_mul(&coefficient_mask)?.sqr()?.sum_all()?
                 * (config.prior_weight / b as f64))?;

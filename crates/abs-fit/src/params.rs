@@ -197,7 +197,7 @@ impl ParamLayout {
     }
 
     /// Column names, for manifests and CSV headers: `shape_0…`, `expression_0…`, `tx_scaled`,
-    /// `ty_scaled`, [`tz_scaled`], `yaw_scaled`, `pitch_scaled`, `roll_scaled`,
+    /// `ty_scaled`, (`tz_scaled`), `yaw_scaled`, `pitch_scaled`, `roll_scaled`,
     /// `material_scaled`, `antenna_scaled`, `dynamic_range_scaled`.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = (0..self.n_shape).map(|i| format!("shape_{i}")).collect();

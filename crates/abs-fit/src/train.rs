@@ -3,7 +3,9 @@
 //! 1. [`train_encoder`]: the face encoder (two ResNets with `3 · tanh` heads for shape and
 //!    expression, an AlexNet for translation, rotation and the rendering columns) regresses the
 //!    scaled [`ParamLayout`] vector of an image; loss = mean squared error over all P columns
-//!    (the paper's L2); D ~ U(15, 30) dB per example ([`RangePolicy::TRAIN`]).
+//!    (the paper's L2), or optionally the geometry-aware [`ParamLoss::Geometry`] (mean squared
+//!    vertex displacement of the coefficients); D ~ U(15, 30) dB per example
+//!    ([`RangePolicy::TRAIN`]).
 //! 2. [`train_decoder`]: the learned renderer, a reversed ResNet from the parameter vector to the
 //!    image at D = 15 dB ([`DECODER_RANGE_DB`]); loss = mean squared error over the pixels.
 //! 3. [`train_autoencoder`]: the encoder, starting from its supervised weights, trained through
@@ -24,7 +26,9 @@
 //! [`TrainSchedule::epochs`]); a finished run with a constant learning rate can be extended by
 //! raising `epochs`. Training runs in f32 on the CPU.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use facenet::{
@@ -32,9 +36,10 @@ use facenet::{
     EpochReport, ImageDecoder, ImageShape, LinearSchedule, Network, NetworkConfig, OutputGroups,
     ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
 };
+use morphable::LinearMorphableModel;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{BatchConfig, Dataset, InputKind, Manifest, RangePolicy};
+use crate::dataset::{BatchConfig, Dataset, InputKind, Manifest, ModelIdentity, RangePolicy};
 use crate::render::LearnedRenderer;
 use crate::render::Renderer;
 use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
@@ -176,8 +181,284 @@ impl TrainSchedule {
     }
 }
 
+/// The parameter term of the encoder and autoencoder losses.
+///
+/// Serialises as the choice only (`"l2"` or `{"geometry": {"weight": w}}`): the face model is
+/// never written, so a deserialised [`ParamLoss::Geometry`] carries no model and is refused by
+/// [`ParamLoss::validate`] until one is attached with [`ParamLoss::geometry`].
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamLoss {
+    /// The paper's L2: the mean squared error over all P scaled columns.
+    #[default]
+    L2,
+    /// The geometry-aware loss of coefficient regression (coarse-fine-depth-rendering-layer.txt,
+    /// §4.1, eq. 4): for the coefficient columns, `weight` times the mean squared vertex
+    /// displacement (mm²) between the meshes of the predicted and the true coefficients,
+    /// |W (ĉ − c)|² / N_vertices with W the model's scaled basis restricted to the layout's
+    /// α and γ columns ([`VertexGram`]); plus the mean squared error over the pose and
+    /// rendering columns.
+    Geometry {
+        /// Weight (1/mm²) of the vertex term against the pose/render L2; finite and positive.
+        weight: f64,
+        /// The face model the dataset was drawn with (not serialised).
+        #[serde(skip)]
+        model: Option<Arc<dyn LinearMorphableModel>>,
+    },
+}
+
+impl ParamLoss {
+    /// The geometry-aware loss of `model`'s meshes with the vertex term weighted by `weight`
+    /// (1/mm²).
+    pub fn geometry(model: Arc<dyn LinearMorphableModel>, weight: f64) -> Self {
+        Self::Geometry {
+            weight,
+            model: Some(model),
+        }
+    }
+
+    /// Whether this is the paper's plain L2.
+    pub fn is_l2(&self) -> bool {
+        matches!(self, Self::L2)
+    }
+
+    /// Checks the weight (finite and positive) and that a geometry loss carries its model.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::L2 => Ok(()),
+            Self::Geometry { weight, model } => {
+                if !(weight.is_finite() && *weight > 0.0) {
+                    return Err(AbsFitError::config(
+                        "geometry loss",
+                        format!("weight = {weight} must be finite and positive"),
+                    ));
+                }
+                if model.is_none() {
+                    return Err(AbsFitError::config(
+                        "geometry loss",
+                        "has no face model (configs serialise the choice only): build it with \\
+                         ParamLoss::geometry(model, weight)",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The loss as used on batches of `manifest`'s dataset: the model must be the one that drew
+    /// the dataset, and must have at least the layout's coefficient counts.
+    fn resolve(&self, manifest: &Manifest) -> Result<ResolvedParamLoss> {
+        self.validate()?;
+        match self {
+            Self::L2 => Ok(ResolvedParamLoss::L2),
+            Self::Geometry { weight, model } => {
+                let model = model
+                    .as_deref()
+                    .ok_or_else(|| AbsFitError::config("geometry loss", "has no face model"))?;
+                let identity = ModelIdentity::of(model)?;
+                if identity != manifest.model {
+                    return Err(AbsFitError::Shape {
+                        what: "geometry-loss face model vs the dataset's",
+                        expected: format!(
+                            "model '{}' (fingerprint {})",
+                            manifest.model.name, manifest.model.fingerprint
+                        ),
+                        actual: format!(
+                            "model '{}' (fingerprint {})",
+                            identity.name, identity.fingerprint
+                        ),
+                    });
+                }
+                Ok(ResolvedParamLoss::Geometry {
+                    weight: *weight,
+                    gram: VertexGram::new(model, &manifest.layout)?,
+                })
+            }
+        }
+    }
+
+    /// The objective entry of a stage card: absent for L2 (so runs from before this option
+    /// resume), the serialised choice otherwise.
+    fn insert_objective(&self, objective: &mut serde_json::Value) -> Result<()> {
+        if self.is_l2() {
+            return Ok(());
+        }
+        let value = serde_json::to_value(self).map_err(|e| {
+            AbsFitError::config("parameter loss", format!("cannot be serialised: {e}"))
+        })?;
+        if let serde_json::Value::Object(map) = objective {
+            map.insert("param_loss".into(), value);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ParamLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::L2 => f.write_str("L2"),
+            Self::Geometry { weight, model } => f
+                .debug_struct("Geometry")
+                .field("weight", weight)
+                .field("model", &model.as_ref().map(|m| m.name().to_string()))
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for ParamLoss {
+    /// Equal choices with equal weights and the same model object (or both without one).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::L2, Self::L2) => true,
+            (
+                Self::Geometry { weight, model },
+                Self::Geometry {
+                    weight: w,
+                    model: m,
+                },
+            ) => {
+                weight == w
+                    && match (model, m) {
+                        (None, None) => true,
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The Gram matrix G = WᵀW / N (mm²) of a face model's scaled basis W (3N × P_c) restricted to
+/// a layout's coefficient columns (its α then γ columns, the first P_c = n_shape + n_expression
+/// columns of the flat vector): for a coefficient difference d, dᵀ G d is the mean over the N
+/// vertices of the squared displacement (mm²) between the two meshes. The model is linear, so
+/// the mean and the pose do not enter.
+#[derive(Debug, Clone)]
+pub struct VertexGram {
+    gram: Tensor,
+    n_coefficients: usize,
+    n_params: usize,
+}
+
+impl VertexGram {
+    /// G of `model` for the coefficient columns of `layout`, computed once in f64 and stored as
+    /// a (P_c, P_c) f32 tensor on the CPU. Fails if the model has fewer components or no
+    /// vertices.
+    pub fn new(model: &dyn LinearMorphableModel, layout: &ParamLayout) -> Result<Self> {
+        let (shape, expression) = (model.shape_block(), model.expression_block());
+        if shape.n_components() < layout.n_shape || expression.n_components() < layout.n_expression
+        {
+            return Err(AbsFitError::Shape {
+                what: "face model components vs the parameter layout",
+                expected: format!(
+                    "at least {} shape and {} expression components",
+                    layout.n_shape, layout.n_expression
+                ),
+                actual: format!(
+                    "model '{}' with {} and {}",
+                    model.name(),
+                    shape.n_components(),
+                    expression.n_components()
+                ),
+            });
+        }
+        let n_vertices = model.n_vertices();
+        if n_vertices == 0 {
+            return Err(AbsFitError::config(
+                "geometry loss",
+                format!("model '{}' has no vertices", model.name()),
+            ));
+        }
+        let columns: Vec<&[f32]> = (0..layout.n_shape)
+            .map(|k| shape.component(k))
+            .chain((0..layout.n_expression).map(|k| expression.component(k)))
+            .collect();
+        let p_c = columns.len();
+        let mut gram = vec![0.0f32; p_c * p_c];
+        for i in 0..p_c {
+            for j in i..p_c {
+                let dot: f64 = columns[i]
+                    .iter()
+                    .zip(columns[j])
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum();
+                let g = (dot / n_vertices as f64) as f32;
+                gram[i * p_c + j] = g;
+                gram[j * p_c + i] = g;
+            }
+        }
+        Ok(Self {
+            gram: Tensor::from_vec(gram, (p_c, p_c), &Device::Cpu)?,
+            n_coefficients: p_c,
+            n_params: layout.len(),
+        })
+    }
+
+    /// G, (P_c, P_c), mm² per squared standard deviation.
+    pub fn matrix(&self) -> &Tensor {
+        &self.gram
+    }
+
+    /// P_c: the number of coefficient columns.
+    pub fn n_coefficients(&self) -> usize {
+        self.n_coefficients
+    }
+
+    /// The mean squared vertex displacement (mm²) between the meshes of each row of
+    /// `predicted` and `truth`, (B,): both (B, P) scaled parameter vectors of the layout G was
+    /// built for. Differentiable in both.
+    pub fn mean_squared_displacement(&self, predicted: &Tensor, truth: &Tensor) -> Result<Tensor> {
+        for t in [predicted, truth] {
+            match t.dims() {
+                [_, p] if *p == self.n_params => {}
+                dims => {
+                    return Err(AbsFitError::Shape {
+                        what: "geometry-loss parameter vectors",
+                        expected: format!("(B, {})", self.n_params),
+                        actual: format!("{dims:?}"),
+                    });
+                }
+            }
+        }
+        let d = (predicted.narrow(1, 0, self.n_coefficients)?
+            - truth.narrow(1, 0, self.n_coefficients)?)?;
+        let gram = self.gram.to_dtype(d.dtype())?.to_device(d.device())?;
+        Ok(d.matmul(&gram)?.mul(&d)?.sum(1)?)
+    }
+}
+
+/// A [`ParamLoss`] ready for batches: the geometry variant with its Gram matrix.
+enum ResolvedParamLoss {
+    L2,
+    Geometry { weight: f64, gram: VertexGram },
+}
+
+impl ResolvedParamLoss {
+    /// The parameter loss of predicted vs true (B, P) scaled vectors (a scalar tensor).
+    fn loss(&self, predicted: &Tensor, truth: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::L2 => mse(predicted, truth),
+            Self::Geometry { weight, gram } => {
+                let vertex = (gram
+                    .mean_squared_displacement(predicted, truth)?
+                    .mean_all()?
+                    * *weight)?;
+                let p_c = gram.n_coefficients;
+                let rest = gram.n_params - p_c;
+                let other = mse(
+                    &predicted.narrow(1, p_c, rest)?,
+                    &truth.narrow(1, p_c, rest)?,
+                )?;
+                Ok((vertex + other)?)
+            }
+        }
+    }
+}
+
 /// Settings of [`train_encoder`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderTrainConfig {
     /// Network sizes ([`facenet::Preset::Paper`]: ResNet-50s and the published AlexNet).
     pub preset: facenet::Preset,
@@ -185,17 +466,27 @@ pub struct EncoderTrainConfig {
     pub schedule: TrainSchedule,
     /// Dynamic range per example (the paper: [`RangePolicy::TRAIN`], D ~ U(15, 30) dB).
     pub range: RangePolicy,
+    /// The loss on the parameter vector (the paper: [`ParamLoss::L2`]).
+    #[serde(default)]
+    pub param_loss: ParamLoss,
 }
 
 impl EncoderTrainConfig {
     /// The paper's settings (§3.5) at network size `preset`: 200 epochs, batches of 50,
-    /// 0.01 → 0.001 over 150 epochs, D ~ U(15, 30) dB.
+    /// 0.01 → 0.001 over 150 epochs, D ~ U(15, 30) dB, the L2 parameter loss.
     pub fn paper(preset: facenet::Preset) -> Self {
         Self {
             preset,
             schedule: TrainSchedule::new(200, 50, LearningRate::PAPER_ENCODER),
             range: RangePolicy::TRAIN,
+            param_loss: ParamLoss::L2,
         }
+    }
+
+    /// Checks the schedule and the parameter loss.
+    pub fn validate(&self) -> Result<()> {
+        self.schedule.validate()?;
+        self.param_loss.validate()
     }
 }
 
@@ -220,7 +511,7 @@ impl DecoderTrainConfig {
 
 /// Settings of [`train_autoencoder`]; the encoder's architecture is that of the encoder it
 /// starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoencoderTrainConfig {
     /// Epochs, batches, learning rate, seed (the seed drives shuffling and D draws only).
     pub schedule: TrainSchedule,
@@ -229,21 +520,27 @@ pub struct AutoencoderTrainConfig {
     /// Dynamic range per input example (the paper: [`RangePolicy::TRAIN`]); the decoder's target
     /// is always at [`DECODER_RANGE_DB`].
     pub range: RangePolicy,
+    /// L_params (the paper: [`ParamLoss::L2`]).
+    #[serde(default)]
+    pub param_loss: ParamLoss,
 }
 
 impl AutoencoderTrainConfig {
-    /// The paper's settings (§3.4–3.5): 300 epochs, batches of 50, a constant 0.001, λ = 1.
+    /// The paper's settings (§3.4–3.5): 300 epochs, batches of 50, a constant 0.001, λ = 1,
+    /// the L2 parameter loss.
     pub fn paper() -> Self {
         Self {
             schedule: TrainSchedule::new(300, 50, LearningRate::constant(0.001)),
             lambda: 1.0,
             range: RangePolicy::TRAIN,
+            param_loss: ParamLoss::L2,
         }
     }
 
-    /// Checks the schedule and λ.
+    /// Checks the schedule, λ and the parameter loss.
     pub fn validate(&self) -> Result<()> {
         self.schedule.validate()?;
+        self.param_loss.validate()?;
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
             return Err(AbsFitError::config(
                 "autoencoder lambda",
@@ -696,15 +993,14 @@ fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((a - b)?.sqr()?.mean_all()?)
 }
 
-/// The card of a network trained on `dataset`.
+/// The card of a network trained on the dataset of `manifest`.
 fn card_for(
-    dataset: &Dataset,
+    manifest: &Manifest,
     role: ModelRole,
     stage: &str,
     image: InputKind,
     objective: serde_json::Value,
 ) -> ModelCard {
-    let manifest = dataset.manifest();
     let (height, width) = (manifest.image.height, manifest.image.width);
     ModelCard {
         format: CARD_FORMAT.into(),
@@ -731,8 +1027,10 @@ fn card_for(
 /// (or resuming from) the stage directory `dir`, reporting optimiser steps to `progress`.
 ///
 /// Each example is shown at a dynamic range drawn by `config.range`; the target is the scaled
-/// parameter vector with its dynamic-range column set to that D, and the loss is the mean
-/// squared error over all P columns.
+/// parameter vector with its dynamic-range column set to that D, and the loss is
+/// `config.param_loss`: the mean squared error over all P columns (the paper), or the
+/// geometry-aware loss (mean squared vertex displacement of the coefficients plus the L2 of the
+/// pose and rendering columns).
 pub fn train_encoder(
     dataset: &Dataset,
     input: InputKind,
@@ -740,9 +1038,18 @@ pub fn train_encoder(
     dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainedEncoder> {
+    config.validate()?;
     let rows = training_rows(dataset)?;
-    let objective = serde_json::json!({ "range": config.range });
-    let card = card_for(dataset, ModelRole::Encoder, "encoder", input, objective);
+    let param_loss = config.param_loss.resolve(dataset.manifest())?;
+    let mut objective = serde_json::json!({ "range": config.range });
+    config.param_loss.insert_objective(&mut objective)?;
+    let card = card_for(
+        dataset.manifest(),
+        ModelRole::Encoder,
+        "encoder",
+        input,
+        objective,
+    );
     let layout = card.layout;
     let shape = layout.range(ParamGroup::Shape).len();
     let expression = layout.range(ParamGroup::Expression).len();
@@ -762,11 +1069,18 @@ pub fn train_encoder(
         |network, indices, seed| {
             let (images, params) = examples(dataset, &rows, indices, input, config.range, seed)?;
             let predicted = encode_upsampled(network, &images, factor, true)?;
-            mse(&predicted, &params)
+            param_loss.loss(&predicted, &params)
         },
         progress,
     )?;
     Ok(TrainedEncoder { network, card })
+}
+
+/// The card of a decoder for the dataset of `manifest` rendering `output` images at
+/// [`DECODER_RANGE_DB`].
+pub(crate) fn decoder_card(manifest: &Manifest, output: InputKind) -> ModelCard {
+    let objective = serde_json::json!({ "range": RangePolicy::Fixed(DECODER_RANGE_DB) });
+    card_for(manifest, ModelRole::Decoder, "decoder", output, objective)
 }
 
 /// Trains the learned renderer (§3.4) on the training split of `dataset`: parameter vectors (with
@@ -785,7 +1099,13 @@ pub fn train_decoder(
     let rows = training_rows(dataset)?;
     let range = RangePolicy::Fixed(DECODER_RANGE_DB);
     let objective = serde_json::json!({ "range": range });
-    let card = card_for(dataset, ModelRole::Decoder, "decoder", output, objective);
+    let card = card_for(
+        dataset.manifest(),
+        ModelRole::Decoder,
+        "decoder",
+        output,
+        objective,
+    );
     let network_config = config.preset.decoder(card.layout.len(), card.image_shape());
     let network = run_stage(
         dir,
@@ -812,7 +1132,7 @@ pub fn train_decoder(
 /// decoder's 15 dB. The decoder renders at 15 dB only, so its dynamic-range input is always the
 /// 15 dB value, whatever the encoder predicts. The decoder must render the encoder's input kind
 /// (for amplitude-depth input: a two-channel decoder from [`train_decoder`] with
-/// [`InputKind::AmplitudeDepth`]). L_params covers all P columns, as the encoder stage.
+/// [`InputKind::AmplitudeDepth`]). L_params is `config.param_loss`, as in the encoder stage.
 ///
 /// The decoder is never given to the optimiser and runs in evaluation mode: its weights and
 /// BatchNorm statistics are unchanged.
@@ -866,11 +1186,19 @@ pub fn train_autoencoder(
             });
         }
     }
-    let objective = serde_json::json!({
+    let param_loss = config.param_loss.resolve(manifest)?;
+    let mut objective = serde_json::json!({
         "range": config.range,
         "lambda": config.lambda,
     });
-    let card = card_for(dataset, ModelRole::Encoder, "autoencoder", input, objective);
+    config.param_loss.insert_objective(&mut objective)?;
+    let card = card_for(
+        dataset.manifest(),
+        ModelRole::Encoder,
+        "autoencoder",
+        input,
+        objective,
+    );
     let factor = card.upsample;
     let p = card.layout.len();
     let d_column = card.layout.range(ParamGroup::Render).start + 2;
@@ -896,8 +1224,8 @@ pub fn train_autoencoder(
                 (predicted.broadcast_mul(&keep_mask)? + params_15.broadcast_mul(&d_mask)?)?;
             let rendered = decoder.render(&decoder_input)?;
             let image_loss = mse(&rendered, &target)?;
-            let param_loss = mse(&predicted, &params)?;
-            Ok((image_loss + (param_loss * config.lambda)?)?)
+            let params_term = param_loss.loss(&predicted, &params)?;
+            Ok((image_loss + (params_term * config.lambda)?)?)
         },
         progress,
     )?;

@@ -372,3 +372,50 @@ fn invalid_fits_are_refused() {
         .to_string();
     assert!(err.contains("1000 expression columns"), "{err}");
 }
+
+#[test]
+fn empty_target_pixels_can_be_left_out_of_the_loss() {
+    let layout = layout();
+    let r = renderer(layout, &imaging(32, 0.008));
+    let truth = layout.to_vector(&drawn_face(2));
+    let start = layout.to_vector(&drawn_face(5));
+    let to_f64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let (truth, start) = (to_f64(truth), to_f64(start));
+    // The target: the true face's depth image with every third covered pixel emptied, as a
+    // radar leaves pixels below its dynamic range empty.
+    let mut target = image(&r, &truth);
+    for (i, t) in target.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *t = 0.0;
+        }
+    }
+    let rendered = image(&r, &start);
+    let kept: Vec<usize> = (0..target.len()).filter(|&i| target[i] != 0.0).collect();
+    let expected = kept
+        .iter()
+        .map(|&i| (rendered[i] - target[i]).powi(2))
+        .sum::<f64>()
+        / kept.len() as f64;
+    let target_tensor = Tensor::from_vec(target.clone(), (1, 1, 32, 32), &Device::Cpu).unwrap();
+    let config = FitConfig {
+        steps: 1,
+        ignore_empty_target: true,
+        ..FitConfig::new(layout)
+    };
+    let result = fit(
+        &r,
+        &target_tensor,
+        &row(start.clone()),
+        &config,
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert!(
+        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
+        "{} vs {expected}",
+        result.losses[0]
+    );
+    // All-empty targets are refused rather than fitted to nothing.
+    let empty = Tensor::zeros((1, 1, 32, 32), DType::F64, &Device::Cpu).unwrap();
+    assert!(fit(&r, &empty, &row(start), &config, &mut NoProgress).is_err());
+}

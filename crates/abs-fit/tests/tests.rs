@@ -3,6 +3,7 @@
 mod evaluate;
 mod fitting;
 mod generate;
+mod geometry;
 mod params;
 mod store;
 mod training;

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use abs_fit::dataset::{Dataset, DatasetConfig, GenerateOptions, InputKind, generate};
 use abs_fit::train::{
-    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
-    checkpoint_dir,
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, ModelCard,
+    ParamLoss, TrainSchedule, checkpoint_dir,
 };
 use abs_fit::{
     FitConfig, LearnedRenderer, NoProgress, ParamGroup, Preset, Progress, Renderer, TrainedEncoder,
@@ -195,6 +195,38 @@ fn encoder_lowers_its_loss_and_an_interrupted_run_ends_bit_identical() {
     assert!(encoder.predict(&wrong).is_err());
 }
 
+/// The geometry-aware parameter loss (vertex term on α, γ; L2 on pose and rendering columns)
+/// trains an encoder: its loss falls; the card records the choice, and resuming the directory
+/// with the paper's L2 is refused.
+#[test]
+fn encoder_lowers_the_geometry_aware_loss() {
+    let ds = dataset();
+    let epochs = 4;
+    let dir = temp_dir("train-encoder-geometry");
+    let config = EncoderTrainConfig {
+        param_loss: ParamLoss::geometry(Arc::new(builtin()), 0.1),
+        ..encoder_config(epochs)
+    };
+    train_encoder(&ds, InputKind::Amplitude, &config, &dir, &mut NoProgress).unwrap();
+    let losses = epoch_losses::<BranchedEncoderConfig>(&dir);
+    assert_eq!(losses.len(), epochs);
+    assert!(losses[epochs - 1] < losses[0], "losses {losses:?}");
+    let card = ModelCard::read(&dir).unwrap();
+    assert_eq!(
+        card.objective["param_loss"],
+        serde_json::json!({ "geometry": { "weight": 0.1 } })
+    );
+    let err = train_encoder(
+        &ds,
+        InputKind::Amplitude,
+        &encoder_config(epochs),
+        &dir,
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("another loss"), "{err}");
+}
+
 #[test]
 fn decoder_lowers_its_loss_and_an_extended_run_ends_bit_identical() {
     let ds = dataset();
@@ -294,7 +326,7 @@ fn autoencoder_and_fitting_leave_the_frozen_decoder_unchanged() {
             stop_after_epochs: Some(1),
             ..config.schedule
         },
-        ..config
+        ..config.clone()
     };
     train_autoencoder(
         &ds,
@@ -319,7 +351,7 @@ fn autoencoder_and_fitting_leave_the_frozen_decoder_unchanged() {
     // Another λ is another run: refused in the same directory.
     let other = AutoencoderTrainConfig {
         lambda: 0.5,
-        ..config
+        ..config.clone()
     };
     let err = train_autoencoder(
         &ds,

@@ -17,7 +17,7 @@ pub struct Args {
     /// A statismo / BFM 2019 model file instead of the built-in model.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Output directory (default: out/datasets/<preset>).
+    /// Output directory (default: out/datasets/PRESET).
     #[arg(long, short)]
     out: Option<PathBuf>,
     /// Generate only shard I of N ("I/N", 0-based), for a job array; merge the shards after.

@@ -13,7 +13,7 @@ use crate::pictures::{colour_picture, contact_sheet, side_by_side};
 pub struct Args {
     /// Dataset directory.
     dir: PathBuf,
-    /// Contact sheet PNG (default: <dir>/contact_sheet.png).
+    /// Contact sheet PNG (default: DIR/contact_sheet.png).
     #[arg(long)]
     sheet: Option<PathBuf>,
     /// Samples on the contact sheet.

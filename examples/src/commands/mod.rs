@@ -1,3 +1,6 @@
+pub mod evaluate;
+pub mod fit;
 pub mod generate;
 pub mod inspect;
 pub mod simulate;
+pub mod train;

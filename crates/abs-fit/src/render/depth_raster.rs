@@ -41,7 +41,7 @@ use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, Result};
 const CENTRE_TOLERANCE_M: f64 = 1e-9;
 
 /// Renders noise-free, normalised depth images (B, 1, H, W) of a linear face model, with
-/// gradients to the parameters (see the [module documentation](self)).
+/// gradients to the parameters (see the module documentation of `abs_fit::render`).
 ///
 /// Rows are rendered independently; the images live on the CPU whatever device the parameters
 /// come from (a copy to the CPU keeps the gradient path).

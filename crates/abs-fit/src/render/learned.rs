@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use facenet::{Checkpoint, DecoderConfig, ImageDecoder, Network};
 
 use super::Renderer;
-use crate::dataset::InputKind;
-use crate::train::{CHECKPOINT_DIR, ModelCard, ModelRole, save_model};
+use crate::dataset::{InputKind, Manifest};
+use crate::train::{CHECKPOINT_DIR, ModelCard, ModelRole, decoder_card, save_model};
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// A trained decoder used as a [`Renderer`]: (B, P) scaled parameters → (B, C, H, W) images of
@@ -43,6 +43,23 @@ impl LearnedRenderer {
             card,
             name,
         })
+    }
+
+    /// An untrained renderer: a freshly initialised decoder of network size `preset` (weights
+    /// drawn from `seed`, f32 on the CPU) for the dataset described by `manifest` (see
+    /// [`DatasetConfig::manifest`](crate::dataset::DatasetConfig::manifest)), rendering
+    /// `output` images. Its images are meaningless; it costs what a trained one of the same
+    /// size costs, for timing and for tests.
+    pub fn untrained(
+        preset: facenet::Preset,
+        manifest: &Manifest,
+        output: InputKind,
+        seed: u64,
+    ) -> Result<Self> {
+        let card = decoder_card(manifest, output);
+        let config = preset.decoder(card.layout.len(), card.image_shape());
+        let network = Network::new(config, seed, DType::F32, &Device::Cpu)?;
+        Self::from_parts(network, card)
     }
 
     /// Reads a renderer written by [`LearnedRenderer::save`] or by

@@ -1,0 +1,281 @@
+//! `radar-face fit`: analysis-by-synthesis. Starting from an encoder's prediction, fit the
+//! shape, expression and pose of validation faces so that a differentiable renderer's images
+//! match theirs (the rendering columns stay fixed), and show how far each face moved from the
+//! truth.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use abs_fit::dataset::{Dataset, InputKind};
+use abs_fit::train::DECODER_RANGE_DB;
+use abs_fit::{
+    DepthRasterRenderer, FitConfig, LearnedRenderer, ParamLayout, Renderer, TrainedEncoder, fit,
+};
+use backproject::ColourMap;
+use candle_core::{DType, Device, Tensor};
+use clap::Args as ClapArgs;
+use morphable::export::{scalar_colours, write_ply};
+use morphable::metrics::per_vertex_distance;
+use morphable::{Mesh, MorphableModel, PcaModel};
+use ndarray::Array2;
+
+use crate::commands::evaluate::{
+    check_model, dataset_config, evaluation_range_db, input_images, predict_rows,
+};
+use crate::pictures::{colour_picture, contact_sheet, side_by_side};
+use crate::progress::Bar;
+use crate::{CliResult, create_dir, load_model};
+
+/// The renderer to fit through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RendererChoice {
+    /// A learned renderer (decoder) directory written by `train --stage decoder`.
+    Learned(PathBuf),
+    /// The differentiable depth rasteriser of the face model (depth images).
+    DepthRaster,
+}
+
+/// `learned:DIR` or `depth-raster`.
+fn parse_renderer(s: &str) -> Result<RendererChoice, String> {
+    match s.split_once(':') {
+        Some(("learned", dir)) if !dir.is_empty() => Ok(RendererChoice::Learned(dir.into())),
+        None if s == "depth-raster" => Ok(RendererChoice::DepthRaster),
+        _ => Err(format!("'{s}': expected learned:DIR or depth-raster")),
+    }
+}
+
+/// `A..B`: a half-open range of whole numbers.
+fn parse_rows(s: &str) -> Result<Range<usize>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("'{s}': expected A..B, e.g. 0..4"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}': '{v}' is not a whole number"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a >= b {
+        return Err(format!("'{s}': the range is empty"));
+    }
+    Ok(a..b)
+}
+
+/// Command-line options.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Dataset directory; the faces come from its validation split.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The trained encoder whose predictions (at D = 20 dB) the fit starts from.
+    #[arg(long)]
+    encoder: PathBuf,
+    /// `learned:DIR` (a trained decoder; targets at its 15 dB) or `depth-raster` (targets: depth
+    /// images at 20 dB).
+    #[arg(long, value_parser = parse_renderer)]
+    renderer: RendererChoice,
+    /// Validation rows A..B (0 is the first validation sample).
+    #[arg(long, value_parser = parse_rows, default_value = "0..4")]
+    rows: Range<usize>,
+    /// Most optimiser steps.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Adam's learning rate (scaled parameter units per step).
+    #[arg(long, default_value_t = 0.05)]
+    learning_rate: f64,
+    /// λ of the Gaussian prior on the shape and expression coefficients.
+    #[arg(long, default_value_t = 0.0)]
+    prior: f64,
+    /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Output directory: per face a PLY and a PNG.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// Fits the chosen validation faces, writes a PLY and a PNG per face, and prints the point
+/// distances (mm, model space, no pose) to the true faces before and after fitting.
+pub fn run(args: Args) -> CliResult {
+    let dataset = Dataset::open(&args.dataset)?;
+    let model = load_model(args.model.as_deref())?;
+    check_model(&dataset, &model)?;
+    let layout = dataset.manifest().layout;
+    let validation = dataset.validation_rows();
+    let rows = validation
+        .get(args.rows.clone())
+        .ok_or_else(|| {
+            format!(
+                "--rows {}..{}: dataset {} has {} validation samples",
+                args.rows.start,
+                args.rows.end,
+                args.dataset.display(),
+                validation.len()
+            )
+        })?
+        .to_vec();
+    let device = Device::Cpu;
+    let encoder = TrainedEncoder::load(&args.encoder, &device)?;
+    let (renderer, kind, target_db): (Box<dyn Renderer + '_>, InputKind, f32) = match &args.renderer
+    {
+        RendererChoice::Learned(dir) => {
+            let learned = LearnedRenderer::load(dir, &device)?;
+            let (kind, d_db) = (
+                learned.output(),
+                learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB),
+            );
+            (Box::new(learned), kind, d_db)
+        }
+        RendererChoice::DepthRaster => {
+            let imaging = dataset_config(&dataset)?.imaging;
+            let raster = DepthRasterRenderer::new(&model, layout, &imaging)?;
+            (Box::new(raster), InputKind::Depth, evaluation_range_db()?)
+        }
+    };
+
+    let predicted = predict_rows(
+        &encoder,
+        &dataset,
+        &rows,
+        evaluation_range_db()?,
+        rows.len(),
+    )?;
+    // The rendering columns stay fixed: the renderer's dynamic range is that of its targets.
+    let init = with_dynamic_range(&predicted, &layout, target_db)?;
+    let target = input_images(&dataset, &rows, kind, target_db)?;
+    let p = layout.len();
+    let init_tensor = Tensor::from_vec(init.iter().copied().collect(), (rows.len(), p), &device)?;
+    let config = FitConfig {
+        steps: args.steps,
+        learning_rate: args.learning_rate,
+        prior_weight: args.prior,
+        // A depth raster draws the whole face; radar depth targets are empty (0) where the
+        // radar saw nothing within the dynamic range: compare only where the radar saw.
+        ignore_empty_target: matches!(args.renderer, RendererChoice::DepthRaster),
+        ..FitConfig::new(layout)
+    };
+    let result = fit(
+        renderer.as_ref(),
+        &target,
+        &init_tensor,
+        &config,
+        &mut Bar::new("steps"),
+    )?;
+    let fitted = result.params.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let rendered = values(&renderer.render(&result.params)?)?;
+    let targets = values(&target)?;
+
+    create_dir(&args.out)?;
+    let (_, h, w) = renderer.image_shape();
+    let image_size = kind.channels() * h * w;
+    let first = dataset.manifest().range.0;
+    println!(
+        "fit through {} for {} steps: image loss {:.5} → {:.5}",
+        renderer.name(),
+        result.steps,
+        result.losses.first().copied().unwrap_or(f32::NAN),
+        result.losses.last().copied().unwrap_or(f32::NAN)
+    );
+    println!("sample   point distance before (mm)   after (mm)   files");
+    let (mut sum_before, mut sum_after) = (0.0, 0.0);
+    for (b, &row) in rows.iter().enumerate() {
+        let sample = first + row;
+        let truth = face_mesh(&model, &layout, &dataset.arrays().params.row(row).to_vec())?;
+        let before =
+            per_vertex_distance(&face_mesh(&model, &layout, &init.row(b).to_vec())?, &truth)?;
+        let after_mesh = face_mesh(&model, &layout, &fitted[b])?;
+        let after = per_vertex_distance(&after_mesh, &truth)?;
+        let largest = before.iter().chain(&after).copied().fold(0.0, f64::max);
+        let ply = args.out.join(format!("face_{sample:05}_fitted.ply"));
+        write_ply(
+            &ply,
+            &after_mesh,
+            Some(&scalar_colours(&after, Some((0.0, largest)))),
+        )?;
+        let png = args.out.join(format!("face_{sample:05}_images.png"));
+        let span = b * image_size..(b + 1) * image_size;
+        comparison(&targets[span.clone()], &rendered[span], kind, (h, w)).save(&png)?;
+        let (before_mm, after_mm) = (mean(&before), mean(&after));
+        sum_before += before_mm;
+        sum_after += after_mm;
+        println!(
+            "{sample:>6}   {before_mm:>26.3}   {after_mm:>10.3}   {}, {}",
+            ply.display(),
+            png.display()
+        );
+    }
+    let n = rows.len() as f64;
+    println!(
+        "mean     {:>26.3}   {:>10.3}",
+        sum_before / n,
+        sum_after / n
+    );
+    println!(
+        "(meshes coloured by per-vertex error against the true face, blue 0 to red at the \
+         largest error before or after; images: target left, rendering right)"
+    );
+    Ok(())
+}
+
+/// Every value of a tensor, row-major, as f32.
+fn values(t: &Tensor) -> CliResult<Vec<f32>> {
+    Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// `params` (N × P) with each row's dynamic-range column set to `d_db`.
+fn with_dynamic_range(
+    params: &Array2<f32>,
+    layout: &ParamLayout,
+    d_db: f32,
+) -> CliResult<Array2<f32>> {
+    let mut out = params.clone();
+    for mut row in out.rows_mut() {
+        let mut face = layout.from_vector(&row.to_vec())?;
+        face.render.dynamic_range_db = d_db as f64;
+        row.assign(&ndarray::Array1::from(layout.to_vector(&face)));
+    }
+    Ok(out)
+}
+
+/// The model-space mesh (mm, no pose) of the coefficients of a scaled parameter vector.
+fn face_mesh(model: &PcaModel, layout: &ParamLayout, params: &[f32]) -> CliResult<Mesh> {
+    let face = layout.from_vector(params)?;
+    Ok(model.instance(&face.shape, &face.expression)?)
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// Target (left) and rendering (right), one row per channel: amplitude in viridis, depth in
+/// turbo with invalid (zero) target pixels black.
+fn comparison(
+    target: &[f32],
+    rendered: &[f32],
+    kind: InputKind,
+    (h, w): (usize, usize),
+) -> image::RgbImage {
+    let scale = (128 / w.max(1)).max(1) as u32;
+    let maps: &[ColourMap] = match kind {
+        InputKind::Amplitude => &[ColourMap::Viridis],
+        InputKind::Depth => &[ColourMap::Turbo],
+        InputKind::AmplitudeDepth => &[ColourMap::Viridis, ColourMap::Turbo],
+    };
+    let tiles: Vec<_> = maps
+        .iter()
+        .enumerate()
+        .map(|(c, &map)| {
+            let channel = c * h * w..(c + 1) * h * w;
+            let (t, r) = (&target[channel.clone()], &rendered[channel]);
+            let dark = |values: &[f32], i: usize| map == ColourMap::Turbo && values[i] <= 0.0;
+            side_by_side(
+                &colour_picture(t, (h, w), map, |i| dark(t, i), scale),
+                &colour_picture(r, (h, w), map, |i| dark(r, i), scale),
+            )
+        })
+        .collect();
+    match tiles.as_slice() {
+        [one] => one.clone(),
+        _ => contact_sheet(&tiles, 1),
+    }
+}

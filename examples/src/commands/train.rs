@@ -1,0 +1,184 @@
+//! `radar-face train`: one of the paper's three training stages (§3.3–3.5) on a dataset, in a
+//! stage directory that a second run on the same `--out` resumes.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use abs_fit::dataset::{Dataset, InputKind};
+use abs_fit::train::{
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ModelCard, TrainSchedule,
+};
+use abs_fit::{LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder};
+use candle_core::Device;
+use clap::{Args as ClapArgs, ValueEnum};
+
+use crate::CliResult;
+use crate::progress::Bar;
+
+/// The training stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The face encoder: images → parameters (§3.3).
+    Encoder,
+    /// The learned renderer: parameters → images at 15 dB (§3.4).
+    Decoder,
+    /// A trained encoder trained further through a frozen decoder (§3.4, eq. 1).
+    Autoencoder,
+}
+
+/// Command-line options.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Dataset directory (written by `generate`); training uses its training split.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The stage to train.
+    #[arg(long, value_enum)]
+    stage: Stage,
+    /// Images the encoder reads or the decoder renders: amplitude, depth or amplitude-depth.
+    /// The autoencoder reads what its encoder reads (if given, it must agree).
+    #[arg(long, value_parser = parse_input)]
+    input: Option<InputKind>,
+    /// Network size: tiny, quick, cpu or paper (default quick). The autoencoder keeps its
+    /// encoder's architecture.
+    #[arg(long)]
+    preset: Option<facenet::Preset>,
+    /// Epochs of the whole run (default: the paper's, 200 / 300 / 300).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Examples per optimiser step (default: the paper's, 50 / 150 / 50).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Seed of the initial weights, the shuffling and the dynamic-range draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The trained encoder the autoencoder starts from.
+    #[arg(long)]
+    encoder: Option<PathBuf>,
+    /// The trained decoder (learned renderer) the autoencoder trains through.
+    #[arg(long)]
+    decoder: Option<PathBuf>,
+    /// Stage directory: `model.json` and the checkpoint. Running again resumes.
+    #[arg(long, short)]
+    out: PathBuf,
+}
+
+/// An [`InputKind`] from its name.
+pub fn parse_input(s: &str) -> Result<InputKind, String> {
+    InputKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == s)
+        .ok_or_else(|| format!("'{s}': choose amplitude, depth or amplitude-depth"))
+}
+
+/// `schedule` with the command line's epochs, batch size and seed.
+fn overridden(schedule: TrainSchedule, args: &Args) -> TrainSchedule {
+    TrainSchedule {
+        epochs: args.epochs.unwrap_or(schedule.epochs),
+        batch_size: args.batch.unwrap_or(schedule.batch_size),
+        seed: args.seed,
+        ..schedule
+    }
+}
+
+/// Trains the chosen stage on the dataset's training split in `--out` (resuming what is there)
+/// and prints one line on the trained network.
+pub fn run(args: Args) -> CliResult {
+    let dataset = Dataset::open(&args.dataset)?;
+    let started = Instant::now();
+    let mut bar = Bar::new("steps");
+    let device = Device::Cpu;
+    let what = match args.stage {
+        Stage::Encoder | Stage::Decoder => {
+            let input = args.input.ok_or_else(|| {
+                format!(
+                    "--stage {} needs --input amplitude|depth|amplitude-depth",
+                    stage_name(args.stage)
+                )
+            })?;
+            let preset = args.preset.unwrap_or(facenet::Preset::Quick);
+            if args.stage == Stage::Encoder {
+                let paper = EncoderTrainConfig::paper(preset);
+                let config = EncoderTrainConfig {
+                    schedule: overridden(paper.schedule, &args),
+                    ..paper
+                };
+                let encoder = train_encoder(&dataset, input, &config, &args.out, &mut bar)?;
+                describe(encoder.card(), config.schedule)
+            } else {
+                let paper = DecoderTrainConfig::paper(preset);
+                let config = DecoderTrainConfig {
+                    schedule: overridden(paper.schedule, &args),
+                    ..paper
+                };
+                let decoder = train_decoder(&dataset, input, &config, &args.out, &mut bar)?;
+                describe(decoder.card(), config.schedule)
+            }
+        }
+        Stage::Autoencoder => {
+            if args.preset.is_some() {
+                return Err(
+                    "--preset does not apply to --stage autoencoder: it keeps the \
+                            architecture of its --encoder"
+                        .into(),
+                );
+            }
+            let (Some(encoder_dir), Some(decoder_dir)) = (&args.encoder, &args.decoder) else {
+                return Err(
+                    "--stage autoencoder needs --encoder DIR (a trained encoder) and \
+                            --decoder DIR (a trained decoder)"
+                        .into(),
+                );
+            };
+            let encoder = TrainedEncoder::load(encoder_dir, &device)?;
+            if let Some(input) = args.input
+                && input != encoder.input()
+            {
+                return Err(format!(
+                    "--input {} disagrees with encoder {}, which reads {} images",
+                    input.name(),
+                    encoder_dir.display(),
+                    encoder.input().name()
+                )
+                .into());
+            }
+            let decoder = LearnedRenderer::load(decoder_dir, &device)?;
+            let paper = AutoencoderTrainConfig::paper();
+            let config = AutoencoderTrainConfig {
+                schedule: overridden(paper.schedule, &args),
+                ..paper
+            };
+            let trained =
+                train_autoencoder(&dataset, encoder, &decoder, &config, &args.out, &mut bar)?;
+            describe(trained.card(), config.schedule)
+        }
+    };
+    println!(
+        "{what} → {} ({:.1} s)",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Encoder => "encoder",
+        Stage::Decoder => "decoder",
+        Stage::Autoencoder => "autoencoder",
+    }
+}
+
+/// One line on a trained network.
+fn describe(card: &ModelCard, schedule: TrainSchedule) -> String {
+    format!(
+        "{} ({} images, {} × {}, {} parameters) trained for {} epochs of batches of {}",
+        card.stage,
+        card.image.name(),
+        card.height,
+        card.width,
+        card.layout.len(),
+        schedule.epochs,
+        schedule.batch_size
+    )
+}
