@@ -39,7 +39,26 @@ fn fit_depth_raster(c: &mut Criterion) {
     let (face, _) = config.draw(0);
     let truth = Tensor::from_vec(layout.to_vector(&face), (1, layout.len()), &Device::Cpu)
         .expect("one parameter row");
-    let target = renderer.render(&truth).expect("the drawn face renders");
+    bench_fit(
+        c,
+        "abs_fit/fit_depth_raster",
+        "cpu_200_steps",
+        &renderer,
+        layout,
+        &truth,
+    );
+}
+
+/// 200 Adam steps fitting the renderer's own image of `truth` from all-zero scaled parameters.
+fn bench_fit(
+    c: &mut Criterion,
+    group_name: &str,
+    name: &str,
+    renderer: &dyn Renderer,
+    layout: abs_fit::ParamLayout,
+    truth: &Tensor,
+) {
+    let target = renderer.render(truth).expect("the drawn face renders");
     let start =
         Tensor::zeros((1, layout.len()), candle_core::DType::F32, &Device::Cpu).expect("zeros");
     let fit_config = FitConfig {
@@ -47,12 +66,12 @@ fn fit_depth_raster(c: &mut Criterion) {
         tolerance: 0.0,
         ..FitConfig::new(layout)
     };
-    let mut group = c.benchmark_group("abs_fit/fit_depth_raster");
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
-    group.bench_function("cpu_200_steps", |b| {
+    group.bench_function(name, |b| {
         b.iter(|| {
             fit(
-                &renderer,
+                renderer,
                 black_box(&target),
                 &start,
                 &fit_config,
@@ -92,28 +111,7 @@ fn learned_render(c: &mut Criterion) {
 /// parameters: 200 Adam steps (decoder forward + backward to the parameters each).
 fn fit_learned(c: &mut Criterion) {
     let (renderer, layout, truth) = cpu_learned_renderer();
-    let target = renderer.render(&truth).expect("the drawn face renders");
-    let start =
-        Tensor::zeros((1, layout.len()), candle_core::DType::F32, &Device::Cpu).expect("zeros");
-    let fit_config = FitConfig {
-        steps: 200,
-        tolerance: 0.0,
-        ..FitConfig::new(layout)
-    };
-    let mut group = c.benchmark_group("abs_fit/fit_learned");
-    group.sample_size(10);
-    group.bench_function("cpu", |b| {
-        b.iter(|| {
-            fit(
-                &renderer,
-                black_box(&target),
-                &start,
-                &fit_config,
-                &mut NoProgress,
-            )
-        })
-    });
-    group.finish();
+    bench_fit(c, "abs_fit/fit_learned", "cpu", &renderer, layout, &truth);
 }
 
 criterion_group!(
