@@ -41,6 +41,9 @@ enum Command {
     /// Fit faces by analysis-by-synthesis from an encoder's prediction and write the fitted
     /// meshes and images.
     Fit(commands::fit::Args),
+    /// The whole paper at one preset: dataset, every network, Table 1 with test-time fitting,
+    /// the cosine-similarity study, run times and fitted faces; an interrupted run resumes.
+    Reproduce(commands::reproduce::Args),
 }
 
 /// Errors of the command line: any error, shown with its causes.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Fit(args) => commands::fit::run(args),
+        Command::Reproduce(args) => commands::reproduce::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,3 +63,17 @@ pub fn side_by_side(left: &RgbImage, right: &RgbImage) -> RgbImage {
     }
     out
 }
+
+/// A heatmap of a matrix (`values[i][j]` is row i, column j) with values in `range` (lo, hi)
+/// mapped linearly onto `map` (values outside are clamped), each cell `cell` pixels square.
+pub fn heatmap(values: &[Vec<f64>], (lo, hi): (f64, f64), map: ColourMap, cell: u32) -> RgbImage {
+    let height = values.len();
+    let width = values.first().map_or(0, Vec::len);
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let unit: Vec<f32> = values
+        .iter()
+        .flat_map(|row| (0..width).map(|j| row.get(j).copied().unwrap_or(lo)))
+        .map(|v| ((v - lo) / span).clamp(0.0, 1.0) as f32)
+        .collect();
+    colour_picture(&unit, (height, width), map, |_| false, cell)
+}

@@ -361,3 +361,83 @@ fn training_and_fitting_refuse_bad_arguments() {
     ]);
     assert!(err.contains("empty"), "{err}");
 }
+
+/// The whole reproduction at the tiny preset: Table 1 with baselines, autoencoders and fitting
+/// rows, the cosine heatmaps, the run times and fitted faces; a second run resumes every stage.
+#[test]
+fn reproduce_tiny_writes_every_result() {
+    let out = temp_dir("reproduce");
+    let args = [
+        "reproduce",
+        "--preset",
+        "tiny",
+        "--samples",
+        "24",
+        "--epochs",
+        "1",
+        "--fit-steps",
+        "5",
+        "--faces",
+        "2",
+        "--study-shapes",
+        "3",
+        "--study-expressions",
+        "2",
+        "--out",
+        s(&out),
+    ];
+    ok(&radar_face(&args));
+    let results = out.join("results");
+    let table = std::fs::read_to_string(results.join("table1.md")).unwrap();
+    for name in [
+        abs_fit::evaluate::MEAN_BASELINE,
+        abs_fit::evaluate::RANDOM_BASELINE,
+        "Encoder (Amp.-Depth)",
+        "Autoencoder (Depth)",
+        "Autoencoder (Amplitude) + fitting (learned renderer)",
+        "Autoencoder (Depth) + fitting (depth raster)",
+    ] {
+        assert!(table.contains(&format!("| {name} | measured |")), "{table}");
+    }
+    // The paper's rows are beside ours, each with its ratio to its own Mean baseline.
+    assert!(
+        table.contains("| Baseline (Mean) | paper (BFM 2019) |"),
+        "{table}"
+    );
+    let csv = std::fs::read_to_string(results.join("table1.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with("point_distance_ratio_to_mean")
+    );
+    for (label, classes) in [("shape", 3u32), ("expression", 2)] {
+        for pose in ["sampled", "neutral"] {
+            let stem = format!("cosine_{label}_{pose}_pose");
+            let png = image::open(results.join(format!("{stem}.png"))).unwrap();
+            // One square cell per pair of classes.
+            assert_eq!(png.width(), png.height(), "{stem}");
+            assert_eq!(png.width() % classes, 0, "{stem}");
+            let csv = std::fs::read_to_string(results.join(format!("{stem}.csv"))).unwrap();
+            assert_eq!(csv.lines().count(), 1 + classes as usize, "{stem}");
+        }
+    }
+    let runtimes = std::fs::read_to_string(results.join("runtimes.md")).unwrap();
+    assert!(
+        runtimes.contains("physics renderer") && runtimes.contains("learned renderer"),
+        "{runtimes}"
+    );
+    // Validation samples are the last 15 %: 20 and 21 of 24.
+    for sample in [20, 21] {
+        let dir = results.join("faces/autoencoder-depth-raster");
+        let ply = std::fs::read(dir.join(format!("face_{sample:05}_fitted.ply"))).unwrap();
+        assert!(ply.starts_with(b"ply"));
+        assert!(dir.join(format!("face_{sample:05}_images.png")).is_file());
+    }
+    // A second run resumes: the dataset and every network are already complete.
+    let again = radar_face(&args);
+    ok(&again);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("24 of 24 samples already done"), "{err}");
+    assert!(err.contains("3 of 3 steps already done"), "{err}");
+}

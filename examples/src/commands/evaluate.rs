@@ -13,7 +13,7 @@ use abs_fit::{Table1Row, evaluate};
 use candle_core::{DType, Device, Tensor};
 use clap::Args as ClapArgs;
 use morphable::PcaModel;
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::{CliResult, create_dir, load_model};
 
@@ -59,24 +59,7 @@ pub fn run(args: Args) -> CliResult {
     let d_db = evaluation_range_db()?;
     let truth = truth_params(&dataset, &rows, d_db)?;
 
-    let train = dataset
-        .arrays()
-        .params
-        .select(Axis(0), &dataset.train_rows());
-    let mean = mean_baseline(train.view(), rows.len())?;
-    let sampling = dataset_config(&dataset)?.sampling;
-    // Any seed other than the dataset's: the dataset's would repeat its own first faces.
-    let random = random_baseline(&layout, &sampling, rows.len(), manifest.seed ^ RANDOM_SEED)?;
-    let mut table = vec![
-        evaluate(MEAN_BASELINE, mean.view(), truth.view(), &layout, &model)?,
-        evaluate(
-            RANDOM_BASELINE,
-            random.view(),
-            truth.view(),
-            &layout,
-            &model,
-        )?,
-    ];
+    let mut table = baseline_rows(&dataset, &model, &rows, truth.view())?;
     for dir in &args.encoders {
         let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
         let predicted = predict_rows(&encoder, &dataset, &rows, d_db, args.batch)?;
@@ -105,6 +88,30 @@ pub fn run(args: Args) -> CliResult {
     println!("{}", markdown_table(&table, &options));
     println!("written: {} and {}", md.display(), csv.display());
     Ok(())
+}
+
+/// The Mean (training-set mean) and Random (drawn from the dataset's sampling distribution)
+/// baselines of Table 1, evaluated against `truth` (the true parameters of `rows`).
+pub fn baseline_rows(
+    dataset: &Dataset,
+    model: &PcaModel,
+    rows: &[usize],
+    truth: ArrayView2<'_, f32>,
+) -> CliResult<Vec<Table1Row>> {
+    let manifest = dataset.manifest();
+    let layout = manifest.layout;
+    let train = dataset
+        .arrays()
+        .params
+        .select(Axis(0), &dataset.train_rows());
+    let mean = mean_baseline(train.view(), rows.len())?;
+    let sampling = dataset_config(dataset)?.sampling;
+    // Any seed other than the dataset's: the dataset's would repeat its own first faces.
+    let random = random_baseline(&layout, &sampling, rows.len(), manifest.seed ^ RANDOM_SEED)?;
+    Ok(vec![
+        evaluate(MEAN_BASELINE, mean.view(), truth, &layout, model)?,
+        evaluate(RANDOM_BASELINE, random.view(), truth, &layout, model)?,
+    ])
 }
 
 /// Mixed into the dataset's seed to seed the Random baseline.
@@ -197,7 +204,7 @@ pub fn predict_rows(
 }
 
 /// "Encoder (Depth)", "Autoencoder (Amp.-Depth)", ...: the paper's names.
-fn method_name(encoder: &TrainedEncoder) -> String {
+pub fn method_name(encoder: &TrainedEncoder) -> String {
     let stage = match encoder.card().stage.as_str() {
         "autoencoder" => "Autoencoder",
         _ => "Encoder",

@@ -4,7 +4,7 @@
 //! truth.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::train::DECODER_RANGE_DB;
@@ -100,7 +100,6 @@ pub fn run(args: Args) -> CliResult {
     let dataset = Dataset::open(&args.dataset)?;
     let model = load_model(args.model.as_deref())?;
     check_model(&dataset, &model)?;
-    let layout = dataset.manifest().layout;
     let validation = dataset.validation_rows();
     let rows = validation
         .get(args.rows.clone())
@@ -116,23 +115,7 @@ pub fn run(args: Args) -> CliResult {
         .to_vec();
     let device = Device::Cpu;
     let encoder = TrainedEncoder::load(&args.encoder, &device)?;
-    let (renderer, kind, target_db): (Box<dyn Renderer + '_>, InputKind, f32) = match &args.renderer
-    {
-        RendererChoice::Learned(dir) => {
-            let learned = LearnedRenderer::load(dir, &device)?;
-            let (kind, d_db) = (
-                learned.output(),
-                learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB),
-            );
-            (Box::new(learned), kind, d_db)
-        }
-        RendererChoice::DepthRaster => {
-            let imaging = dataset_config(&dataset)?.imaging;
-            let raster = DepthRasterRenderer::new(&model, layout, &imaging)?;
-            (Box::new(raster), InputKind::Depth, evaluation_range_db()?)
-        }
-    };
-
+    let target = FitTarget::load(&args.renderer, &dataset, &model, &device)?;
     let predicted = predict_rows(
         &encoder,
         &dataset,
@@ -140,61 +123,197 @@ pub fn run(args: Args) -> CliResult {
         evaluation_range_db()?,
         rows.len(),
     )?;
+    let settings = FitSettings {
+        steps: args.steps,
+        learning_rate: args.learning_rate,
+        prior: args.prior,
+    };
+    let faces = fit_faces(&target, &dataset, &rows, &predicted, &settings)?;
+    println!(
+        "fit through {} for {} steps: image loss {:.5} → {:.5}",
+        target.renderer.name(),
+        faces.steps,
+        faces.losses.first().copied().unwrap_or(f32::NAN),
+        faces.losses.last().copied().unwrap_or(f32::NAN)
+    );
+    write_faces(&faces, &dataset, &model, &args.out)
+}
+
+/// A differentiable renderer to fit through, with the images it is compared with.
+pub struct FitTarget<'a> {
+    /// The renderer.
+    pub renderer: Box<dyn Renderer + 'a>,
+    /// The kind of images it renders (and of the targets).
+    pub kind: InputKind,
+    /// The dynamic range (dB) of the targets and of the fitted parameters' D column.
+    pub target_db: f32,
+    /// Leave empty (0) target pixels out of the loss: set for the depth raster.
+    pub ignore_empty_target: bool,
+}
+
+impl<'a> FitTarget<'a> {
+    /// The renderer `choice` names: a learned renderer (targets at its own dynamic range,
+    /// 15 dB) or the depth raster of `model` (depth targets at the evaluation range, 20 dB).
+    pub fn load(
+        choice: &RendererChoice,
+        dataset: &Dataset,
+        model: &'a PcaModel,
+        device: &Device,
+    ) -> CliResult<Self> {
+        Ok(match choice {
+            RendererChoice::Learned(dir) => Self::learned(LearnedRenderer::load(dir, device)?),
+            RendererChoice::DepthRaster => {
+                let imaging = dataset_config(dataset)?.imaging;
+                let layout = dataset.manifest().layout;
+                Self {
+                    renderer: Box::new(DepthRasterRenderer::new(model, layout, &imaging)?),
+                    kind: InputKind::Depth,
+                    target_db: evaluation_range_db()?,
+                    // A depth raster draws the whole face; radar depth targets are empty (0)
+                    // where the radar saw nothing within the dynamic range: compare only where
+                    // the radar saw.
+                    ignore_empty_target: true,
+                }
+            }
+        })
+    }
+
+    /// A trained learned renderer, its targets at the dynamic range it was trained for.
+    pub fn learned(learned: LearnedRenderer) -> Self {
+        let kind = learned.output();
+        let target_db = learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB);
+        Self {
+            renderer: Box::new(learned),
+            kind,
+            target_db,
+            ignore_empty_target: false,
+        }
+    }
+}
+
+/// The optimiser settings of a fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSettings {
+    /// Most optimiser steps.
+    pub steps: usize,
+    /// Adam's learning rate (scaled parameter units per step).
+    pub learning_rate: f64,
+    /// λ of the Gaussian prior on the shape and expression coefficients.
+    pub prior: f64,
+}
+
+/// Validation faces fitted by [`fit_faces`].
+#[derive(Debug, Clone)]
+pub struct FittedFaces {
+    /// Dataset rows of the faces.
+    pub rows: Vec<usize>,
+    /// The starting parameters (N × P scaled), D column at the target's range.
+    pub init: Array2<f32>,
+    /// The fitted parameters (N × P scaled), D column at the target's range.
+    pub fitted: Array2<f32>,
+    /// The target images, (N, C, H, W) row-major.
+    pub targets: Vec<f32>,
+    /// The renderer's images of the fitted parameters, (N, C, H, W) row-major.
+    pub rendered: Vec<f32>,
+    /// The kind of the images.
+    pub kind: InputKind,
+    /// (height, width) of the images in pixels.
+    pub image_size: (usize, usize),
+    /// The image loss before each step and after the last.
+    pub losses: Vec<f32>,
+    /// Optimiser steps taken.
+    pub steps: usize,
+}
+
+/// Fits `rows` of `dataset` through `target`'s renderer, starting from `predicted` (N × P
+/// scaled, one row per face) with the rendering columns fixed and the D column at the target's
+/// range.
+pub fn fit_faces(
+    target: &FitTarget<'_>,
+    dataset: &Dataset,
+    rows: &[usize],
+    predicted: &Array2<f32>,
+    settings: &FitSettings,
+) -> CliResult<FittedFaces> {
+    let layout = dataset.manifest().layout;
+    let device = Device::Cpu;
     // The rendering columns stay fixed: the renderer's dynamic range is that of its targets.
-    let init = with_dynamic_range(&predicted, &layout, target_db)?;
-    let target = input_images(&dataset, &rows, kind, target_db)?;
+    let init = with_dynamic_range(predicted, &layout, target.target_db)?;
+    let images = input_images(dataset, rows, target.kind, target.target_db)?;
     let p = layout.len();
     let init_tensor = Tensor::from_vec(init.iter().copied().collect(), (rows.len(), p), &device)?;
     let config = FitConfig {
-        steps: args.steps,
-        learning_rate: args.learning_rate,
-        prior_weight: args.prior,
-        // A depth raster draws the whole face; radar depth targets are empty (0) where the
-        // radar saw nothing within the dynamic range: compare only where the radar saw.
-        ignore_empty_target: matches!(args.renderer, RendererChoice::DepthRaster),
+        steps: settings.steps,
+        learning_rate: settings.learning_rate,
+        prior_weight: settings.prior,
+        ignore_empty_target: target.ignore_empty_target,
         ..FitConfig::new(layout)
     };
+    let renderer = target.renderer.as_ref();
     let result = fit(
-        renderer.as_ref(),
-        &target,
+        renderer,
+        &images,
         &init_tensor,
         &config,
         &mut Bar::new("steps"),
     )?;
-    let fitted = result.params.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-    let rendered = values(&renderer.render(&result.params)?)?;
-    let targets = values(&target)?;
-
-    create_dir(&args.out)?;
+    let fitted = Array2::from_shape_vec((rows.len(), p), values(&result.params)?)?;
     let (_, h, w) = renderer.image_shape();
-    let image_size = kind.channels() * h * w;
+    Ok(FittedFaces {
+        rows: rows.to_vec(),
+        init,
+        fitted,
+        targets: values(&images)?,
+        rendered: values(&renderer.render(&result.params)?)?,
+        kind: target.kind,
+        image_size: (h, w),
+        losses: result.losses,
+        steps: result.steps,
+    })
+}
+
+/// Writes, per fitted face, its fitted mesh coloured by per-vertex error against the true face
+/// (PLY) and its target and rendered images (PNG) to `out`, and prints the point distances
+/// (mm, model space, no pose) to the true faces before and after fitting.
+pub fn write_faces(
+    faces: &FittedFaces,
+    dataset: &Dataset,
+    model: &PcaModel,
+    out: &Path,
+) -> CliResult {
+    create_dir(out)?;
+    let layout = dataset.manifest().layout;
+    let (h, w) = faces.image_size;
+    let image_size = faces.kind.channels() * h * w;
     let first = dataset.manifest().range.0;
-    println!(
-        "fit through {} for {} steps: image loss {:.5} → {:.5}",
-        renderer.name(),
-        result.steps,
-        result.losses.first().copied().unwrap_or(f32::NAN),
-        result.losses.last().copied().unwrap_or(f32::NAN)
-    );
     println!("sample   point distance before (mm)   after (mm)   files");
     let (mut sum_before, mut sum_after) = (0.0, 0.0);
-    for (b, &row) in rows.iter().enumerate() {
+    for (b, &row) in faces.rows.iter().enumerate() {
         let sample = first + row;
-        let truth = face_mesh(&model, &layout, &dataset.arrays().params.row(row).to_vec())?;
-        let before =
-            per_vertex_distance(&face_mesh(&model, &layout, &init.row(b).to_vec())?, &truth)?;
-        let after_mesh = face_mesh(&model, &layout, &fitted[b])?;
+        let truth = face_mesh(model, &layout, &dataset.arrays().params.row(row).to_vec())?;
+        let before = per_vertex_distance(
+            &face_mesh(model, &layout, &faces.init.row(b).to_vec())?,
+            &truth,
+        )?;
+        let after_mesh = face_mesh(model, &layout, &faces.fitted.row(b).to_vec())?;
         let after = per_vertex_distance(&after_mesh, &truth)?;
         let largest = before.iter().chain(&after).copied().fold(0.0, f64::max);
-        let ply = args.out.join(format!("face_{sample:05}_fitted.ply"));
+        let ply = out.join(format!("face_{sample:05}_fitted.ply"));
         write_ply(
             &ply,
             &after_mesh,
             Some(&scalar_colours(&after, Some((0.0, largest)))),
         )?;
-        let png = args.out.join(format!("face_{sample:05}_images.png"));
+        let png = out.join(format!("face_{sample:05}_images.png"));
         let span = b * image_size..(b + 1) * image_size;
-        comparison(&targets[span.clone()], &rendered[span], kind, (h, w)).save(&png)?;
+        comparison(
+            &faces.targets[span.clone()],
+            &faces.rendered[span],
+            faces.kind,
+            (h, w),
+        )
+        .save(&png)
+        .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
         let (before_mm, after_mm) = (mean(&before), mean(&after));
         sum_before += before_mm;
         sum_after += after_mm;
@@ -204,7 +323,7 @@ pub fn run(args: Args) -> CliResult {
             png.display()
         );
     }
-    let n = rows.len() as f64;
+    let n = faces.rows.len() as f64;
     println!(
         "mean     {:>26.3}   {:>10.3}",
         sum_before / n,
@@ -217,13 +336,31 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+impl FittedFaces {
+    /// The first `n` faces only.
+    pub fn first(&self, n: usize) -> FittedFaces {
+        let n = n.min(self.rows.len());
+        let (h, w) = self.image_size;
+        let image_size = self.kind.channels() * h * w;
+        FittedFaces {
+            rows: self.rows[..n].to_vec(),
+            init: self.init.slice(ndarray::s![..n, ..]).to_owned(),
+            fitted: self.fitted.slice(ndarray::s![..n, ..]).to_owned(),
+            targets: self.targets[..n * image_size].to_vec(),
+            rendered: self.rendered[..n * image_size].to_vec(),
+            losses: self.losses.clone(),
+            ..*self
+        }
+    }
+}
+
 /// Every value of a tensor, row-major, as f32.
 fn values(t: &Tensor) -> CliResult<Vec<f32>> {
     Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
 /// `params` (N × P) with each row's dynamic-range column set to `d_db`.
-fn with_dynamic_range(
+pub fn with_dynamic_range(
     params: &Array2<f32>,
     layout: &ParamLayout,
     d_db: f32,
