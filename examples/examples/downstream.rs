@@ -177,23 +177,6 @@ fn gaussian(p: f64, q: f64, [p0, q0, sp, sq]: [f64; 4]) -> f64 {
     (-0.5 * (((p - p0) / sp).powi(2) + ((q - q0) / sq).powi(2))).exp()
 }
 
-/// Errors unless `coefficients` has at most `n` entries, all finite.
-fn check_coefficients(kind: &'static str, coefficients: &[f64], n: usize) -> morphable::Result<()> {
-    if coefficients.len() > n {
-        return Err(MorphableError::Coefficients {
-            kind,
-            reason: format!("{} given, the model has {n}", coefficients.len()),
-        });
-    }
-    if let Some(i) = coefficients.iter().position(|c| !c.is_finite()) {
-        return Err(MorphableError::Coefficients {
-            kind,
-            reason: format!("coefficient {i} is {}", coefficients[i]),
-        });
-    }
-    Ok(())
-}
-
 impl MorphableModel for EllipsoidFace {
     fn name(&self) -> &str {
         "ellipsoid-face"
@@ -211,8 +194,8 @@ impl MorphableModel for EllipsoidFace {
         1
     }
     fn instance(&self, shape: &[f64], expression: &[f64]) -> morphable::Result<Mesh> {
-        check_coefficients("shape", shape, self.n_shape())?;
-        check_coefficients("expression", expression, self.n_expression())?;
+        morphable::check_coefficients("shape", shape, self.n_shape())?;
+        morphable::check_coefficients("expression", expression, self.n_expression())?;
         // Missing coefficients are zero (the trait's convention).
         let [a, b, c]: [f64; 3] = std::array::from_fn(|k| {
             Self::SEMI_AXES_MM[k] * (Self::SHAPE_LOG_SD[k] * shape.get(k).unwrap_or(&0.0)).exp()

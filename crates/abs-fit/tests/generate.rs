@@ -178,3 +178,41 @@ fn physics_renderer_is_a_renderer() {
     let short = Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(renderer.render(&short).is_err());
 }
+
+/// Any array plugs into the physics renderer; a broken one is refused.
+#[test]
+fn physics_renderer_takes_any_array() {
+    struct Cross(Vec<nalgebra::Point3<f64>>, Vec<nalgebra::Point3<f64>>);
+    impl radar_sim::ArrayGeometry for Cross {
+        fn tx(&self) -> &[nalgebra::Point3<f64>] {
+            &self.0
+        }
+        fn rx(&self) -> &[nalgebra::Point3<f64>] {
+            &self.1
+        }
+    }
+    let line = |axis: usize| -> Vec<nalgebra::Point3<f64>> {
+        (0..32)
+            .map(|i| {
+                let mut p = nalgebra::Point3::origin();
+                p[axis] = (i as f64 - 15.5) * 0.003;
+                p
+            })
+            .collect()
+    };
+    let config = tiny(1);
+    let renderer = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone())
+        .unwrap()
+        .with_array(Box::new(Cross(line(0), line(1))))
+        .unwrap();
+    let (face, seed) = config.draw(0);
+    let rendering = renderer.render_face(&face, seed).unwrap();
+    assert_eq!(rendering.report.cube.n_tx(), 32);
+    assert_eq!(rendering.products.level_db().shape(), (16, 16));
+    let mut broken = line(0);
+    broken[3].x = f64::NAN;
+    let refused = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone())
+        .unwrap()
+        .with_array(Box::new(Cross(broken, line(1))));
+    assert!(refused.is_err());
+}

@@ -39,6 +39,8 @@ pub mod statismo;
 
 pub use error::{MorphableError, Result};
 pub use mesh::Mesh;
-pub use model::{LinearMorphableModel, MorphableModel, PcaBlock, PcaModel, Truncated};
+pub use model::{
+    LinearMorphableModel, MorphableModel, PcaBlock, PcaModel, Truncated, check_coefficients,
+};
 pub use pose::{DEFAULT_DISTANCE_M, Placement, Pose};
 pub use sampling::{FaceSample, SamplingConfig};

@@ -68,8 +68,10 @@ macro_rules! forward_linear_model {
 }
 forward_linear_model!(&M, Box<M>, Arc<M>);
 
-/// Checks a coefficient vector against a component count.
-pub(crate) fn check_coefficients(kind: &'static str, coeffs: &[f64], n: usize) -> Result<()> {
+/// Checks a coefficient vector against a component count as every [`MorphableModel`] must:
+/// at most `n` entries (shorter ones are zero-padded), all finite. `kind` names the vector in
+/// the error ("shape", "expression"). For implementors of the trait.
+pub fn check_coefficients(kind: &'static str, coeffs: &[f64], n: usize) -> Result<()> {
     if coeffs.len() > n {
         return Err(MorphableError::Coefficients {
             kind,

@@ -52,6 +52,15 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
         self
     }
 
+    /// The same renderer imaging through `array` instead of the one [`ImagingConfig::array`]
+    /// names: any [`ArrayGeometry`], e.g. a downstream user's own. (Datasets record the
+    /// config's array in their manifests, so dataset generation keeps to `ArraySpec`.)
+    pub fn with_array(mut self, array: Box<dyn ArrayGeometry>) -> Result<Self> {
+        radar_sim::validate_array(array.as_ref())?;
+        self.array = array;
+        Ok(self)
+    }
+
     /// The same renderer with base seed `seed` for [`Renderer::render`].
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -139,8 +148,9 @@ pub struct Rendering {
 }
 
 impl ImagingConfig {
-    /// Simulates `scene` with `array` (built from [`ImagingConfig::array`]) and `simulation`,
-    /// back-projects and makes the images: any scene, a face or point targets.
+    /// Simulates `scene` with `array` and `simulation`, back-projects onto the config's grid
+    /// and makes the images: any scene (a face or point targets) and any array — usually the
+    /// one [`ImagingConfig::array`] builds.
     pub fn image_scene(
         &self,
         array: &dyn ArrayGeometry,
