@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::train::{
-    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ModelCard, TrainSchedule,
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, ModelCard,
+    TrainSchedule,
 };
 use abs_fit::{LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder};
 use candle_core::Device;
@@ -52,6 +53,9 @@ pub struct Args {
     /// Seed of the initial weights, the shuffling and the dynamic-range draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A constant Adam learning rate instead of the paper's schedule.
+    #[arg(long)]
+    learning_rate: Option<f64>,
     /// The trained encoder the autoencoder starts from.
     #[arg(long)]
     encoder: Option<PathBuf>,
@@ -71,12 +75,15 @@ pub fn parse_input(s: &str) -> Result<InputKind, String> {
         .ok_or_else(|| format!("'{s}': choose amplitude, depth or amplitude-depth"))
 }
 
-/// `schedule` with the command line's epochs, batch size and seed.
+/// `schedule` with the command line's epochs, batch size, seed and learning rate.
 fn overridden(schedule: TrainSchedule, args: &Args) -> TrainSchedule {
     TrainSchedule {
         epochs: args.epochs.unwrap_or(schedule.epochs),
         batch_size: args.batch.unwrap_or(schedule.batch_size),
         seed: args.seed,
+        learning_rate: args
+            .learning_rate
+            .map_or(schedule.learning_rate, LearningRate::constant),
         ..schedule
     }
 }
