@@ -12,6 +12,24 @@ use radar_sim::{FrequencySweep, SignalCube};
 
 use crate::common::{Scatterer, TestArray, correlation, point_signal, relative_error};
 
+/// Back-projects the three targets' signal with the direct and the default range-compressed
+/// form; asserts a correlation ≥ 0.999 and the same peak voxel, and returns the correlation.
+fn assert_range_compressed_tracks_direct(
+    array: &TestArray,
+    sweep: &FrequencySweep,
+    grid: &VoxelGrid,
+) -> f64 {
+    let cube = point_signal(array, sweep, &three_targets());
+    let direct = Direct.back_project(array, sweep, &cube, grid).unwrap();
+    let compressed = RangeCompressed::default()
+        .back_project(array, sweep, &cube, grid)
+        .unwrap();
+    let rho = correlation(compressed.data(), direct.data());
+    assert!(rho >= 0.999, "correlation {rho}");
+    assert_eq!(compressed.peak().0, direct.peak().0);
+    rho
+}
+
 /// A grid of `n` × `n` × `n` voxels at the default spacing around `centre`.
 fn grid_around(centre: Point3<f64>, n: usize) -> VoxelGrid {
     VoxelGrid::new(
@@ -66,16 +84,9 @@ fn range_compressed_correlates_with_direct_and_finds_the_same_peak() {
     // the pairs; all 128 frequencies keep the range profile as in the full problem.
     let array = TestArray::qar50().thinned(3);
     let sweep = FrequencySweep::qar50();
-    let cube = point_signal(&array, &sweep, &three_targets());
     let grid = grid_around(Point3::new(0.0, 0.0, 0.25), 10);
-    let direct = Direct.back_project(&array, &sweep, &cube, &grid).unwrap();
-    let compressed = RangeCompressed::default()
-        .back_project(&array, &sweep, &cube, &grid)
-        .unwrap();
-    let rho = correlation(compressed.data(), direct.data());
+    let rho = assert_range_compressed_tracks_direct(&array, &sweep, &grid);
     eprintln!("range-compressed (8×, linear) vs direct: correlation {rho:.6}");
-    assert!(rho >= 0.999, "correlation {rho}");
-    assert_eq!(compressed.peak().0, direct.peak().0);
 }
 
 #[test]
@@ -85,15 +96,8 @@ fn range_compressed_handles_targets_beyond_the_unambiguous_range() {
     let array = TestArray::qar50().thinned(3);
     let sweep = FrequencySweep::new(72e9, 82e9, 16).unwrap();
     assert!(sweep.unambiguous_range() < 0.24);
-    let cube = point_signal(&array, &sweep, &three_targets());
     let grid = grid_around(Point3::new(0.0, 0.0, 0.25), 8);
-    let direct = Direct.back_project(&array, &sweep, &cube, &grid).unwrap();
-    let compressed = RangeCompressed::default()
-        .back_project(&array, &sweep, &cube, &grid)
-        .unwrap();
-    let rho = correlation(compressed.data(), direct.data());
-    assert!(rho >= 0.999, "correlation {rho}");
-    assert_eq!(compressed.peak().0, direct.peak().0);
+    assert_range_compressed_tracks_direct(&array, &sweep, &grid);
 }
 
 #[test]
@@ -102,20 +106,13 @@ fn range_compressed_agrees_on_a_coarse_grid_too() {
     // kernel holds, and the portable kernel takes over.
     let array = TestArray::qar50().thinned(3);
     let sweep = FrequencySweep::qar50();
-    let cube = point_signal(&array, &sweep, &three_targets());
     let grid = VoxelGrid::new(
         AxisRange::centred(0.0, 0.012, 6),
         AxisRange::centred(0.0, 0.012, 6),
         AxisRange::centred(0.25, 0.008, 6),
     )
     .unwrap();
-    let direct = Direct.back_project(&array, &sweep, &cube, &grid).unwrap();
-    let compressed = RangeCompressed::default()
-        .back_project(&array, &sweep, &cube, &grid)
-        .unwrap();
-    let rho = correlation(compressed.data(), direct.data());
-    assert!(rho >= 0.999, "correlation {rho}");
-    assert_eq!(compressed.peak().0, direct.peak().0);
+    assert_range_compressed_tracks_direct(&array, &sweep, &grid);
 }
 
 #[test]
