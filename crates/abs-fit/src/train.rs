@@ -1,7 +1,8 @@
 //! The three training stages of the paper (§3.3–3.5), each resumable and observed:
 //!
 //! 1. [`train_encoder`]: the face encoder (two ResNets with `3 · tanh` heads for shape and
-//!    expression, an AlexNet for translation, rotation and the rendering columns) regresses the
+//!    expression, an AlexNet — or a ResNet, [`PoseNetwork`] — for translation, rotation and the
+//!    rendering columns) regresses the
 //!    scaled [`ParamLayout`] vector of an image; loss = mean squared error over all P columns
 //!    (the paper's L2), or optionally the geometry-aware [`ParamLoss::Geometry`] (mean squared
 //!    vertex displacement of the coefficients); D ~ U(15, 30) dB per example
@@ -34,7 +35,7 @@ use candle_core::{DType, Device, Tensor};
 use facenet::{
     AdamConfig, AlexNetConfig, BranchedEncoderConfig, Checkpoint, DecoderConfig, Encoder,
     EpochReport, ImageDecoder, ImageShape, LinearSchedule, Network, NetworkConfig, OutputGroups,
-    ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
+    PoseNetwork, ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
 };
 use morphable::LinearMorphableModel;
 use serde::{Deserialize, Serialize};
@@ -469,17 +470,22 @@ pub struct EncoderTrainConfig {
     /// The loss on the parameter vector (the paper: [`ParamLoss::L2`]).
     #[serde(default)]
     pub param_loss: ParamLoss,
+    /// The network of the pose and rendering columns (the paper: [`PoseNetwork::AlexNet`]).
+    #[serde(default)]
+    pub pose_network: PoseNetwork,
 }
 
 impl EncoderTrainConfig {
     /// The paper's settings (§3.5) at network size `preset`: 200 epochs, batches of 50,
-    /// 0.01 → 0.001 over 150 epochs, D ~ U(15, 30) dB, the L2 parameter loss.
+    /// 0.01 → 0.001 over 150 epochs, D ~ U(15, 30) dB, the L2 parameter loss, an AlexNet for
+    /// the pose.
     pub fn paper(preset: facenet::Preset) -> Self {
         Self {
             preset,
             schedule: TrainSchedule::new(200, 50, LearningRate::PAPER_ENCODER),
             range: RangePolicy::TRAIN,
             param_loss: ParamLoss::L2,
+            pose_network: PoseNetwork::AlexNet,
         }
     }
 
@@ -1058,7 +1064,10 @@ pub fn train_encoder(
         expression,
         other: layout.len() - shape - expression,
     };
-    let network_config = config.preset.face_encoder(input.channels(), groups);
+    let network_config =
+        config
+            .preset
+            .face_encoder_with(input.channels(), groups, config.pose_network);
     let factor = card.upsample;
     let network = run_stage(
         dir,

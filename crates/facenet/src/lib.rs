@@ -63,7 +63,7 @@ pub use layers::{
 pub use network::Network;
 pub use optim::{Adam, AdamConfig, AdamState, LinearSchedule};
 pub use params::{ParamStore, is_running_statistic};
-pub use preset::{OutputGroups, Preset};
+pub use preset::{OutputGroups, PoseNetwork, Preset};
 pub use resnet::{BlockKind, Head, ResNet, ResNetConfig};
 pub use train::{
     Batch, EpochReport, LossHistory, Progress, StepReport, TrainObserver, Trainer, TrainerConfig,

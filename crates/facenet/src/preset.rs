@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alexnet::AlexNetConfig;
-use crate::branched::BranchedEncoderConfig;
+use crate::branched::{BranchArchitecture, BranchedEncoderConfig};
 use crate::config::ImageShape;
 use crate::decoder::DecoderConfig;
 use crate::error::{FacenetError, Result};
@@ -99,11 +99,36 @@ impl Preset {
     /// The paper's face encoder at this size: ResNets for the `shape` and `expression` groups
     /// with `3 · tanh` heads, an AlexNet for the `other` group.
     pub fn face_encoder(self, in_channels: usize, groups: OutputGroups) -> BranchedEncoderConfig {
-        BranchedEncoderConfig::face(
+        self.face_encoder_with(in_channels, groups, PoseNetwork::AlexNet)
+    }
+
+    /// The face encoder at this size with `pose` as the network of the `other` group (linear
+    /// head, this preset's width); [`PoseNetwork::AlexNet`] gives [`Preset::face_encoder`].
+    ///
+    /// ```
+    /// use facenet::{BranchArchitecture, OutputGroups, PoseNetwork, Preset};
+    ///
+    /// let groups = OutputGroups { shape: 10, expression: 5, other: 8 };
+    /// let config = Preset::Quick.face_encoder_with(1, groups, PoseNetwork::ResNet);
+    /// assert!(matches!(config.branches[2].network, BranchArchitecture::ResNet(_)));
+    /// assert_eq!(config.output_dim(), 23);
+    /// ```
+    pub fn face_encoder_with(
+        self,
+        in_channels: usize,
+        groups: OutputGroups,
+        pose: PoseNetwork,
+    ) -> BranchedEncoderConfig {
+        let mut config = BranchedEncoderConfig::face(
             self.resnet(in_channels, groups.shape, Head::PAPER_TANH),
             self.resnet(in_channels, groups.expression, Head::PAPER_TANH),
             self.alexnet(in_channels, groups.other),
-        )
+        );
+        if pose == PoseNetwork::ResNet {
+            config.branches[2].network =
+                BranchArchitecture::ResNet(self.resnet(in_channels, groups.other, Head::Linear));
+        }
+        config
     }
 
     /// The preset's decoder from `params` values to images of shape `output`.
@@ -131,6 +156,57 @@ impl std::str::FromStr for Preset {
                     "Preset",
                     "name",
                     format!("unknown preset '{s}', expected tiny, quick, cpu or paper"),
+                )
+            })
+    }
+}
+
+/// The network of the face encoder's `other` branch (pose and rendering parameters).
+///
+/// The paper uses an AlexNet. On the small CPU presets, whose 32 × 32 images the AlexNet's
+/// 11 × 11 / 4 stem and three pools reduce to a single cell, a ResNet of the preset's width
+/// learns the head rotation that the AlexNet misses (abs-fit's README has the measurement).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoseNetwork {
+    /// The paper's AlexNet ([`Preset::alexnet`]).
+    #[default]
+    AlexNet,
+    /// A ResNet of the preset's size with a linear head ([`Preset::resnet`]).
+    ResNet,
+}
+
+impl PoseNetwork {
+    /// Every choice.
+    pub const ALL: [PoseNetwork; 2] = [Self::AlexNet, Self::ResNet];
+
+    /// The choice's name: `alexnet` or `resnet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AlexNet => "alexnet",
+            Self::ResNet => "resnet",
+        }
+    }
+}
+
+impl std::fmt::Display for PoseNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for PoseNetwork {
+    type Err = FacenetError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                FacenetError::config(
+                    "PoseNetwork",
+                    "name",
+                    format!("unknown pose network '{s}', expected alexnet or resnet"),
                 )
             })
     }

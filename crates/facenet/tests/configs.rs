@@ -2,7 +2,7 @@
 
 use facenet::{
     AlexNetConfig, BranchedEncoderConfig, DecoderConfig, FacenetError, Head, ImageShape,
-    LinearSchedule, OutputGroups, Preset, ResNetConfig, Validate,
+    LinearSchedule, OutputGroups, PoseNetwork, Preset, ResNetConfig, Validate,
 };
 
 fn config_field<T: std::fmt::Debug>(result: facenet::Result<T>) -> &'static str {
@@ -188,6 +188,14 @@ fn presets_parse_from_their_names() {
         assert_eq!(preset.name().parse::<Preset>().expect("known name"), preset);
     }
     assert!("huge".parse::<Preset>().is_err());
+    for pose in PoseNetwork::ALL {
+        assert_eq!(
+            pose.name().parse::<PoseNetwork>().expect("known name"),
+            pose
+        );
+    }
+    let unknown = "vgg".parse::<PoseNetwork>().expect_err("unknown name");
+    assert!(unknown.to_string().contains("'vgg'"), "{unknown}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use facenet::{
     AlexNetConfig, BlockKind, DecoderConfig, Encoder, FacenetError, Head, ImageDecoder, ImageShape,
-    Network, OutputGroups, Preset, ResNetConfig,
+    Network, OutputGroups, PoseNetwork, Preset, ResNetConfig,
 };
 
 use crate::support::uniform;
@@ -66,6 +66,33 @@ fn small_presets_give_the_declared_shapes_at_every_size() {
 #[test]
 fn paper_preset_gives_the_declared_shapes_at_the_smallest_size() {
     check_preset(Preset::Paper, 2, (32, 32), 1);
+}
+
+#[test]
+fn a_resnet_pose_branch_changes_only_the_pose_outputs() {
+    let images = uniform(&[3, 2, 32, 32], 5, DType::F32);
+    let encode = |pose| {
+        let config = Preset::Tiny.face_encoder_with(2, GROUPS, pose);
+        let network = Network::new(config, 7, DType::F32, &Device::Cpu).expect("encoder");
+        network.encode(&images, false).expect("encode")
+    };
+    let (alexnet, resnet) = (encode(PoseNetwork::AlexNet), encode(PoseNetwork::ResNet));
+    let p = GROUPS.shape + GROUPS.expression + GROUPS.other;
+    assert_eq!(resnet.dims(), &[3, p]);
+    let coefficients = GROUPS.shape + GROUPS.expression;
+    let difference = |start, len| {
+        let a = alexnet.narrow(1, start, len).expect("narrow");
+        let b = resnet.narrow(1, start, len).expect("narrow");
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("difference")
+    };
+    // Branches are initialised from their own names: the shape and expression ResNets are the
+    // same networks whichever pose network sits beside them.
+    assert_eq!(difference(0, coefficients), 0.0);
+    assert!(difference(coefficients, GROUPS.other) > 0.0);
 }
 
 #[test]

@@ -56,6 +56,10 @@ pub struct Args {
     /// A constant Adam learning rate instead of the paper's schedule.
     #[arg(long)]
     learning_rate: Option<f64>,
+    /// The encoder's network for pose and rendering parameters: alexnet (the paper) or resnet
+    /// (learns rotation on the small presets).
+    #[arg(long, default_value = "alexnet")]
+    pose_network: facenet::PoseNetwork,
     /// The trained encoder the autoencoder starts from.
     #[arg(long)]
     encoder: Option<PathBuf>,
@@ -108,6 +112,7 @@ pub fn run(args: Args) -> CliResult {
                 let paper = EncoderTrainConfig::paper(preset);
                 let config = EncoderTrainConfig {
                     schedule: overridden(paper.schedule, &args),
+                    pose_network: args.pose_network,
                     ..paper
                 };
                 let encoder = train_encoder(&dataset, input, &config, &args.out, &mut bar)?;
