@@ -33,9 +33,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use facenet::{
-    AdamConfig, AlexNetConfig, BranchedEncoderConfig, Checkpoint, DecoderConfig, Encoder,
-    EpochReport, ImageDecoder, ImageShape, LinearSchedule, Network, NetworkConfig, OutputGroups,
-    PoseNetwork, ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
+    AdamConfig, AlexNetConfig, BranchedEncoderConfig, Checkpoint, ComputeDevice, DecoderConfig,
+    Encoder, EpochReport, ImageDecoder, ImageShape, LinearSchedule, Network, NetworkConfig,
+    OutputGroups, PoseNetwork, ResNetConfig, StepReport, TrainObserver, Trainer, TrainerConfig,
 };
 use morphable::LinearMorphableModel;
 use serde::{Deserialize, Serialize};
@@ -132,11 +132,15 @@ pub struct TrainSchedule {
     /// End this call once this many epochs are done in total (a time-sliced run; call the stage
     /// again to continue). `None` trains to `epochs`.
     pub stop_after_epochs: Option<usize>,
+    /// Where the network trains. The dataset stays in memory on the CPU and each batch is
+    /// copied to the device; checkpoints are device-independent, so a run may resume elsewhere.
+    #[serde(default)]
+    pub device: ComputeDevice,
 }
 
 impl TrainSchedule {
     /// `epochs` epochs of batches of `batch_size` at `learning_rate`, seed 0, a checkpoint every
-    /// epoch, no interruption.
+    /// epoch, no interruption, on the CPU.
     pub fn new(epochs: usize, batch_size: usize, learning_rate: LearningRate) -> Self {
         Self {
             epochs,
@@ -145,6 +149,7 @@ impl TrainSchedule {
             seed: 0,
             checkpoint_every_epochs: 1,
             stop_after_epochs: None,
+            device: ComputeDevice::Cpu,
         }
     }
 
@@ -699,7 +704,9 @@ impl TrainedEncoder {
                 actual: format!("{dims:?}"),
             });
         }
-        let images = images.to_dtype(self.network.dtype())?;
+        let images = images
+            .to_dtype(self.network.dtype())?
+            .to_device(self.network.device())?;
         encode_upsampled(&self.network, &images, self.card.upsample, false)
     }
 
@@ -824,7 +831,7 @@ where
     schedule.validate()?;
     let trainer_config = schedule.trainer_config(n_samples);
     let checkpoint = dir.join(CHECKPOINT_DIR);
-    let device = Device::Cpu;
+    let device = schedule.device.open()?;
     let trainer = if Checkpoint::exists(&checkpoint) {
         let saved = ModelCard::read(dir)?;
         check_resumable(dir, &saved, card)?;
@@ -858,7 +865,8 @@ where
         card.write(dir)?;
         let network = match start {
             Start::Fresh(config) => Network::new(config, schedule.seed, DType::F32, &device)?,
-            Start::From(network) => network,
+            Start::From(network) if network.device().same_device(&device) => network,
+            Start::From(network) => network.to_device(&device)?,
         };
         Trainer::new(network, trainer_config)?
     };
@@ -962,13 +970,13 @@ fn training_rows(dataset: &Dataset) -> Result<Vec<usize>> {
     Ok(rows)
 }
 
-/// A tensor (B, …) from a row-major buffer.
-fn tensor(values: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
-    Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+/// A tensor (B, …) on `device` from a row-major buffer.
+fn tensor(values: Vec<f32>, shape: &[usize], device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_vec(values, shape, device)?)
 }
 
-/// Inputs (B, C, H, W) and targets (B, P) of the examples `indices` (into `rows`), with the
-/// dynamic ranges drawn from `seed` by `range`.
+/// Inputs (B, C, H, W) and targets (B, P) on `device` of the examples `indices` (into `rows`),
+/// with the dynamic ranges drawn from `seed` by `range`.
 fn examples(
     dataset: &Dataset,
     rows: &[usize],
@@ -976,6 +984,7 @@ fn examples(
     input: InputKind,
     range: RangePolicy,
     seed: u64,
+    device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let chosen: Vec<usize> = indices.iter().map(|&i| rows[i]).collect();
     let config = BatchConfig {
@@ -989,8 +998,12 @@ fn examples(
     let batch = batches.pop().ok_or_else(|| {
         AbsFitError::config("training batch", "no example was selected for the batch")
     })?;
-    let images = tensor(batch.inputs, &batch.input_shape)?;
-    let params = tensor(batch.params, &[batch.input_shape[0], batch.n_params])?;
+    let images = tensor(batch.inputs, &batch.input_shape, device)?;
+    let params = tensor(
+        batch.params,
+        &[batch.input_shape[0], batch.n_params],
+        device,
+    )?;
     Ok((images, params))
 }
 
@@ -1076,7 +1089,9 @@ pub fn train_encoder(
         &config.schedule,
         rows.len(),
         |network, indices, seed| {
-            let (images, params) = examples(dataset, &rows, indices, input, config.range, seed)?;
+            let device = network.device();
+            let (images, params) =
+                examples(dataset, &rows, indices, input, config.range, seed, device)?;
             let predicted = encode_upsampled(network, &images, factor, true)?;
             param_loss.loss(&predicted, &params)
         },
@@ -1123,7 +1138,8 @@ pub fn train_decoder(
         &config.schedule,
         rows.len(),
         |network: &Network<DecoderConfig>, indices, seed| {
-            let (images, params) = examples(dataset, &rows, indices, output, range, seed)?;
+            let device = network.device();
+            let (images, params) = examples(dataset, &rows, indices, output, range, seed, device)?;
             mse(&network.decode(&params, true)?, &images)
         },
         progress,
@@ -1215,7 +1231,7 @@ pub fn train_autoencoder(
         let values: Vec<f32> = (0..p)
             .map(|i| if (i == d_column) == keep_d { 1.0 } else { 0.0 })
             .collect();
-        tensor(values, &[1, p])
+        tensor(values, &[1, p], &Device::Cpu)
     };
     let (keep_mask, d_mask) = (one_hot(false)?, one_hot(true)?);
     let fixed = RangePolicy::Fixed(DECODER_RANGE_DB);
@@ -1226,12 +1242,17 @@ pub fn train_autoencoder(
         &config.schedule,
         rows.len(),
         |network, indices, seed| {
-            let (images, params) = examples(dataset, &rows, indices, input, config.range, seed)?;
-            let (target, params_15) = examples(dataset, &rows, indices, input, fixed, seed)?;
+            let device = network.device();
+            let (images, params) =
+                examples(dataset, &rows, indices, input, config.range, seed, device)?;
+            let (target, params_15) =
+                examples(dataset, &rows, indices, input, fixed, seed, device)?;
             let predicted = encode_upsampled(network, &images, factor, true)?;
-            let decoder_input =
-                (predicted.broadcast_mul(&keep_mask)? + params_15.broadcast_mul(&d_mask)?)?;
-            let rendered = decoder.render(&decoder_input)?;
+            let decoder_input = (predicted.broadcast_mul(&keep_mask.to_device(device)?)?
+                + params_15.broadcast_mul(&d_mask.to_device(device)?)?)?;
+            // The decoder may live elsewhere: it takes its input to its device, and its images
+            // come back to the encoder's.
+            let rendered = decoder.render(&decoder_input)?.to_device(device)?;
             let image_loss = mse(&rendered, &target)?;
             let params_term = param_loss.loss(&predicted, &params)?;
             Ok((image_loss + (params_term * config.lambda)?)?)

@@ -227,6 +227,21 @@ fn encoder_lowers_the_geometry_aware_loss() {
     assert!(err.to_string().contains("another loss"), "{err}");
 }
 
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_gpu_schedule_without_cuda_is_a_typed_error_that_writes_nothing() {
+    let ds = dataset();
+    let dir = temp_dir("train-encoder-cuda");
+    let mut config = encoder_config(1);
+    config.schedule.device = facenet::ComputeDevice::Cuda(0);
+    let err = train_encoder(&ds, InputKind::Depth, &config, &dir, &mut NoProgress).unwrap_err();
+    assert!(
+        matches!(err, abs_fit::AbsFitError::Network(_)) && err.to_string().contains("cuda:0"),
+        "{err}"
+    );
+    assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
 #[test]
 fn decoder_lowers_its_loss_and_an_extended_run_ends_bit_identical() {
     let ds = dataset();

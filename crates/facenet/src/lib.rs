@@ -1,8 +1,8 @@
 //! # facenet
 //!
-//! Encoders and a learned renderer in candle, trainable on a CPU. The crate maps images
-//! (B, C, H, W) to vectors (B, P) and back; it knows nothing of radar or faces beyond the names
-//! of the paper's encoder branches.
+//! Encoders and a learned renderer in candle, trainable on a CPU or, with the `cuda` feature, a
+//! GPU ([`ComputeDevice`]). The crate maps images (B, C, H, W) to vectors (B, P) and back; it
+//! knows nothing of radar or faces beyond the names of the paper's encoder branches.
 //!
 //! - [`Encoder`]: images → vectors, implemented by [`ResNet`], [`AlexNet`], [`BranchedEncoder`]
 //!   (the paper's face encoder: two ResNets and an AlexNet side by side) and [`Network`].
@@ -40,6 +40,7 @@ mod branched;
 mod checkpoint;
 mod config;
 mod decoder;
+mod device;
 mod error;
 mod layers;
 mod network;
@@ -55,6 +56,7 @@ pub use branched::{BranchArchitecture, BranchedEncoder, BranchedEncoderConfig, E
 pub use checkpoint::{Checkpoint, LoadedCheckpoint, RngState, TrainingState};
 pub use config::{ImageShape, NetworkConfig, ValidConfig, Validate};
 pub use decoder::{Decoder, DecoderConfig};
+pub use device::ComputeDevice;
 pub use error::{FacenetError, Result};
 pub use layers::{
     BatchNorm2d, Conv2d, ConvKernel, ConvSpec, KAIMING_NORMAL_FAN_OUT, global_avg_pool, linear,

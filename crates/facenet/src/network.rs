@@ -87,6 +87,26 @@ impl<C: NetworkConfig> Network<C> {
         Ok(network)
     }
 
+    /// A copy of this network on `device`: the same config, dtype, weights, running statistics
+    /// and frozen state.
+    ///
+    /// # Errors
+    /// A candle error if a tensor cannot be created on or copied to `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let mut copy = Self::new(C::clone(&self.config), 0, self.dtype, device)?;
+        let target: std::collections::BTreeMap<String, Var> =
+            copy.params.named_vars().into_iter().collect();
+        for (name, var) in self.params.named_vars() {
+            if let Some(to) = target.get(&name) {
+                to.set(&var.as_tensor().to_device(device)?)?;
+            }
+        }
+        if self.frozen {
+            copy.freeze()?;
+        }
+        Ok(copy)
+    }
+
     /// The validated config.
     pub fn config(&self) -> &C {
         &self.config

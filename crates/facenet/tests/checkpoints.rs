@@ -87,6 +87,35 @@ fn a_checkpoint_round_trip_restores_everything() {
 }
 
 #[test]
+fn a_device_copy_keeps_weights_statistics_and_frozen_state_in_its_own_storage() {
+    let trainer = trained();
+    let mut original = trainer.into_network();
+    original.freeze().expect("freeze");
+    let copy = original.to_device(&Device::Cpu).expect("copy");
+    assert!(copy.is_frozen());
+    let (before, copied) = (
+        original.params().snapshot().expect("snapshot"),
+        copy.params().snapshot().expect("snapshot"),
+    );
+    assert_eq!(before.len(), copied.len());
+    for (name, tensor) in &before {
+        assert_eq!(max_abs_diff(tensor, &copied[name]), 0.0, "{name}");
+    }
+    let probe = uniform(&[2, 2, 32, 32], 34, DType::F32);
+    let expected = original.encode(&probe, false).expect("encode");
+    assert_eq!(
+        max_abs_diff(&expected, &copy.encode(&probe, false).expect("encode")),
+        0.0
+    );
+    // The copy owns its tensors: overwriting one leaves the original as it was.
+    let (name, var) = copy.params().named_vars().swap_remove(0);
+    var.set(&var.as_tensor().zeros_like().expect("zeros"))
+        .expect("set");
+    let after = original.params().snapshot().expect("snapshot");
+    assert_eq!(max_abs_diff(&before[&name], &after[&name]), 0.0, "{name}");
+}
+
+#[test]
 fn saving_over_a_checkpoint_replaces_it_whole() {
     let dir = TempDir::new("replace");
     let path = dir.0.join("decoder");

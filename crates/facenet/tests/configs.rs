@@ -1,8 +1,8 @@
 //! Config validation, serialisation and presets.
 
 use facenet::{
-    AlexNetConfig, BranchedEncoderConfig, DecoderConfig, FacenetError, Head, ImageShape,
-    LinearSchedule, OutputGroups, PoseNetwork, Preset, ResNetConfig, Validate,
+    AlexNetConfig, BranchedEncoderConfig, ComputeDevice, DecoderConfig, FacenetError, Head,
+    ImageShape, LinearSchedule, OutputGroups, PoseNetwork, Preset, ResNetConfig, Validate,
 };
 
 fn config_field<T: std::fmt::Debug>(result: facenet::Result<T>) -> &'static str {
@@ -196,6 +196,35 @@ fn presets_parse_from_their_names() {
     }
     let unknown = "vgg".parse::<PoseNetwork>().expect_err("unknown name");
     assert!(unknown.to_string().contains("'vgg'"), "{unknown}");
+}
+
+#[test]
+fn devices_parse_print_and_open() {
+    for device in [
+        ComputeDevice::Cpu,
+        ComputeDevice::Cuda(0),
+        ComputeDevice::Cuda(3),
+    ] {
+        assert_eq!(
+            device
+                .to_string()
+                .parse::<ComputeDevice>()
+                .expect("own name"),
+            device
+        );
+    }
+    for bad in ["gpu", "cuda:", "cuda:x", "cuda:-1", ""] {
+        let error = bad.parse::<ComputeDevice>().expect_err(bad);
+        assert_eq!(config_field(Err::<(), _>(error)), "name", "{bad}");
+    }
+    assert!(ComputeDevice::Cpu.open().expect("the CPU").is_cpu());
+    #[cfg(not(feature = "cuda"))]
+    {
+        let error = ComputeDevice::Cuda(0)
+            .open()
+            .expect_err("no CUDA in this build");
+        assert!(error.to_string().contains("--features cuda"), "{error}");
+    }
 }
 
 #[test]

@@ -54,7 +54,7 @@ use abs_fit::{
 use backproject::ColourMap;
 use candle_core::{DType, Device, Tensor};
 use clap::Args as ClapArgs;
-use facenet::PoseNetwork;
+use facenet::{ComputeDevice, PoseNetwork};
 use morphable::PcaModel;
 use ndarray::Array2;
 
@@ -91,6 +91,10 @@ pub struct Args {
     /// Validation faces drawn and written as meshes and images.
     #[arg(long, default_value_t = 3)]
     faces: usize,
+    /// Where the networks train: cpu, or cuda / cuda:N with a build that has `--features cuda`
+    /// (evaluation and fitting run on the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: ComputeDevice,
     /// Shape classes of the cosine-similarity study (the paper: 10; at least 2).
     #[arg(long, default_value_t = 10)]
     study_shapes: usize,
@@ -124,6 +128,8 @@ pub struct Budget {
     /// encoder, 8 epochs: rotation L2 0.243 vs Mean 0.246); a ResNet of the same preset
     /// learns some (0.170).
     pub pose_network: PoseNetwork,
+    /// Where the networks train: the CPU unless `--device` says otherwise.
+    pub device: ComputeDevice,
 }
 
 impl Budget {
@@ -149,14 +155,16 @@ impl Budget {
             fit_steps,
             encoder_learning_rate,
             pose_network,
+            device: ComputeDevice::Cpu,
         }
     }
 
-    /// `schedule` with `epochs` and this budget's batch size.
+    /// `schedule` with `epochs` and this budget's batch size and device.
     fn schedule(&self, schedule: TrainSchedule, epochs: usize) -> TrainSchedule {
         TrainSchedule {
             epochs,
             batch_size: self.batch.unwrap_or(schedule.batch_size),
+            device: self.device,
             ..schedule
         }
     }
@@ -194,7 +202,10 @@ pub fn run(args: Args) -> CliResult {
         .into());
     }
     let started = Instant::now();
-    let budget = Budget::of(args.preset);
+    let budget = Budget {
+        device: args.device,
+        ..Budget::of(args.preset)
+    };
     let out = args
         .out
         .clone()
@@ -442,6 +453,7 @@ fn study(
          row is largest on the diagonal (1: every class told apart).\n\n\
          | pose | matrix | classes | diagonal maximum |\n|---|---|---:|---:|\n",
     );
+    let mut tables = String::new();
     for (pose, neutral) in [("sampled", false), ("neutral", true)] {
         let faces = cosine_study_faces(
             &layout,
@@ -484,11 +496,47 @@ fn study(
                 "| {pose} | {label} | {} | {fraction:.3} |",
                 matrix.n_classes()
             );
+            let _ = write!(
+                tables,
+                "\n## {label}, {pose} pose ({name}.png)\n\n{}",
+                markdown_matrix(matrix, label)
+            );
         }
     }
+    summary.push_str(
+        "\nCell (i, j): mean cosine similarity between the predicted coefficient vectors of \
+         the faces of true class i and those of true class j (the diagonal: distinct faces of \
+         one class); the largest cell of each row is bold.\n",
+    );
+    summary.push_str(&tables);
     let path = results.join("cosine.md");
     morphable::export::atomic_write(&path, summary.as_bytes())?;
     Ok(())
+}
+
+/// A cosine matrix as a Markdown table with the largest cell of each row in bold.
+fn markdown_matrix(matrix: &CosineMatrix, label: &str) -> String {
+    let k = matrix.n_classes();
+    let mut out = format!("| {label} |");
+    for j in 0..k {
+        let _ = write!(out, " {j} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(k));
+    out.push('\n');
+    for (i, row) in matrix.values.iter().enumerate() {
+        let largest = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = write!(out, "| {i} |");
+        for &value in row {
+            if value == largest {
+                let _ = write!(out, " **{value:.2}** |");
+            } else {
+                let _ = write!(out, " {value:.2} |");
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Faces to render per physics-renderer call: the unit of progress.

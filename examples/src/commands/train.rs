@@ -10,7 +10,6 @@ use abs_fit::train::{
     TrainSchedule,
 };
 use abs_fit::{LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder};
-use candle_core::Device;
 use clap::{Args as ClapArgs, ValueEnum};
 
 use crate::CliResult;
@@ -60,6 +59,9 @@ pub struct Args {
     /// (learns rotation on the small presets).
     #[arg(long, default_value = "alexnet")]
     pose_network: facenet::PoseNetwork,
+    /// Where the network trains: cpu, or cuda / cuda:N with a build that has `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    device: facenet::ComputeDevice,
     /// The trained encoder the autoencoder starts from.
     #[arg(long)]
     encoder: Option<PathBuf>,
@@ -85,6 +87,7 @@ fn overridden(schedule: TrainSchedule, args: &Args) -> TrainSchedule {
         epochs: args.epochs.unwrap_or(schedule.epochs),
         batch_size: args.batch.unwrap_or(schedule.batch_size),
         seed: args.seed,
+        device: args.device,
         learning_rate: args
             .learning_rate
             .map_or(schedule.learning_rate, LearningRate::constant),
@@ -98,7 +101,7 @@ pub fn run(args: Args) -> CliResult {
     let dataset = Dataset::open(&args.dataset)?;
     let started = Instant::now();
     let mut bar = Bar::new("steps");
-    let device = Device::Cpu;
+    let device = args.device.open()?;
     let what = match args.stage {
         Stage::Encoder | Stage::Decoder => {
             let input = args.input.ok_or_else(|| {
