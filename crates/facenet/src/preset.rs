@@ -148,16 +148,13 @@ impl std::str::FromStr for Preset {
     type Err = FacenetError;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                FacenetError::config(
-                    "Preset",
-                    "name",
-                    format!("unknown preset '{s}', expected tiny, quick, cpu or paper"),
-                )
-            })
+        by_name(
+            &Self::ALL,
+            Self::name,
+            s,
+            "Preset",
+            "tiny, quick, cpu or paper",
+        )
     }
 }
 
@@ -165,7 +162,8 @@ impl std::str::FromStr for Preset {
 ///
 /// The paper uses an AlexNet. On the small CPU presets, whose 32 × 32 images the AlexNet's
 /// 11 × 11 / 4 stem and three pools reduce to a single cell, a ResNet of the preset's width
-/// learns the head rotation that the AlexNet misses (abs-fit's README has the measurement).
+/// learns the head rotation that the AlexNet misses (the budget docs of `radar-face reproduce`
+/// have the measurement).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PoseNetwork {
@@ -199,15 +197,29 @@ impl std::str::FromStr for PoseNetwork {
     type Err = FacenetError;
 
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                FacenetError::config(
-                    "PoseNetwork",
-                    "name",
-                    format!("unknown pose network '{s}', expected alexnet or resnet"),
-                )
-            })
+        by_name(
+            &Self::ALL,
+            Self::name,
+            s,
+            "PoseNetwork",
+            "alexnet or resnet",
+        )
     }
+}
+
+/// The member of `all` whose name is `s`, or a config error of `config` that lists `expected`.
+fn by_name<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    s: &str,
+    config: &'static str,
+    expected: &str,
+) -> Result<T> {
+    all.iter().copied().find(|&t| name(t) == s).ok_or_else(|| {
+        FacenetError::config(
+            config,
+            "name",
+            format!("unknown {config} '{s}', expected {expected}"),
+        )
+    })
 }
