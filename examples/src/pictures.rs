@@ -2,6 +2,9 @@
 
 use backproject::ColourMap;
 use image::{Rgb, RgbImage};
+use morphable::Mesh;
+use morphable::raster::{OrthoView, rasterize};
+use nalgebra::Vector3;
 
 /// A colour-mapped picture of a row-major `height × width` image with values in [0, 1],
 /// enlarged `scale` times (nearest neighbour). Pixels for which `dark` holds are black.
@@ -76,4 +79,41 @@ pub fn heatmap(values: &[Vec<f64>], (lo, hi): (f64, f64), map: ColourMap, cell: 
         .map(|v| ((v - lo) / span).clamp(0.0, 1.0) as f32)
         .collect();
     colour_picture(&unit, (height, width), map, |_| false, cell)
+}
+
+/// A picture of `mesh` seen through `view`, lit from above-left of the viewer (Lambert shading
+/// of interpolated vertex normals), each pixel the interpolated colour of its triangle's
+/// corners (`colours`, one per vertex; `None`: light grey). The background is black.
+pub fn shaded_mesh(
+    mesh: &Mesh,
+    colours: Option<&[[u8; 3]]>,
+    view: &OrthoView,
+) -> Result<RgbImage, morphable::MorphableError> {
+    let fragments = rasterize(mesh, view)?;
+    let normals = mesh.vertex_normals();
+    let light = Vector3::new(-0.3, 0.4, 1.0).normalize();
+    let corner_colour = |v: usize| colours.map_or([210.0; 3], |c| c[v].map(f64::from));
+    Ok(RgbImage::from_fn(
+        view.width as u32,
+        view.height as u32,
+        |x, y| {
+            let Some(f) = fragments[y as usize * view.width + x as usize] else {
+                return Rgb([0, 0, 0]);
+            };
+            let corners = mesh.triangles[f.triangle as usize].map(|v| v as usize);
+            let mut normal = Vector3::zeros();
+            let mut colour = [0.0; 3];
+            for (k, &v) in corners.iter().enumerate() {
+                normal += normals[v] * f.barycentric[k];
+                for (c, corner) in colour.iter_mut().zip(corner_colour(v)) {
+                    *c += corner * f.barycentric[k];
+                }
+            }
+            let lambert = normal
+                .try_normalize(0.0)
+                .map_or(0.0, |n| n.dot(&light).max(0.0));
+            let shade = 0.3 + 0.7 * lambert;
+            Rgb(colour.map(|c| (c * shade).round().clamp(0.0, 255.0) as u8))
+        },
+    ))
 }

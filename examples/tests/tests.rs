@@ -301,6 +301,23 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
                 (2 * 128 + 2, 128),
                 "{renderer}"
             );
+            // True face, start and fit side by side, 200 pixels wide each, 4-pixel gutters: the
+            // true face is shaded grey, the fit coloured by its error.
+            let meshes = image::open(dir.join(format!("face_{sample:05}_meshes.png")))
+                .unwrap()
+                .to_rgb8();
+            assert_eq!(meshes.width(), 3 * 200 + 4 * 4, "{renderer}");
+            let panel = |k: u32| {
+                meshes
+                    .enumerate_pixels()
+                    .filter(move |(x, _, _)| (4 + k * 204..4 + k * 204 + 200).contains(x))
+                    .map(|(_, _, p)| p.0)
+                    .filter(|&[r, g, b]| r.max(g).max(b) > 0)
+                    .collect::<Vec<_>>()
+            };
+            let (truth, fit) = (panel(0), panel(2));
+            assert!(!truth.is_empty() && truth.iter().all(|&[r, g, b]| r == g && g == b));
+            assert!(fit.iter().any(|&[r, g, b]| r != g || g != b), "{renderer}");
         }
     }
 }

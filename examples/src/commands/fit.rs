@@ -16,13 +16,14 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args as ClapArgs;
 use morphable::export::{scalar_colours, write_ply};
 use morphable::metrics::per_vertex_distance;
+use morphable::raster::{DepthOrder, OrthoView};
 use morphable::{Mesh, MorphableModel, PcaModel};
 use ndarray::Array2;
 
 use crate::commands::evaluate::{
     check_model, dataset_config, evaluation_range_db, input_images, predict_rows,
 };
-use crate::pictures::{colour_picture, contact_sheet, side_by_side};
+use crate::pictures::{colour_picture, contact_sheet, shaded_mesh, side_by_side};
 use crate::progress::Bar;
 use crate::{CliResult, create_dir, load_model};
 
@@ -291,19 +292,28 @@ pub fn write_faces(
     for (b, &row) in faces.rows.iter().enumerate() {
         let sample = first + row;
         let truth = face_mesh(model, &layout, &dataset.arrays().params.row(row).to_vec())?;
-        let before = per_vertex_distance(
-            &face_mesh(model, &layout, &faces.init.row(b).to_vec())?,
-            &truth,
-        )?;
+        let before_mesh = face_mesh(model, &layout, &faces.init.row(b).to_vec())?;
+        let before = per_vertex_distance(&before_mesh, &truth)?;
         let after_mesh = face_mesh(model, &layout, &faces.fitted.row(b).to_vec())?;
         let after = per_vertex_distance(&after_mesh, &truth)?;
         let largest = before.iter().chain(&after).copied().fold(0.0, f64::max);
         let ply = out.join(format!("face_{sample:05}_fitted.ply"));
-        write_ply(
-            &ply,
-            &after_mesh,
-            Some(&scalar_colours(&after, Some((0.0, largest)))),
-        )?;
+        let after_colours = scalar_colours(&after, Some((0.0, largest)));
+        write_ply(&ply, &after_mesh, Some(&after_colours))?;
+        let before_colours = scalar_colours(&before, Some((0.0, largest)));
+        // The true face grey, then the start and the fit coloured by their error, one view.
+        let view = OrthoView::framing(&truth, MESH_PICTURE_WIDTH, 0.05, DepthOrder::LargestZ)?;
+        let meshes_png = out.join(format!("face_{sample:05}_meshes.png"));
+        contact_sheet(
+            &[
+                shaded_mesh(&truth, None, &view)?,
+                shaded_mesh(&before_mesh, Some(&before_colours), &view)?,
+                shaded_mesh(&after_mesh, Some(&after_colours), &view)?,
+            ],
+            3,
+        )
+        .save(&meshes_png)
+        .map_err(|e| format!("cannot write {}: {e}", meshes_png.display()))?;
         let png = out.join(format!("face_{sample:05}_images.png"));
         let span = b * image_size..(b + 1) * image_size;
         comparison(
@@ -318,9 +328,10 @@ pub fn write_faces(
         sum_before += before_mm;
         sum_after += after_mm;
         println!(
-            "{sample:>6}   {before_mm:>26.3}   {after_mm:>10.3}   {}, {}",
+            "{sample:>6}   {before_mm:>26.3}   {after_mm:>10.3}   {}, {}, {}",
             ply.display(),
-            png.display()
+            png.display(),
+            meshes_png.display()
         );
     }
     let n = faces.rows.len() as f64;
@@ -331,7 +342,8 @@ pub fn write_faces(
     );
     println!(
         "(meshes coloured by per-vertex error against the true face, blue 0 to red at the \
-         largest error before or after; images: target left, rendering right)"
+         largest error before or after; images: target left, rendering right; mesh pictures: \
+         the true face, the start, the fit)"
     );
     Ok(())
 }
@@ -379,6 +391,9 @@ fn face_mesh(model: &PcaModel, layout: &ParamLayout, params: &[f32]) -> CliResul
     let face = layout.from_vector(params)?;
     Ok(model.instance(&face.shape, &face.expression)?)
 }
+
+/// Columns of each face in the `face_*_meshes.png` pictures.
+const MESH_PICTURE_WIDTH: usize = 200;
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64

@@ -33,7 +33,8 @@
 //! `--out` (default `out/reproduce/PRESET`) holds `dataset/`, `networks/{encoder,decoder,
 //! autoencoder}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md`, `table1.csv`,
 //! `cosine_{shape,expression}_{sampled,neutral}_pose.{png,csv}`, `cosine.md`, `runtimes.md` and
-//! `faces/VARIANT/` (per face a PLY coloured by error and a PNG of target and rendering).
+//! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
+//! of the true, starting and fitted meshes, the last two coloured by error).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
