@@ -19,14 +19,13 @@
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       |
 //!
 //! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). The `quick` row aims
-//! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes; on both, generating the
-//! dataset takes about half the time. The CPU presets spend their budget on more faces and fewer
-//! epochs, because the small networks overfit a few hundred faces: on the built-in model,
+//! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes (measured on 2026-11-21:
+//! 6 min 13 s, half of it generating the dataset, and 72 min 20 s, a quarter of it generating).
+//! The CPU presets spend their budget on more faces and fewer epochs, because the small networks overfit a few hundred faces: on the built-in model,
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
-//! Test-time fits run at Adam rate 0.02 with a Gaussian prior of weight 0.001 on the
-//! coefficients: without the prior, 50 steps through the learned renderer raised the depth
-//! autoencoder's point distance from 6.15 to 7.09 mm; with it, to 6.40 mm.
+//! Test-time fits run with `radar-face fit`'s defaults: Adam rate 0.02 and a Gaussian prior of
+//! weight 0.001 on the coefficients.
 //!
 //! # Output
 //!
@@ -63,7 +62,10 @@ use crate::commands::evaluate::{
     baseline_rows, check_model, dataset_config, evaluation_range_db, method_name, predict_rows,
     truth_params,
 };
-use crate::commands::fit::{FitSettings, FitTarget, fit_faces, with_dynamic_range, write_faces};
+use crate::commands::fit::{
+    FIT_LEARNING_RATE, FIT_PRIOR, FitSettings, FitTarget, fit_faces, with_dynamic_range,
+    write_faces,
+};
 use crate::pictures::heatmap;
 use crate::progress::Bar;
 use crate::{CliResult, create_dir, load_model};
@@ -171,10 +173,6 @@ impl Budget {
     }
 }
 
-/// Adam's learning rate of the test-time fits (scaled parameter units per step).
-const FIT_LEARNING_RATE: f64 = 0.02;
-/// λ of the fits' Gaussian prior on the shape and expression coefficients.
-const FIT_PRIOR: f64 = 1e-3;
 /// Validation faces whose renderings are timed.
 const TIMED_FACES: usize = 4;
 /// Timed repetitions of each renderer.
