@@ -90,12 +90,12 @@ pub struct Args {
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Output directory: per face a PLY and a PNG.
+    /// Output directory: per face a PLY, a PNG of the images and a PNG of the meshes.
     #[arg(long, short)]
     out: PathBuf,
 }
 
-/// Fits the chosen validation faces, writes a PLY and a PNG per face, and prints the point
+/// Fits the chosen validation faces, writes a PLY and two PNGs per face, and prints the point
 /// distances (mm, model space, no pose) to the true faces before and after fitting.
 pub fn run(args: Args) -> CliResult {
     let dataset = Dataset::open(&args.dataset)?;

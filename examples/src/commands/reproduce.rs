@@ -190,6 +190,14 @@ struct Networks {
     autoencoder: PathBuf,
 }
 
+/// The networks of input `kind` among those trained.
+fn networks_of(networks: &[Networks], kind: InputKind) -> CliResult<&Networks> {
+    networks
+        .iter()
+        .find(|n| n.kind == kind)
+        .ok_or_else(|| format!("no {} networks were trained", kind.name()).into())
+}
+
 /// Runs (or resumes) the whole reproduction and prints where its results are.
 pub fn run(args: Args) -> CliResult {
     if args.study_shapes < 2 || args.study_expressions < 2 {
@@ -437,10 +445,7 @@ fn study(
     results: &Path,
 ) -> CliResult {
     let kind = InputKind::AmplitudeDepth;
-    let net = networks
-        .iter()
-        .find(|n| n.kind == kind)
-        .ok_or("no amplitude-depth autoencoder was trained")?;
+    let net = networks_of(networks, kind)?;
     let autoencoder = TrainedEncoder::load(&net.autoencoder, &Device::Cpu)?;
     let config = dataset_config(dataset)?;
     let layout = dataset.manifest().layout;
@@ -604,10 +609,7 @@ fn runtimes(
     results: &Path,
 ) -> CliResult {
     let kind = InputKind::AmplitudeDepth;
-    let net = networks
-        .iter()
-        .find(|n| n.kind == kind)
-        .ok_or("no amplitude-depth decoder was trained")?;
+    let net = networks_of(networks, kind)?;
     let learned = FitTarget::learned(LearnedRenderer::load(&net.decoder, &Device::Cpu)?);
     let layout = dataset.manifest().layout;
     let rows: Vec<usize> = dataset

@@ -1,7 +1,6 @@
 //! The direct form: the reference.
 
 use num_complex::{Complex32, Complex64};
-use radar_sim::SPEED_OF_LIGHT;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -33,11 +32,7 @@ impl BackProjector for Direct {
     fn project(&self, problem: &Problem<'_>) -> Result<Volume> {
         let grid = *problem.grid();
         let (tx, rx) = (problem.tx(), problem.rx());
-        let sweep = problem.sweep();
-        let (f0_per_m, df_per_m) = (
-            sweep.start_hz() / SPEED_OF_LIGHT,
-            sweep.step_hz() / SPEED_OF_LIGHT,
-        );
+        let (f0_per_m, df_per_m) = problem.cycles_per_metre();
         let norm = problem.normalisation();
         let mut samples = vec![Complex32::new(0.0, 0.0); grid.n_voxels()];
         samples.par_iter_mut().enumerate().for_each_init(

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 
 use nalgebra::Point3;
 use num_complex::Complex32;
-use radar_sim::{ArrayGeometry, FrequencySweep, RadarError, SignalCube};
+use radar_sim::{ArrayGeometry, FrequencySweep, RadarError, SPEED_OF_LIGHT, SignalCube};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, Volume, VoxelGrid};
@@ -98,6 +98,14 @@ impl<'a> Problem<'a> {
     /// The normalisation 1/(N_t·N_r) of PHYSICS.md §4.
     pub fn normalisation(&self) -> f64 {
         1.0 / self.n_pairs() as f64
+    }
+    /// The sweep's first frequency and its step over c, in cycles per metre of path: the phase
+    /// of frequency k over a path d is (f₀/c + k·Δf/c)·d turns.
+    pub fn cycles_per_metre(&self) -> (f64, f64) {
+        (
+            self.sweep.start_hz() / SPEED_OF_LIGHT,
+            self.sweep.step_hz() / SPEED_OF_LIGHT,
+        )
     }
     /// Pair-voxel-frequency terms of the sum, N_t·N_r·N_f·N_v (saturating).
     pub fn n_terms(&self) -> u64 {

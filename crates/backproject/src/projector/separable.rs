@@ -3,7 +3,6 @@
 use nalgebra::Point3;
 use ndarray::{Array2, Zip, linalg::general_mat_mul};
 use num_complex::{Complex32, Complex64};
-use radar_sim::SPEED_OF_LIGHT;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -124,14 +123,10 @@ impl BackProjector for Separable {
     fn project(&self, problem: &Problem<'_>) -> Result<Volume> {
         let grid = *problem.grid();
         let (tx, rx) = (problem.tx(), problem.rx());
-        let sweep = problem.sweep();
-        let (f0_per_m, df_per_m) = (
-            sweep.start_hz() / SPEED_OF_LIGHT,
-            sweep.step_hz() / SPEED_OF_LIGHT,
-        );
+        let (f0_per_m, df_per_m) = problem.cycles_per_metre();
         let norm = problem.normalisation();
         // S_f, N_t × N_r, for every frequency.
-        let signal: Vec<Array2<Complex32>> = (0..sweep.steps())
+        let signal: Vec<Array2<Complex32>> = (0..problem.sweep().steps())
             .map(|n| {
                 Array2::from_shape_fn((tx.len(), rx.len()), |(t, r)| problem.pair_samples(t, r)[n])
             })

@@ -346,6 +346,16 @@ fn add_relu<T: WithDType>(a: &[T], b: &[T]) -> Vec<T> {
     out
 }
 
+/// `grad` masked by [`relu_masked`] when the op ended in a ReLU, `grad` itself (shared, not
+/// copied) otherwise.
+fn relu_masked_if(relu: bool, grad: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
+    if relu {
+        relu_masked(grad, out)
+    } else {
+        Ok(grad.clone())
+    }
+}
+
 /// The gradient `grad` masked to where the ReLU output `out` is positive.
 fn relu_masked(grad: &Tensor, out: &Tensor) -> candle_core::Result<Tensor> {
     dispatch_float!(grad.dtype(), "relu backward", T => {
@@ -538,13 +548,7 @@ impl CustomOp3 for BatchNormTrain {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, w) = x.dims4()?;
-        let masked;
-        let grad = if self.relu {
-            masked = relu_masked(grad, res)?;
-            &masked
-        } else {
-            grad
-        };
+        let grad = &relu_masked_if(self.relu, grad, res)?;
         let dtype = x.dtype();
         let (dx, d_gamma, d_beta) = dispatch_float!(dtype, self.name(), T => {
             with_cpu_slice::<T, _>(x, |xv| {
@@ -600,13 +604,7 @@ impl CustomOp3 for ChannelAffine {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, w) = x.dims4()?;
-        let masked;
-        let grad = if self.relu {
-            masked = relu_masked(grad, res)?;
-            &masked
-        } else {
-            grad
-        };
+        let grad = &relu_masked_if(self.relu, grad, res)?;
         let dtype = x.dtype();
         let (dx, d_scale, d_shift) = dispatch_float!(dtype, self.name(), T => {
             with_cpu_slice::<T, _>(x, |xv| {

@@ -218,21 +218,23 @@ impl<'a> Reader<'a> {
         if object.is_empty() {
             return Ok(Some(self.file.root()));
         }
-        match self.file.group(object) {
-            Ok(group) => Ok(Some(group)),
-            Err(
-                H5Error::Format(FormatError::PathNotFound(_))
-                | H5Error::NotAGroup(_)
-                | H5Error::NotADataset(_),
-            ) => Ok(None),
-            Err(e) => Err(self.h5_error(object, e)),
-        }
+        self.absent_as_none(object, self.file.group(object))
     }
 
     /// The dataset at `object`, `None` if nothing (or not a dataset) is there.
     fn optional_dataset(&self, object: &str) -> Result<Option<Dataset>> {
-        match self.file.dataset(object) {
-            Ok(dataset) => Ok(Some(dataset)),
+        self.absent_as_none(object, self.file.dataset(object))
+    }
+
+    /// A lookup of `object` with "nothing of that kind there" as `None`; other HDF5 errors are
+    /// reported against `object`.
+    fn absent_as_none<T>(
+        &self,
+        object: &str,
+        found: std::result::Result<T, H5Error>,
+    ) -> Result<Option<T>> {
+        match found {
+            Ok(value) => Ok(Some(value)),
             Err(
                 H5Error::Format(FormatError::PathNotFound(_))
                 | H5Error::NotAGroup(_)
