@@ -14,16 +14,36 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// A random linear model on a small grid surface: a bumpy sheet whose components are random
-/// smooth-ish fields. Independent of the built-in model.
-pub fn random_model(side: usize, n_shape: usize, n_expression: usize, seed: u64) -> PcaModel {
+/// The look of a [`sheet_model`]: grid pitch and height of the sheet's centre (mm), the first
+/// component's variance, the shape block's noise variance, and the model's name.
+pub struct Sheet {
+    pub pitch: f32,
+    pub height: f32,
+    pub variance: f64,
+    pub shape_noise: f64,
+    pub name: &'static str,
+}
+
+/// A random linear model on a `side × side` grid surface: a curved sheet centred on the origin,
+/// Gaussian basis columns, variances falling as 1/(1 + i), an expression mean of 0.5 mm.
+/// Independent of the built-in model.
+pub fn sheet_model(
+    sheet: &Sheet,
+    side: usize,
+    n_shape: usize,
+    n_expression: usize,
+    seed: u64,
+) -> PcaModel {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = side * side;
     let mut mean = Vec::with_capacity(3 * n);
     for i in 0..side {
         for j in 0..side {
-            let (x, y) = (i as f32 * 10.0 - 50.0, j as f32 * 10.0 - 50.0);
-            mean.extend_from_slice(&[x, y, 30.0 - 0.01 * (x * x + y * y)]);
+            let (x, y) = (
+                (i as f32 - 5.0) * sheet.pitch,
+                (j as f32 - 5.0) * sheet.pitch,
+            );
+            mean.extend_from_slice(&[x, y, sheet.height - 0.01 * (x * x + y * y)]);
         }
     }
     let mut triangles = Vec::new();
@@ -34,19 +54,31 @@ pub fn random_model(side: usize, n_shape: usize, n_expression: usize, seed: u64)
             triangles.push([v(i, j), v(i + 1, j + 1), v(i, j + 1)]);
         }
     }
-    let mut block = |k: usize, mean: Vec<f32>| {
+    let mut block = |k: usize, mean: Vec<f32>, noise: f64| {
         let basis: Vec<f32> = (0..3 * n * k)
             .map(|_| {
                 let g: f64 = StandardNormal.sample(&mut rng);
                 g as f32
             })
             .collect();
-        let variance: Vec<f64> = (0..k).map(|i| 4.0 / (1.0 + i as f64)).collect();
-        PcaBlock::new(mean, basis, variance, 0.0).expect("valid block")
+        let variance: Vec<f64> = (0..k).map(|i| sheet.variance / (1.0 + i as f64)).collect();
+        PcaBlock::new(mean, basis, variance, noise).expect("valid block")
     };
-    let shape = block(n_shape, mean);
-    let expression = block(n_expression, vec![0.5; 3 * n]);
-    PcaModel::new("random", shape, expression, triangles).expect("valid model")
+    let shape = block(n_shape, mean, sheet.shape_noise);
+    let expression = block(n_expression, vec![0.5; 3 * n], 0.0);
+    PcaModel::new(sheet.name, shape, expression, triangles).expect("valid model")
+}
+
+/// The sheet model of this file's tests: 10 mm pitch, no noise.
+pub fn random_model(side: usize, n_shape: usize, n_expression: usize, seed: u64) -> PcaModel {
+    let sheet = Sheet {
+        pitch: 10.0,
+        height: 30.0,
+        variance: 4.0,
+        shape_noise: 0.0,
+        name: "random",
+    };
+    sheet_model(&sheet, side, n_shape, n_expression, seed)
 }
 
 fn coefficients(n: usize) -> impl Strategy<Value = Vec<f64>> {

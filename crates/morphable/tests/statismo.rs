@@ -7,15 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::core::{Sheet, sheet_model};
 use hdf5_pure::{AttrValue, DatasetBuilder, FileBuilder, GroupBuilder};
 use morphable::statismo::{
     self, CellIndexType, FormatVersion, LoadOptions, NoiseVarianceShape, SaveOptions, Storage,
 };
 use morphable::{MorphableError, MorphableModel, PcaBlock, PcaModel};
 use proptest::prelude::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -45,38 +43,16 @@ impl Drop for TempDir {
 }
 
 /// A random model on a `side × side` grid: a gently curved sheet, Gaussian basis columns,
-/// decreasing variances, a non-zero expression mean.
+/// decreasing variances, a non-zero expression mean and shape noise.
 fn grid_model(side: usize, n_shape: usize, n_expression: usize, seed: u64) -> PcaModel {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = side * side;
-    let mut mean = Vec::with_capacity(3 * n);
-    for i in 0..side {
-        for j in 0..side {
-            let (x, y) = (i as f32 * 8.0 - 40.0, j as f32 * 8.0 - 40.0);
-            mean.extend_from_slice(&[x, y, 60.0 - 0.01 * (x * x + y * y)]);
-        }
-    }
-    let mut triangles = Vec::new();
-    for i in 0..side - 1 {
-        for j in 0..side - 1 {
-            let v = |a: usize, b: usize| (a * side + b) as u32;
-            triangles.push([v(i, j), v(i + 1, j), v(i + 1, j + 1)]);
-            triangles.push([v(i, j), v(i + 1, j + 1), v(i, j + 1)]);
-        }
-    }
-    let mut block = |k: usize, mean: Vec<f32>, noise: f64| {
-        let basis: Vec<f32> = (0..mean.len() * k)
-            .map(|_| {
-                let g: f64 = StandardNormal.sample(&mut rng);
-                g as f32
-            })
-            .collect();
-        let variance: Vec<f64> = (0..k).map(|i| 9.0 / (1.0 + i as f64)).collect();
-        PcaBlock::new(mean, basis, variance, noise).expect("valid block")
+    let sheet = Sheet {
+        pitch: 8.0,
+        height: 60.0,
+        variance: 9.0,
+        shape_noise: 0.25,
+        name: "grid",
     };
-    let shape = block(n_shape, mean, 0.25);
-    let expression = block(n_expression, vec![0.5; 3 * n], 0.0);
-    PcaModel::new("grid", shape, expression, triangles).expect("valid model")
+    sheet_model(&sheet, side, n_shape, n_expression, seed)
 }
 
 /// Coefficient vectors spanning zero, the unit vectors' neighbourhood and 3σ.
