@@ -11,7 +11,7 @@
 //! ([`backproject::image_products`]) and writes amplitude and depth PNGs.
 //!
 //! ```sh
-//! cargo run --release -p radar-face-examples --example downstream -- out/downstream
+//! cargo run --release -p radar-face --example downstream -- out/downstream
 //! ```
 //!
 //! Units: the face model works in millimetres (model space: y up, nose toward +z); radar space
@@ -581,11 +581,13 @@ mod tests {
         let z = depth[peak] as f64;
         assert!(z > lo.z - cell && z < hi.z + cell, "{z} m outside the face");
 
-        let out = std::env::temp_dir().join(format!("downstream-test-{}", std::process::id()));
+        let scratch = tempfile::tempdir().map_err(|source| DownstreamError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let out = scratch.path().join("images");
         let written = write_images(&imaging.products, DynamicRange::new(25.0)?, &out)?;
         assert!(written.iter().all(|p| p.is_file()));
-        std::fs::remove_dir_all(&out)
-            .map_err(|source| DownstreamError::Io { path: out, source })?;
         Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! Pictures for people: colour-mapped images, enlarged, and contact sheets.
 
+use std::io::Cursor;
+use std::path::Path;
+
 use backproject::ColourMap;
-use image::{Rgb, RgbImage};
+use image::{ImageFormat, Rgb, RgbImage};
 use morphable::Mesh;
 use morphable::raster::{OrthoView, rasterize};
 use nalgebra::Vector3;
@@ -116,4 +119,14 @@ pub fn shaded_mesh(
             Rgb(colour.map(|c| (c * shade).round().clamp(0.0, 255.0) as u8))
         },
     ))
+}
+
+/// Writes `picture` to `path` as a PNG, atomically (the file appears whole or not at all).
+pub fn save_png(picture: &RgbImage, path: &Path) -> crate::CliResult {
+    let mut bytes = Cursor::new(Vec::new());
+    picture
+        .write_to(&mut bytes, ImageFormat::Png)
+        .map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
+    morphable::export::atomic_write(path, bytes.get_ref())?;
+    Ok(())
 }

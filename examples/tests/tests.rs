@@ -10,10 +10,39 @@ fn radar_face(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("radar-face-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A path `name` that does not exist yet (the command under test creates it) inside a fresh
+/// temporary directory (the `tempfile` crate's, removed on drop). It dereferences to the path.
+struct TempDir {
+    _root: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    let root = tempfile::Builder::new()
+        .prefix("radar-face-cli-")
+        .tempdir()
+        .expect("a temporary directory");
+    let path = root.path().join(name);
+    TempDir { _root: root, path }
 }
 
 fn ok(output: &Output) -> String {

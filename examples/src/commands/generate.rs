@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use abs_fit::Preset;
-use abs_fit::dataset::{Dataset, GenerateOptions, generate, merge_shards};
+use abs_fit::dataset::{Dataset, merge_shards};
+use abs_fit::generation::{GenerateOptions, generate};
 use clap::Args as ClapArgs;
 
 use crate::progress::Bar;

@@ -7,7 +7,7 @@ use backproject::ColourMap;
 use clap::Args as ClapArgs;
 
 use crate::CliResult;
-use crate::pictures::{colour_picture, contact_sheet, side_by_side};
+use crate::pictures::{colour_picture, contact_sheet, save_png, side_by_side};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> CliResult {
     let sheet_path = args
         .sheet
         .unwrap_or_else(|| args.dir.join("contact_sheet.png"));
-    contact_sheet(&tiles, 4).save(&sheet_path)?;
+    save_png(&contact_sheet(&tiles, 4), &sheet_path)?;
     println!(
         "contact sheet {} ({count} samples; each: amplitude at {} dB, depth with invalid pixels black)",
         sheet_path.display(),

@@ -35,38 +35,32 @@
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
 //! of the true, starting and fitted meshes, the last two coloured by error).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use abs_fit::dataset::{Dataset, GenerateOptions, InputKind, generate};
+use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use abs_fit::evaluate::{
-    CosineMatrix, TableOptions, cosine_study, cosine_study_faces, markdown_table, render_times,
-    write_matrix_csv, write_table,
+    CosineMatrix, CosineStudy, FitTime, TableOptions, Validation, cosine_markdown, cosine_stem,
+    encoder_cosine_study, markdown_table, renderer_times, runtimes_markdown, write_matrix_csv,
+    write_table,
 };
+use abs_fit::fit::{FitSettings, FitTarget};
+use abs_fit::generation::{GenerateOptions, generate};
 use abs_fit::train::{
     AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
 };
 use abs_fit::{
-    LearnedRenderer, ParamGroup, PhysicsRenderer, Preset, Progress, Renderer, Table1Row,
-    TrainedEncoder, evaluate, train_autoencoder, train_decoder, train_encoder,
+    LearnedRenderer, Preset, Progress, TrainedEncoder, train_autoencoder, train_decoder,
+    train_encoder,
 };
 use backproject::ColourMap;
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use clap::Args as ClapArgs;
 use facenet::{ComputeDevice, PoseNetwork};
 use morphable::PcaModel;
-use ndarray::Array2;
 
-use crate::commands::evaluate::{
-    baseline_rows, check_model, dataset_config, evaluation_range_db, method_name, predict_rows,
-    truth_params,
-};
-use crate::commands::fit::{
-    FIT_LEARNING_RATE, FIT_PRIOR, FitSettings, FitTarget, fit_faces, with_dynamic_range,
-    write_faces,
-};
-use crate::pictures::heatmap;
+use crate::commands::fit::write_faces;
+use crate::pictures::{heatmap, save_png};
 use crate::progress::Bar;
 use crate::{CliResult, create_dir, load_model};
 
@@ -110,7 +104,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
     /// Network sizes.
-    pub network: facenet::Preset,
+    pub network: facenet::NetworkSize,
     /// Epochs of each encoder.
     pub encoder_epochs: usize,
     /// Epochs of each decoder (learned renderer).
@@ -140,10 +134,10 @@ impl Budget {
     pub fn of(preset: Preset) -> Self {
         let (network, [encoder_epochs, decoder_epochs, autoencoder_epochs], batch, fit_steps) =
             match preset {
-                Preset::Tiny => (facenet::Preset::Tiny, [2, 2, 1], Some(8), 20),
-                Preset::Quick => (facenet::Preset::Quick, [10, 10, 6], Some(32), 50),
-                Preset::Cpu => (facenet::Preset::Cpu, [30, 30, 15], Some(32), 100),
-                Preset::Paper => (facenet::Preset::Paper, [200, 300, 300], None, 500),
+                Preset::Tiny => (facenet::NetworkSize::Tiny, [2, 2, 1], Some(8), 20),
+                Preset::Quick => (facenet::NetworkSize::Quick, [10, 10, 6], Some(32), 50),
+                Preset::Cpu => (facenet::NetworkSize::Cpu, [30, 30, 15], Some(32), 100),
+                Preset::Paper => (facenet::NetworkSize::Paper, [200, 300, 300], None, 500),
             };
         let (encoder_learning_rate, pose_network) = match preset {
             Preset::Paper => (LearningRate::PAPER_ENCODER, PoseNetwork::AlexNet),
@@ -230,7 +224,7 @@ pub fn run(args: Args) -> CliResult {
         &GenerateOptions::default(),
         &mut Bar::new("samples"),
     )?;
-    check_model(&dataset, &model)?;
+    dataset.check_model(&model)?;
 
     let networks = train_all(&dataset, &budget, args.epochs, &out.join("networks"))?;
 
@@ -304,14 +298,6 @@ fn train_all(
     Ok(all)
 }
 
-/// Seconds per face of one test-time fit, for the run-time table.
-struct FitTime {
-    method: String,
-    faces: usize,
-    steps: usize,
-    seconds_per_face: f64,
-}
-
 /// Table 1 on the validation split: the baselines, the encoders, the autoencoders, and beyond
 /// the paper each autoencoder refined by test-time fitting through its learned renderer, and the
 /// depth autoencoder refined through the depth raster. Writes `table1.md`, `table1.csv` and the
@@ -324,29 +310,10 @@ fn table1(
     faces: usize,
     results: &Path,
 ) -> CliResult<Vec<FitTime>> {
-    let rows = dataset.validation_rows();
-    if rows.is_empty() {
-        return Err(format!(
-            "dataset {} has no validation samples",
-            dataset.dir().display()
-        )
-        .into());
-    }
-    let layout = dataset.manifest().layout;
-    let d_db = evaluation_range_db()?;
-    let truth = truth_params(dataset, &rows, d_db)?;
+    let validation = Validation::new(dataset, model)?;
     let device = Device::Cpu;
-    let mut table = baseline_rows(dataset, model, &rows, truth.view())?;
-    let score = |name: String, predicted: &Array2<f32>| -> CliResult<Table1Row> {
-        Ok(evaluate(
-            name,
-            predicted.view(),
-            truth.view(),
-            &layout,
-            model,
-        )?)
-    };
-    let batch = rows.len().min(64);
+    let mut table = validation.baselines()?;
+    let batch = validation.rows().len().min(64);
     for stage in ["encoder", "autoencoder"] {
         for net in networks {
             let dir = if stage == "encoder" {
@@ -355,70 +322,45 @@ fn table1(
                 &net.autoencoder
             };
             let encoder = TrainedEncoder::load(dir, &device)?;
-            let predicted = predict_rows(&encoder, dataset, &rows, d_db, batch)?;
-            table.push(score(method_name(&encoder), &predicted)?);
+            table.push(validation.encoder_row(&encoder, batch)?);
         }
     }
 
-    let settings = FitSettings {
-        steps: fit_steps,
-        learning_rate: FIT_LEARNING_RATE,
-        prior: FIT_PRIOR,
-    };
+    let settings = FitSettings::new(fit_steps);
     let mut times = Vec::new();
-    let faces_dir = results.join("faces");
-    let mut fit_row =
-        |name: String, target: FitTarget<'_>, encoder: &TrainedEncoder, slug: String| {
-            let predicted = predict_rows(encoder, dataset, &rows, d_db, batch)?;
-            let started = Instant::now();
-            let fitted = fit_faces(&target, dataset, &rows, &predicted, &settings)?;
-            let seconds = started.elapsed().as_secs_f64();
-            println!(
-                "{name}: image loss {:.5} → {:.5} in {} steps ({seconds:.1} s)",
-                fitted.losses.first().copied().unwrap_or(f32::NAN),
-                fitted.losses.last().copied().unwrap_or(f32::NAN),
-                fitted.steps
-            );
-            // The fit keeps the rendering columns but its renderer's dynamic range: evaluate with
-            // the prediction's rendering columns, as the unfitted row is.
-            let mut evaluated = fitted.fitted.clone();
-            let render = ndarray::s![.., layout.range(ParamGroup::Render)];
-            evaluated.slice_mut(render).assign(&predicted.slice(render));
-            let row = score(name.clone(), &evaluated)?;
-            if faces > 0 {
-                write_faces(&fitted.first(faces), dataset, model, &faces_dir.join(slug))?;
-            }
-            times.push(FitTime {
-                method: name,
-                faces: rows.len(),
-                steps: fitted.steps,
-                seconds_per_face: seconds / rows.len() as f64,
-            });
-            CliResult::Ok(row)
-        };
+    let mut fit_row = |fitted: &str, target: FitTarget<'_>, dir: &Path, slug: String| {
+        let autoencoder = TrainedEncoder::load(dir, &device)?;
+        let name = format!("{} + fitting ({fitted})", autoencoder.method_name());
+        let outcome = validation.fit_row(
+            &name,
+            &autoencoder,
+            &target,
+            &settings,
+            batch,
+            &mut Bar::new("steps"),
+        )?;
+        let (first, last) = outcome.faces.loss_change();
+        println!(
+            "{name}: image loss {first:.5} → {last:.5} in {} steps ({:.1} s)",
+            outcome.faces.steps, outcome.seconds
+        );
+        if faces > 0 {
+            let dir = results.join("faces").join(slug);
+            write_faces(&outcome.faces.first(faces), dataset, model, &dir)?;
+        }
+        times.push(outcome.time());
+        CliResult::Ok(outcome.row)
+    };
     let mut fitted_rows = Vec::new();
     for net in networks {
-        let autoencoder = TrainedEncoder::load(&net.autoencoder, &device)?;
         let target = FitTarget::learned(LearnedRenderer::load(&net.decoder, &device)?);
-        let name = format!("{} + fitting (learned renderer)", method_name(&autoencoder));
         let slug = format!("autoencoder-{}-learned", net.kind.name());
-        fitted_rows.push(fit_row(name, target, &autoencoder, slug)?);
+        fitted_rows.push(fit_row("learned renderer", target, &net.autoencoder, slug)?);
     }
     if let Some(net) = networks.iter().find(|n| n.kind == InputKind::Depth) {
-        let autoencoder = TrainedEncoder::load(&net.autoencoder, &device)?;
-        let target = FitTarget::load(
-            &crate::commands::fit::RendererChoice::DepthRaster,
-            dataset,
-            model,
-            &device,
-        )?;
-        let name = format!("{} + fitting (depth raster)", method_name(&autoencoder));
-        fitted_rows.push(fit_row(
-            name,
-            target,
-            &autoencoder,
-            "autoencoder-depth-raster".into(),
-        )?);
+        let target = FitTarget::depth_raster(model, dataset)?;
+        let slug = "autoencoder-depth-raster".to_string();
+        fitted_rows.push(fit_row("depth raster", target, &net.autoencoder, slug)?);
     }
     table.extend(fitted_rows);
 
@@ -426,8 +368,8 @@ fn table1(
     let (md, csv) = (results.join("table1.md"), results.join("table1.csv"));
     write_table(&table, &md, &csv, &options)?;
     println!(
-        "\nTable 1: {} validation samples at D = {d_db} dB\n\n{}",
-        rows.len(),
+        "\nTable 1: {} validation samples at D = {EVALUATION_RANGE_DB} dB\n\n{}",
+        validation.rows().len(),
         markdown_table(&table, &options)
     );
     Ok(times)
@@ -444,159 +386,51 @@ fn study(
     args: &Args,
     results: &Path,
 ) -> CliResult {
-    let kind = InputKind::AmplitudeDepth;
-    let net = networks_of(networks, kind)?;
+    let net = networks_of(networks, InputKind::AmplitudeDepth)?;
     let autoencoder = TrainedEncoder::load(&net.autoencoder, &Device::Cpu)?;
-    let config = dataset_config(dataset)?;
-    let layout = dataset.manifest().layout;
     let seed = dataset.manifest().seed ^ STUDY_SEED;
-    let d_db = evaluation_range_db()?;
-    let mut summary = String::from(
-        "# Cosine-similarity study (Figures 5–6)\n\nAmplitude-depth autoencoder on faces rendered \
-         by the physics renderer at D = 20 dB. Diagonal maximum: the fraction of classes whose \
-         row is largest on the diagonal (1: every class told apart).\n\n\
-         | pose | matrix | classes | diagonal maximum |\n|---|---|---:|---:|\n",
-    );
-    let mut tables = String::new();
+    let mut studies = Vec::new();
     for (pose, neutral) in [("sampled", false), ("neutral", true)] {
-        let faces = cosine_study_faces(
-            &layout,
-            &config.sampling,
-            args.study_shapes,
-            args.study_expressions,
+        let mut bar = Bar::new("faces");
+        bar.message(&format!("rendering the {pose}-pose study faces"));
+        let study = encoder_cosine_study(
+            dataset,
+            model,
+            &autoencoder,
+            (args.study_shapes, args.study_expressions),
             neutral,
             seed,
+            &mut bar,
         )?;
-        let labels: Vec<(usize, usize)> = faces.iter().map(|(i, j, _)| (*i, *j)).collect();
-        let vectors: Vec<f32> = faces
-            .into_iter()
-            .flat_map(|(_, _, mut face)| {
-                face.render.dynamic_range_db = f64::from(d_db);
-                layout.to_vector(&face)
-            })
-            .collect();
-        let params = Array2::from_shape_vec((labels.len(), layout.len()), vectors)?;
-        let images = render_physics(model, dataset, &params, kind, seed, pose)?;
-        let predicted = autoencoder.predict(&images)?.to_dtype(DType::F32)?;
-        let predicted = Array2::from_shape_vec(
-            predicted.dims2()?,
-            predicted.flatten_all()?.to_vec1::<f32>()?,
-        )?;
-        let matrices = cosine_study(predicted.view(), &labels, &layout)?;
-        for (label, matrix) in [
-            ("shape", &matrices.shape),
-            ("expression", &matrices.expression),
-        ] {
-            let name = format!("cosine_{label}_{pose}_pose");
-            write_matrix(matrix, label, &results.join(&name))?;
-            let fraction = matrix.diagonal_max_fraction();
+        for (label, matrix) in study.matrices() {
+            write_matrix(matrix, label, &results.join(cosine_stem(label, pose)))?;
             println!(
                 "cosine study, {pose} pose, {label}: diagonal maximum in {:.0} % of {} classes",
-                100.0 * fraction,
+                100.0 * matrix.diagonal_max_fraction(),
                 matrix.n_classes()
-            );
-            let _ = writeln!(
-                summary,
-                "| {pose} | {label} | {} | {fraction:.3} |",
-                matrix.n_classes()
-            );
-            let _ = write!(
-                tables,
-                "\n## {label}, {pose} pose ({name}.png)\n\n{}",
-                markdown_matrix(matrix, label)
             );
         }
+        studies.push((pose, study));
     }
-    summary.push_str(
-        "\nCell (i, j): mean cosine similarity between the predicted coefficient vectors of \
-         the faces of true class i and those of true class j (the diagonal: distinct faces of \
-         one class); the largest cell of each row is bold.\n",
+    let studies: Vec<(&str, &CosineStudy)> = studies.iter().map(|(p, s)| (*p, s)).collect();
+    let summary = cosine_markdown(
+        "Amplitude-depth autoencoder on faces rendered by the physics renderer at D = 20 dB",
+        &studies,
     );
-    summary.push_str(&tables);
-    let path = results.join("cosine.md");
-    morphable::export::atomic_write(&path, summary.as_bytes())?;
+    morphable::export::atomic_write(&results.join("cosine.md"), summary.as_bytes())?;
     Ok(())
-}
-
-/// A cosine matrix as a Markdown table with the largest cell of each row in bold.
-fn markdown_matrix(matrix: &CosineMatrix, label: &str) -> String {
-    let k = matrix.n_classes();
-    let mut out = format!("| {label} |");
-    for j in 0..k {
-        let _ = write!(out, " {j} |");
-    }
-    out.push_str("\n|---|");
-    out.push_str(&"---:|".repeat(k));
-    out.push('\n');
-    for (i, row) in matrix.values.iter().enumerate() {
-        let largest = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let _ = write!(out, "| {i} |");
-        for &value in row {
-            if value == largest {
-                let _ = write!(out, " **{value:.2}** |");
-            } else {
-                let _ = write!(out, " {value:.2} |");
-            }
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// Faces to render per physics-renderer call: the unit of progress.
-const RENDER_CHUNK: usize = 8;
-
-/// Physics-renderer images (N, C, H, W) of `kind` of the scaled parameter rows `params`, the
-/// dataset's imaging, row k simulated with seed `seed + k`.
-fn render_physics(
-    model: &PcaModel,
-    dataset: &Dataset,
-    params: &Array2<f32>,
-    kind: InputKind,
-    seed: u64,
-    what: &str,
-) -> CliResult<Tensor> {
-    let imaging = dataset_config(dataset)?.imaging;
-    let layout = dataset.manifest().layout;
-    let n = params.nrows();
-    let mut bar = Bar::new("faces");
-    bar.start(
-        &format!("rendering the {what}-pose study faces"),
-        n as u64,
-        0,
-    );
-    let mut images = Vec::new();
-    for start in (0..n).step_by(RENDER_CHUNK) {
-        let end = (start + RENDER_CHUNK).min(n);
-        let renderer = PhysicsRenderer::new(model, layout, imaging.clone())?
-            .with_output(kind)
-            .with_seed(seed.wrapping_add(start as u64));
-        let chunk = params.slice(ndarray::s![start..end, ..]);
-        let tensor = Tensor::from_vec(
-            chunk.iter().copied().collect::<Vec<f32>>(),
-            (end - start, layout.len()),
-            &Device::Cpu,
-        )?;
-        images.push(renderer.render(&tensor)?);
-        bar.advance((end - start) as u64);
-    }
-    bar.finish();
-    Ok(Tensor::cat(&images, 0)?)
 }
 
 /// Writes `matrix` as `{stem}.csv` and as a heatmap `{stem}.png` (cosine −1 to 1 in viridis).
 fn write_matrix(matrix: &CosineMatrix, label: &str, stem: &Path) -> CliResult {
     write_matrix_csv(matrix, label, &stem.with_extension("csv"))?;
-    let png = stem.with_extension("png");
-    heatmap(
+    let picture = heatmap(
         &matrix.values,
         (-1.0, 1.0),
         ColourMap::Viridis,
         HEATMAP_CELL_PX,
-    )
-    .save(&png)
-    .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
-    Ok(())
+    );
+    save_png(&picture, &stem.with_extension("png"))
 }
 
 /// `runtimes.md`: the physics against the amplitude-depth learned renderer per image (on the
@@ -610,48 +444,11 @@ fn runtimes(
 ) -> CliResult {
     let kind = InputKind::AmplitudeDepth;
     let net = networks_of(networks, kind)?;
-    let learned = FitTarget::learned(LearnedRenderer::load(&net.decoder, &Device::Cpu)?);
-    let layout = dataset.manifest().layout;
-    let rows: Vec<usize> = dataset
-        .validation_rows()
-        .into_iter()
-        .take(TIMED_FACES)
-        .collect();
-    let params = with_dynamic_range(
-        &truth_params(dataset, &rows, learned.target_db)?,
-        &layout,
-        learned.target_db,
-    )?;
-    let tensor = Tensor::from_vec(
-        params.iter().copied().collect::<Vec<f32>>(),
-        (rows.len(), layout.len()),
-        &Device::Cpu,
-    )?;
-    let physics = PhysicsRenderer::new(model, layout, dataset_config(dataset)?.imaging)?
-        .with_output(kind)
-        .with_seed(dataset.manifest().seed);
-    let times = render_times(&physics, learned.renderer.as_ref(), &tensor, TIMING_REPEATS)?;
-    let mut md = format!(
-        "# Run times\n\nOne process on this machine's CPU; medians of {TIMING_REPEATS} timed \
-         calls on {} validation faces after a warm-up.\n\n| what | seconds per image or face |\n\
-         |---|---:|\n| physics renderer ({}) | {:.4} |\n| learned renderer ({}) | {:.6} |\n\
-         | speed-up of the learned renderer | {:.1}× |\n",
-        rows.len(),
-        kind.name(),
-        times.physics_s_per_image,
-        kind.name(),
-        times.learned_s_per_image,
-        times.speedup()
-    );
-    for fit in fits {
-        let _ = writeln!(
-            md,
-            "| {} ({} faces fitted together, {} steps), per face | {:.4} |",
-            fit.method, fit.faces, fit.steps, fit.seconds_per_face
-        );
-    }
-    let path = results.join("runtimes.md");
-    morphable::export::atomic_write(&path, md.as_bytes())?;
+    let learned = LearnedRenderer::load(&net.decoder, &Device::Cpu)?;
+    let times = renderer_times(dataset, model, learned, TIMED_FACES, TIMING_REPEATS)?;
+    let faces = dataset.validation_rows().len().min(TIMED_FACES);
+    let md = runtimes_markdown(&times, kind.name(), (faces, TIMING_REPEATS), fits);
+    morphable::export::atomic_write(&results.join("runtimes.md"), md.as_bytes())?;
     println!("\n{md}");
     Ok(())
 }

@@ -10,7 +10,7 @@ use morphable::{MorphableModel, Pose};
 use nalgebra::{Point3, Vector3};
 use radar_sim::{ElementPattern, Material, PointScatterer, Scene, SimulationConfig};
 
-use crate::pictures::{colour_picture, side_by_side};
+use crate::pictures::{colour_picture, save_png, side_by_side};
 use crate::{CliResult, create_dir, load_model};
 
 #[derive(Debug, ClapArgs)]
@@ -179,6 +179,6 @@ fn write_outputs(rendering: &Rendering, range_db: f32, out: &Path) -> CliResult 
         &colour_picture(&amp, shape, ColourMap::Viridis, |_| false, scale),
         &colour_picture(&dep, shape, ColourMap::Turbo, |i| !valid[i], scale),
     );
-    picture.save(out.join("images.png"))?;
+    save_png(&picture, &out.join("images.png"))?;
     Ok(())
 }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use abs_fit::card::ModelCard;
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::train::{
-    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, ModelCard,
-    TrainSchedule,
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
 };
 use abs_fit::{LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder};
 use clap::{Args as ClapArgs, ValueEnum};
@@ -42,7 +42,7 @@ pub struct Args {
     /// Network size: tiny, quick, cpu or paper (default quick). The autoencoder keeps its
     /// encoder's architecture.
     #[arg(long)]
-    preset: Option<facenet::Preset>,
+    preset: Option<facenet::NetworkSize>,
     /// Epochs of the whole run (default: the paper's, 200 / 300 / 300).
     #[arg(long)]
     epochs: Option<usize>,
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> CliResult {
                     stage_name(args.stage)
                 )
             })?;
-            let preset = args.preset.unwrap_or(facenet::Preset::Quick);
+            let preset = args.preset.unwrap_or(facenet::NetworkSize::Quick);
             if args.stage == Stage::Encoder {
                 let paper = EncoderTrainConfig::paper(preset);
                 let config = EncoderTrainConfig {

@@ -1,0 +1,120 @@
+//! What defines a dataset: [`DatasetConfig`], written into every manifest and read back from it
+//! by [`Dataset::config`].
+
+use morphable::{MorphableModel, SamplingConfig};
+use serde::{Deserialize, Serialize};
+
+use super::{Dataset, FORMAT_VERSION, ImageInfo, Manifest, ModelIdentity};
+use crate::{AbsFitError, FaceDistribution, FaceParams, ImagingConfig, ParamLayout, Result};
+
+/// Everything that defines a dataset. Two datasets with equal configs (and models) are
+/// identical, byte for byte.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetConfig {
+    /// Number of samples N.
+    pub n_samples: usize,
+    /// Base seed.
+    pub seed: u64,
+    /// Fraction of samples held out for validation (the last ones): 0.15 in the paper.
+    pub validation_fraction: f64,
+    /// How faces are drawn.
+    pub sampling: SamplingConfig,
+    /// The parameter layout (its coefficient counts match `sampling`), including the ranges the
+    /// rendering parameters are drawn from.
+    pub layout: ParamLayout,
+    /// How faces are imaged.
+    pub imaging: ImagingConfig,
+}
+
+impl DatasetConfig {
+    /// Checks the config on its own and against a model.
+    pub fn validate(&self, model: &dyn MorphableModel) -> Result<()> {
+        self.distribution().validate()?;
+        self.imaging.validate()?;
+        if self.sampling.n_shape > model.n_shape()
+            || self.sampling.n_expression > model.n_expression()
+        {
+            return Err(AbsFitError::config(
+                "dataset",
+                format!(
+                    "sampling draws {} + {} coefficients; model '{}' has {} + {}",
+                    self.sampling.n_shape,
+                    self.sampling.n_expression,
+                    model.name(),
+                    model.n_shape(),
+                    model.n_expression()
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return Err(AbsFitError::config(
+                "dataset",
+                format!(
+                    "validation fraction {} must lie in [0, 1)",
+                    self.validation_fraction
+                ),
+            ));
+        }
+        if self.n_samples == 0 {
+            return Err(AbsFitError::config("dataset", "0 samples"));
+        }
+        Ok(())
+    }
+
+    /// Samples in the training split: the first ⌊N·(1 − validation)⌉.
+    pub fn n_train(&self) -> usize {
+        ((self.n_samples as f64) * (1.0 - self.validation_fraction)).round() as usize
+    }
+
+    /// The distribution the faces are drawn from.
+    pub fn distribution(&self) -> FaceDistribution {
+        FaceDistribution {
+            sampling: self.sampling,
+            layout: self.layout,
+            seed: self.seed,
+        }
+    }
+
+    /// Face i and the seed of its simulation: a pure function of (seed, i).
+    pub fn draw(&self, index: usize) -> (FaceParams, u64) {
+        self.distribution().draw(index)
+    }
+
+    /// The manifest of this dataset (or of the samples `range` of it) for `model`.
+    pub fn manifest(&self, model: &dyn MorphableModel, range: (usize, usize)) -> Result<Manifest> {
+        let (height, width) = self.imaging.image_shape();
+        let (z_near_m, z_far_m) = self.imaging.depth_range_m();
+        Ok(Manifest {
+            format_version: FORMAT_VERSION,
+            settings: serde_json::to_value(self).map_err(|e| {
+                AbsFitError::config("dataset", format!("cannot serialise the config: {e}"))
+            })?,
+            model: ModelIdentity::of(model)?,
+            seed: self.seed,
+            n_samples: self.n_samples,
+            range,
+            n_train: self.n_train(),
+            layout: self.layout,
+            param_names: self.layout.names(),
+            image: ImageInfo {
+                height,
+                width,
+                z_near_m,
+                z_far_m,
+            },
+        })
+    }
+}
+
+impl Dataset {
+    /// The configuration the dataset was generated from, read back from its manifest: the one
+    /// place where a manifest's settings become a [`DatasetConfig`] again.
+    pub fn config(&self) -> Result<DatasetConfig> {
+        serde_json::from_value(self.manifest().settings.clone()).map_err(|e| {
+            AbsFitError::dataset(
+                self.dir(),
+                format!("the manifest's settings are not a dataset configuration: {e}"),
+            )
+        })
+    }
+}

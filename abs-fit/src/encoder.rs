@@ -1,0 +1,101 @@
+//! A trained face encoder: images to scaled parameter vectors, read from a stage directory.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use facenet::{BranchedEncoderConfig, Checkpoint, Encoder, Network};
+
+use crate::card::{CHECKPOINT_DIR, ModelCard, ModelRole, save_model};
+use crate::dataset::InputKind;
+use crate::{AbsFitError, ParamLayout, Result};
+
+/// Runs an encoder on images (B, C, H, W) after upsampling them `factor`× (a power of two).
+pub(crate) fn encode_upsampled(
+    network: &Network<BranchedEncoderConfig>,
+    images: &Tensor,
+    factor: usize,
+    train: bool,
+) -> Result<Tensor> {
+    let mut x = images.clone();
+    let mut f = factor;
+    while f > 1 {
+        x = facenet::upsample_nearest_2x(&x)?;
+        f /= 2;
+    }
+    Ok(network.encode(&x, train)?)
+}
+
+/// A trained face encoder: images → scaled parameter vectors.
+#[derive(Debug)]
+pub struct TrainedEncoder {
+    pub(crate) network: Network<BranchedEncoderConfig>,
+    pub(crate) card: ModelCard,
+}
+
+impl TrainedEncoder {
+    /// The parameters (B, P) of images (B, C, H, W) of the card's kind and size, in evaluation
+    /// mode (BatchNorm running statistics; nothing changes).
+    pub fn predict(&self, images: &Tensor) -> Result<Tensor> {
+        let expected = self.card.image_shape();
+        let dims = images.dims();
+        if dims.len() != 4 || dims[1..] != [expected.channels, expected.height, expected.width] {
+            return Err(AbsFitError::Shape {
+                what: "encoder input images",
+                expected: format!("(B, {expected}) {} images", self.card.image.name()),
+                actual: format!("{dims:?}"),
+            });
+        }
+        let images = images
+            .to_dtype(self.network.dtype())?
+            .to_device(self.network.device())?;
+        encode_upsampled(&self.network, &images, self.card.upsample, false)
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network<BranchedEncoderConfig> {
+        &self.network
+    }
+
+    /// What the encoder maps from and to.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The images it reads.
+    pub fn input(&self) -> InputKind {
+        self.card.image
+    }
+
+    /// The paper's name of the encoder's Table 1 row: "Encoder (Depth)", "Autoencoder
+    /// (Amp.-Depth)", ...
+    pub fn method_name(&self) -> String {
+        let stage = match self.card.stage.as_str() {
+            "autoencoder" => "Autoencoder",
+            _ => "Encoder",
+        };
+        let input = match self.input() {
+            InputKind::Amplitude => "Amplitude",
+            InputKind::Depth => "Depth",
+            InputKind::AmplitudeDepth => "Amp.-Depth",
+        };
+        format!("{stage} ({input})")
+    }
+
+    /// The layout of the vectors it predicts.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.card.layout
+    }
+
+    /// Writes the encoder to `dir` (`model.json` and a weights-only checkpoint).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        save_model(dir, &self.card, &self.network)
+    }
+
+    /// Reads an encoder written by [`TrainedEncoder::save`] or by a training stage.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let card = ModelCard::read(dir)?;
+        card.expect_role(ModelRole::Encoder, dir)?;
+        let network = Checkpoint::load(&dir.join(CHECKPOINT_DIR), device)?.network;
+        Ok(Self { network, card })
+    }
+}

@@ -1,0 +1,203 @@
+//! The cosine-similarity study of Figures 5–6: faces of a few shape and expression classes, and
+//! the matrices of mean cosine similarity between the predicted coefficient vectors of classes.
+
+use morphable::{Pose, SamplingConfig};
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{check_matrix, distribution};
+use crate::{AbsFitError, FaceParams, ParamGroup, ParamLayout, Result};
+
+/// the same `n_expressions` expressions, as `(shape id, expression id, face)` in shape-major
+/// order. Shapes and expressions are drawn once each (N(0, 1)); every instance gets its own
+/// sampled pose and rendering parameters, or the identity pose when `neutral_pose` (Figure 5b).
+/// All draws come from [`FaceDistribution::draw`], so they follow the dataset's distribution. The
+/// paper uses 10 shapes × 5 expressions. The caller renders and encodes the faces.
+///
+/// Errors: those of [`random_baseline`], or no shapes or no expressions.
+pub fn cosine_study_faces(
+    layout: &ParamLayout,
+    sampling: &SamplingConfig,
+    n_shapes: usize,
+    n_expressions: usize,
+    neutral_pose: bool,
+    seed: u64,
+) -> Result<Vec<(usize, usize, FaceParams)>> {
+    if n_shapes == 0 || n_expressions == 0 {
+        return Err(AbsFitError::config(
+            "cosine study",
+            format!("{n_shapes} shapes × {n_expressions} expressions: both must be positive"),
+        ));
+    }
+    let n_instances = n_shapes * n_expressions;
+    let config = distribution(layout, sampling, seed)?;
+    // Draw streams: shapes first, then expressions, then one per instance.
+    let shapes: Vec<Vec<f64>> = (0..n_shapes).map(|i| config.draw(i).0.shape).collect();
+    let expressions: Vec<Vec<f64>> = (0..n_expressions)
+        .map(|j| config.draw(n_shapes + j).0.expression)
+        .collect();
+    Ok((0..n_instances)
+        .map(|k| {
+            let (i, j) = (k / n_expressions, k % n_expressions);
+            let drawn = config.draw(n_shapes + n_expressions + k).0;
+            let face = FaceParams {
+                shape: shapes[i].clone(),
+                expression: expressions[j].clone(),
+                pose: if neutral_pose {
+                    Pose::identity()
+                } else {
+                    drawn.pose
+                },
+                render: drawn.render,
+            };
+            (i, j, face)
+        })
+        .collect())
+}
+
+/// A K × K cosine-similarity matrix (Figures 5–6): cell (i, j) is the mean cosine similarity
+/// between the vectors of the instances of true class i and those of true class j. Pairs of an
+/// instance with itself are left out (their similarity is 1 whatever was predicted), so the
+/// diagonal is the mean over distinct instances of the same class. The matrix is symmetric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CosineMatrix {
+    /// Cell (i, j) is `values[i][j]`, in [−1, 1].
+    pub values: Vec<Vec<f64>>,
+    /// Instances of each class.
+    pub counts: Vec<usize>,
+}
+
+impl CosineMatrix {
+    /// K, the number of classes.
+    pub fn n_classes(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Fraction of rows whose largest value lies on the diagonal (a tie with the diagonal
+    /// counts as on it): 1 for a model that tells every class apart.
+    pub fn diagonal_max_fraction(&self) -> f64 {
+        let on_diagonal = self
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(i, row)| row.iter().all(|&v| v <= row[*i]))
+            .count();
+        on_diagonal as f64 / self.n_classes() as f64
+    }
+}
+
+/// The cosine-similarity matrix of `vectors` (N × D, one row per instance) grouped by `labels`
+/// (N true class ids in 0..K, K = the largest id + 1). See [`CosineMatrix`].
+///
+/// Errors: a label count other than N, a class without instances or with a single one (its
+/// diagonal cell has no pair), a zero-length or non-finite vector.
+pub fn cosine_similarity_matrix<T: Copy + Into<f64>>(
+    vectors: ArrayView2<'_, T>,
+    labels: &[usize],
+) -> Result<CosineMatrix> {
+    if labels.len() != vectors.nrows() {
+        return Err(AbsFitError::Shape {
+            what: "cosine-similarity labels",
+            expected: format!("{} labels (one per vector)", vectors.nrows()),
+            actual: format!("{} labels", labels.len()),
+        });
+    }
+    let n_classes = labels.iter().max().map_or(0, |m| m + 1);
+    let mut counts = vec![0usize; n_classes];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    if n_classes == 0 {
+        return Err(AbsFitError::Shape {
+            what: "cosine-similarity vectors",
+            expected: "at least one instance".into(),
+            actual: "0 rows".into(),
+        });
+    }
+    if let Some(c) = counts.iter().position(|&n| n < 2) {
+        return Err(AbsFitError::config(
+            "cosine-similarity labels",
+            format!(
+                "class {c} has {} instance(s); every class 0..{n_classes} needs at least two",
+                counts[c]
+            ),
+        ));
+    }
+    let unit: Vec<Vec<f64>> = vectors
+        .rows()
+        .into_iter()
+        .enumerate()
+        .map(|(a, row)| {
+            let v: Vec<f64> = row.iter().map(|x| (*x).into()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if !(norm.is_finite() && norm > 0.0) {
+                return Err(AbsFitError::config(
+                    "cosine-similarity vectors",
+                    format!("vector {a} has norm {norm}: its direction is undefined"),
+                ));
+            }
+            Ok(v.into_iter().map(|x| x / norm).collect())
+        })
+        .collect::<Result<_>>()?;
+    let mut sums = Array2::<f64>::zeros((n_classes, n_classes));
+    for (a, (ua, &la)) in unit.iter().zip(labels).enumerate() {
+        for (b, (ub, &lb)) in unit.iter().zip(labels).enumerate() {
+            if a != b {
+                sums[(la, lb)] += ua.iter().zip(ub).map(|(x, y)| x * y).sum::<f64>();
+            }
+        }
+    }
+    let values = (0..n_classes)
+        .map(|i| {
+            (0..n_classes)
+                .map(|j| {
+                    let pairs = if i == j {
+                        counts[i] * (counts[i] - 1)
+                    } else {
+                        counts[i] * counts[j]
+                    };
+                    sums[(i, j)] / pairs as f64
+                })
+                .collect()
+        })
+        .collect();
+    Ok(CosineMatrix { values, counts })
+}
+
+/// The two matrices of Figures 5–6.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CosineStudy {
+    /// Predicted shape vectors grouped by true shape id.
+    pub shape: CosineMatrix,
+    /// Predicted expression vectors grouped by true expression id.
+    pub expression: CosineMatrix,
+}
+
+impl CosineStudy {
+    /// The two matrices under their labels: `("shape", …)`, then `("expression", …)`.
+    pub fn matrices(&self) -> [(&'static str, &CosineMatrix); 2] {
+        [("shape", &self.shape), ("expression", &self.expression)]
+    }
+}
+
+/// The shape and expression [`CosineMatrix`]es of predicted parameter vectors (N × P scaled, in
+/// `layout`'s order) of instances labelled `(true shape id, true expression id)`, such as the
+/// faces of [`cosine_study_faces`].
+pub fn cosine_study<T: Copy + Into<f64>>(
+    predicted: ArrayView2<'_, T>,
+    labels: &[(usize, usize)],
+    layout: &ParamLayout,
+) -> Result<CosineStudy> {
+    check_matrix(
+        "predicted parameters of the cosine study",
+        predicted,
+        layout,
+    )?;
+    let shape_ids: Vec<usize> = labels.iter().map(|l| l.0).collect();
+    let expression_ids: Vec<usize> = labels.iter().map(|l| l.1).collect();
+    let columns = |g| predicted.slice_move(ndarray::s![.., layout.range(g)]);
+    Ok(CosineStudy {
+        shape: cosine_similarity_matrix(columns(ParamGroup::Shape), &shape_ids)?,
+        expression: cosine_similarity_matrix(columns(ParamGroup::Expression), &expression_ids)?,
+    })
+}

@@ -1,0 +1,297 @@
+//! Analysis-by-synthesis fitting: find the parameters whose rendering matches a target image,
+//! by gradient descent through any differentiable [`Renderer`].
+//!
+//! The loss of a batch of B parameter rows is
+//!
+//!   L = mean over (B, C, H, W) of (render(p) − target)²  +  λ·(1/B)·Σ_b (|α_b|² + |γ_b|²)
+//!
+//! (image mean squared error — over the non-zero target pixels only with
+//! [`FitConfig::ignore_empty_target`] — plus an optional Gaussian prior on the coefficient columns, which
+//! are in standard deviations, so the prior is the negative log-density of N(0, I) up to a
+//! constant and a weight). It is minimised with Adam (candle-nn's AdamW with no weight decay);
+//! columns of the groups not being optimised get a zero gradient, so they keep their initial
+//! values exactly. Fitting only reads the renderer: its state never changes.
+
+mod faces;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+pub use faces::{FitSettings, FitTarget, FittedFaces, fit_faces, with_dynamic_range};
+
+use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Renderer, Result};
+
+/// How [`fit`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitConfig {
+    /// The layout of the parameter rows (which columns each group occupies).
+    pub layout: ParamLayout,
+    /// Most optimiser steps (at least 1).
+    pub steps: usize,
+    /// Adam's learning rate, in scaled parameter units per step (positive).
+    pub learning_rate: f64,
+    /// Stop early once the relative loss change of one step, |L_k − L_{k+1}| / L_k, falls below
+    /// this (0 disables early stopping).
+    pub tolerance: f64,
+    /// λ of the Gaussian prior on the shape and expression columns (0 disables it).
+    pub prior_weight: f64,
+    /// The groups that move; the others (e.g. [`ParamGroup::Render`]) stay at their initial
+    /// values.
+    pub optimise: Vec<ParamGroup>,
+    /// Leave target pixels equal to 0 out of the image loss. Radar depth images are 0 where
+    /// no valid depth exists (below the dynamic range), while a depth renderer draws the whole
+    /// face: without the mask the fit pulls the face toward those empty pixels.
+    pub ignore_empty_target: bool,
+}
+
+impl FitConfig {
+    /// Defaults for `layout`: 500 steps at learning rate 0.1, tolerance 1e-7, no prior,
+    /// optimising shape, expression, translation and rotation (the rendering columns fixed).
+    pub fn new(layout: ParamLayout) -> Self {
+        Self {
+            layout,
+            steps: 500,
+            learning_rate: 0.1,
+            tolerance: 1e-7,
+            prior_weight: 0.0,
+            ignore_empty_target: false,
+            optimise: vec![
+                ParamGroup::Shape,
+                ParamGroup::Expression,
+                ParamGroup::Translation,
+                ParamGroup::Rotation,
+            ],
+        }
+    }
+
+    /// Checks every setting: at least one step, a positive finite learning rate, a
+    /// non-negative finite tolerance and prior weight, at least one group to optimise, and a
+    /// valid layout.
+    pub fn validate(&self) -> Result<()> {
+        self.layout.validate()?;
+        if self.steps == 0 {
+            return Err(AbsFitError::config("fit steps", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(AbsFitError::config(
+                "fit learning rate",
+                format!("{} must be finite and positive", self.learning_rate),
+            ));
+        }
+        for (name, value) in [
+            ("fit tolerance", self.tolerance),
+            ("fit prior weight", self.prior_weight),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(AbsFitError::config(
+                    name,
+                    format!("{value} must be finite and non-negative"),
+                ));
+            }
+        }
+        if self.optimise.is_empty() {
+            return Err(AbsFitError::config(
+                "fit groups",
+                "no parameter group to optimise",
+            ));
+        }
+        Ok(())
+    }
+
+    /// 1 for every column of an optimised group, 0 elsewhere (P values).
+    fn column_mask(&self) -> Vec<f64> {
+        let mut mask = vec![0.0; self.layout.len()];
+        for &group in &self.optimise {
+            mask[self.layout.range(group)].fill(1.0);
+        }
+        mask
+    }
+}
+
+/// The outcome of [`fit`].
+#[derive(Debug, Clone)]
+pub struct FitResult {
+    /// The fitted parameters (B, P), same dtype and device as the initial ones.
+    pub params: Tensor,
+    /// The loss before each step and, last, the loss of [`FitResult::params`]
+    /// (`steps + 1` values).
+    pub losses: Vec<f32>,
+    /// Optimiser steps taken (fewer than configured if the tolerance stopped it).
+    pub steps: usize,
+}
+
+/// Fits parameters (B, P) starting from `init` so that `renderer`'s images match `target`
+/// (B, C, H, W), as the [module documentation](self) describes. Reports one unit per step to
+/// `progress`.
+///
+/// Fails with [`AbsFitError::Config`] if the renderer is not differentiable or the config is
+/// invalid, and with [`AbsFitError::Shape`] if the tensors disagree with the renderer or the
+/// layout.
+pub fn fit(
+    renderer: &dyn Renderer,
+    target: &Tensor,
+    init: &Tensor,
+    config: &FitConfig,
+    progress: &mut dyn Progress,
+) -> Result<FitResult> {
+    config.validate()?;
+    let (b, _) = check_inputs(renderer, target, init, &config.layout)?;
+    let dtype = init.dtype();
+    let device = init.device();
+    let target = target.to_dtype(dtype)?.to_device(device)?;
+    let (mask, coefficient_mask) = column_masks(config, device, dtype)?;
+    let params = Var::from_tensor(&init.copy()?)?;
+    let mut optimiser = AdamW::new(
+        vec![params.clone()],
+        ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: 0.0,
+            ..ParamsAdamW::default()
+        },
+    )?;
+    let pixel_weights = if config.ignore_empty_target {
+        Some(non_empty_pixels(&target)?)
+    } else {
+        None
+    };
+    let loss_of = |params: &Tensor| -> Result<Tensor> {
+        let images = renderer
+            .render(params)?
+            .to_device(device)?
+            .to_dtype(dtype)?;
+        let squared = (images - &target)?.sqr()?;
+        let mut loss = match &pixel_weights {
+            Some((w, kept)) => (squared.mul(w)?.sum_all()? / *kept)?,
+            None => squared.mean_all()?,
+        };
+        if config.prior_weight > 0.0 {
+            let prior = (params.broadcast_mul(&coefficient_mask)?.sqr()?.sum_all()?
+                * (config.prior_weight / b as f64))?;
+            loss = (loss + prior)?;
+        }
+        Ok(loss)
+    };
+
+    progress.start("fit", config.steps as u64, 0);
+    let mut losses = Vec::with_capacity(config.steps + 1);
+    let mut steps = 0;
+    loop {
+        let loss = loss_of(params.as_tensor())?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(AbsFitError::config(
+                "fit loss",
+                format!("became {value} after {steps} steps (learning rate too large?)"),
+            ));
+        }
+        let previous = losses.last().map(|&l: &f32| l as f64);
+        losses.push(value as f32);
+        let converged = previous.is_some_and(|prev| {
+            config.tolerance > 0.0 && (prev - value).abs() <= config.tolerance * prev.abs()
+        });
+        if steps == config.steps || converged {
+            break;
+        }
+        let mut grads = loss.backward()?;
+        let grad = grads.remove(params.as_tensor()).ok_or_else(|| {
+            AbsFitError::config(
+                "fit renderer",
+                format!(
+                    "renderer '{}' claims to be differentiable but its images carry no \
+                     gradient to the parameters",
+                    renderer.name()
+                ),
+            )
+        })?;
+        grads.insert(params.as_tensor(), grad.broadcast_mul(&mask)?);
+        optimiser.step(&grads)?;
+        steps += 1;
+        progress.advance(1);
+    }
+    progress.message(&format!(
+        "fit: loss {:.3e} → {:.3e} in {steps} steps",
+        losses[0],
+        losses[losses.len() - 1]
+    ));
+    progress.finish();
+    Ok(FitResult {
+        params: params.as_tensor().detach(),
+        losses,
+        steps,
+    })
+}
+
+/// Checks that the renderer is differentiable and that `init` (B, P) and `target`
+/// (B, C, H, W) fit it and `layout`; returns (B, P).
+fn check_inputs(
+    renderer: &dyn Renderer,
+    target: &Tensor,
+    init: &Tensor,
+    layout: &ParamLayout,
+) -> Result<(usize, usize)> {
+    if !renderer.is_differentiable() {
+        return Err(AbsFitError::config(
+            "fit renderer",
+            format!(
+                "renderer '{}' is not differentiable: analysis-by-synthesis fitting needs \
+                 gradients of its images",
+                renderer.name()
+            ),
+        ));
+    }
+    let (b, p) = init.dims2().map_err(|_| AbsFitError::Shape {
+        what: "fit initial parameters",
+        expected: format!("(B, {})", layout.len()),
+        actual: format!("{:?}", init.dims()),
+    })?;
+    if p != layout.len() {
+        return Err(AbsFitError::Shape {
+            what: "fit initial parameters",
+            expected: format!("{} columns ({:?})", layout.len(), layout),
+            actual: format!("{p} columns"),
+        });
+    }
+    let (c, h, w) = renderer.image_shape();
+    if target.dims() != [b, c, h, w] {
+        return Err(AbsFitError::Shape {
+            what: "fit target images",
+            expected: format!("({b}, {c}, {h}, {w}) for renderer '{}'", renderer.name()),
+            actual: format!("{:?}", target.dims()),
+        });
+    }
+    let dtype = init.dtype();
+    if !matches!(dtype, DType::F32 | DType::F64) {
+        return Err(AbsFitError::config(
+            "fit initial parameters",
+            format!("dtype {dtype:?}: need f32 or f64"),
+        ));
+    }
+    Ok((b, p))
+}
+
+/// (1, P) masks: 1 on the columns of the optimised groups, and 1 on the coefficient columns
+/// (those of the prior).
+fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let layout = &config.layout;
+    let p = layout.len();
+    let mask = Tensor::from_vec(config.column_mask(), (1, p), device)?.to_dtype(dtype)?;
+    let mut coefficients = vec![0.0; p];
+    coefficients[layout.range(ParamGroup::Shape)].fill(1.0);
+    coefficients[layout.range(ParamGroup::Expression)].fill(1.0);
+    let coefficients = Tensor::from_vec(coefficients, (1, p), device)?.to_dtype(dtype)?;
+    Ok((mask, coefficients))
+}
+
+/// The weights of the image loss that leave empty (0) target pixels out, and how many pixels
+/// they keep (at least one).
+fn non_empty_pixels(target: &Tensor) -> Result<(Tensor, f64)> {
+    let w = target.ne(0.0)?.to_dtype(target.dtype())?;
+    let kept = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if kept == 0.0 {
+        return Err(AbsFitError::config(
+            "fit target",
+            "every target pixel is 0: nothing to fit with ignore_empty_target",
+        ));
+    }
+    Ok((w, kept))
+}

@@ -1,0 +1,108 @@
+//! Dataset generation: N faces drawn as docs/physics.md §2 says, rendered by the physics renderer,
+//! written chunk by chunk. Sample i depends on (config, seed, i) alone, so any shard or any
+//! resumed run produces exactly the bytes one uninterrupted run would.
+//!
+//! It sits above both [`crate::dataset`] (what it writes) and [`crate::render`] (what draws the
+//! images).
+
+use std::path::Path;
+
+use morphable::MorphableModel;
+use ndarray::{Array2, Array3};
+use rayon::prelude::*;
+
+use crate::dataset::{Dataset, DatasetConfig, DatasetWriter, SampleArrays, shard_range};
+use crate::{PhysicsRenderer, Progress, Result};
+
+/// Where and how much to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// Generate only shard `i` of `n` (contiguous sample ranges that merge by concatenation).
+    pub shard: Option<(usize, usize)>,
+    /// Samples per chunk file: the unit of resumption.
+    pub chunk_size: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            shard: None,
+            chunk_size: 16,
+        }
+    }
+}
+
+/// Generates (or resumes, or simply opens if it is complete) the dataset of `config` in `dir`.
+/// A directory holding another dataset is refused. Progress is reported in samples.
+pub fn generate<M: MorphableModel>(
+    model: &M,
+    config: &DatasetConfig,
+    dir: &Path,
+    options: &GenerateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Dataset> {
+    config.validate(model)?;
+    let range = match options.shard {
+        Some((i, n)) => shard_range(config.n_samples, i, n)?,
+        None => (0, config.n_samples),
+    };
+    let writer = DatasetWriter::open(dir, config.manifest(model, range)?, options.chunk_size)?;
+    let pending = writer.pending_chunks();
+    let total = (range.1 - range.0) as u64;
+    let todo: u64 = pending.iter().map(|c| c.len() as u64).sum();
+    progress.start("generating samples", total, total - todo);
+    if !pending.is_empty() {
+        let renderer = PhysicsRenderer::new(model, config.layout, config.imaging.clone())?;
+        for chunk in pending {
+            let arrays = render_chunk(&renderer, config, chunk.clone())?;
+            writer.write_chunk(&chunk, &arrays)?;
+            progress.advance(chunk.len() as u64);
+        }
+    }
+    progress.finish();
+    writer.finish()
+}
+
+/// Renders samples `range` in parallel.
+fn render_chunk<M: MorphableModel>(
+    renderer: &PhysicsRenderer<M>,
+    config: &DatasetConfig,
+    range: std::ops::Range<usize>,
+) -> Result<SampleArrays> {
+    let (h, w) = config.imaging.image_shape();
+    let samples = range
+        .clone()
+        .into_par_iter()
+        .map(|i| {
+            let (face, seed) = config.draw(i);
+            let products = renderer.image_products(&face, seed)?;
+            Ok((
+                config.layout.to_vector(&face),
+                products.level_db().db().clone(),
+                products.depth_m().depth_m().clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = range.len();
+    let p = config.layout.len();
+    let mut arrays = SampleArrays {
+        params: Array2::zeros((n, p)),
+        level_db: Array3::zeros((n, h, w)),
+        depth_m: Array3::zeros((n, h, w)),
+    };
+    for (k, (params, level, depth)) in samples.into_iter().enumerate() {
+        arrays
+            .params
+            .row_mut(k)
+            .assign(&ndarray::ArrayView1::from(&params));
+        arrays
+            .level_db
+            .index_axis_mut(ndarray::Axis(0), k)
+            .assign(&level);
+        arrays
+            .depth_m
+            .index_axis_mut(ndarray::Axis(0), k)
+            .assign(&depth);
+    }
+    Ok(arrays)
+}

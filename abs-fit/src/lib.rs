@@ -1,0 +1,39 @@
+//! # abs-fit
+//!
+//! Model-based face reconstruction from radar images: the parameter layout shared by networks
+//! and renderers, the [`Renderer`](crate) seam, dataset generation, training and
+//! analysis-by-synthesis fitting. It knows nothing of command lines or terminals: progress is
+//! reported to observers.
+
+pub mod card;
+pub mod dataset;
+mod encoder;
+mod error;
+pub mod evaluate;
+pub mod fit;
+pub mod generation;
+pub mod imaging;
+pub mod params;
+pub mod presets;
+mod progress;
+pub mod render;
+pub mod train;
+
+pub use encoder::TrainedEncoder;
+pub use error::{AbsFitError, Result};
+pub use evaluate::{Table1Row, evaluate};
+pub use fit::{FitConfig, FitResult, fit};
+pub use generation::{GenerateOptions, generate};
+pub use imaging::{ArraySpec, ImagingConfig};
+pub use params::{
+    FaceDistribution, FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges,
+};
+pub use presets::Preset;
+pub use progress::{NoProgress, Progress};
+pub use render::{DepthRasterRenderer, LearnedRenderer, PhysicsRenderer, Renderer, Rendering};
+pub use train::{train_autoencoder, train_decoder, train_encoder};
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,364 @@
+//! The parameter layout: what a network predicts and a renderer consumes, as one flat vector.
+//!
+//! A [`FaceParams`] holds physical values (coefficients in standard deviations, angles in
+//! radians, translations in metres, material, antenna size in cm, dynamic range in dB). The flat
+//! vector holds *scaled* values so that every column is O(1), as the paper does
+//! (docs/physics.md §2): translation / 5 cm, angles / 10°, and the rendering parameters mapped from
+//! their sampling ranges onto [−1, 1].
+
+use std::ops::Range;
+
+use morphable::{FaceSample, Pose, SamplingConfig};
+use nalgebra::Vector3;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::{AbsFitError, Result};
+
+/// Translation scale: t / 5 cm.
+pub const TRANSLATION_SCALE_M: f64 = 0.05;
+/// Angle scale: angle / 10°.
+pub const ANGLE_SCALE_RAD: f64 = std::f64::consts::PI / 18.0;
+
+/// Rendering parameters of one sample (docs/physics.md §2–§3).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RenderParams {
+    /// Material factor m ∈ [0, 1]: 0 Lambertian, 1 fully Blinn-Phong specular.
+    pub material: f64,
+    /// Antenna size s (cm): larger gives narrower element beams.
+    pub antenna_cm: f64,
+    /// Dynamic range D (dB) of the amplitude image and the depth validity mask.
+    pub dynamic_range_db: f64,
+}
+
+/// Sampling ranges of the rendering parameters: m ~ U(material), s ~ U(antenna_cm),
+/// D ~ U(dynamic_range_db). The defaults are the paper's: [0, 1], [0.2, 0.3] cm, [15, 30] dB.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RenderRanges {
+    /// Range of the material factor.
+    pub material: (f64, f64),
+    /// Range of the antenna size (cm).
+    pub antenna_cm: (f64, f64),
+    /// Range of the dynamic range (dB).
+    pub dynamic_range_db: (f64, f64),
+}
+
+impl Default for RenderRanges {
+    fn default() -> Self {
+        Self {
+            material: (0.0, 1.0),
+            antenna_cm: (0.2, 0.3),
+            dynamic_range_db: (15.0, 30.0),
+        }
+    }
+}
+
+impl RenderRanges {
+    /// Checks every range is finite and increasing, and that m stays in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        for (name, (lo, hi)) in [
+            ("material", self.material),
+            ("antenna_cm", self.antenna_cm),
+            ("dynamic_range_db", self.dynamic_range_db),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+                return Err(AbsFitError::config(
+                    "render ranges",
+                    format!("{name} range ({lo}, {hi}) must be finite and increasing"),
+                ));
+            }
+        }
+        if self.material.0 < 0.0 || self.material.1 > 1.0 {
+            return Err(AbsFitError::config(
+                "render ranges",
+                format!("material range {:?} must lie in [0, 1]", self.material),
+            ));
+        }
+        if self.antenna_cm.0 < 0.0 || self.dynamic_range_db.0 <= 0.0 {
+            return Err(AbsFitError::config(
+                "render ranges",
+                "antenna size and dynamic range must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maps v from [lo, hi] onto [−1, 1].
+fn to_unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
+    2.0 * (v - lo) / (hi - lo) - 1.0
+}
+/// Maps u from [−1, 1] onto [lo, hi].
+fn from_unit(u: f64, (lo, hi): (f64, f64)) -> f64 {
+    lo + 0.5 * (u + 1.0) * (hi - lo)
+}
+
+/// One face's full parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceParams {
+    /// Shape coefficients α (standard deviations).
+    pub shape: Vec<f64>,
+    /// Expression coefficients γ (standard deviations).
+    pub expression: Vec<f64>,
+    /// Head pose (radians, metres).
+    pub pose: Pose,
+    /// Rendering parameters.
+    pub render: RenderParams,
+}
+
+impl FaceParams {
+    /// A sampled face with its rendering parameters.
+    pub fn from_sample(sample: FaceSample, render: RenderParams) -> Self {
+        Self {
+            shape: sample.shape,
+            expression: sample.expression,
+            pose: sample.pose,
+            render,
+        }
+    }
+}
+
+/// Column groups of the flat vector, in order. Table 1 reports the L2 error per group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParamGroup {
+    /// α.
+    Shape,
+    /// γ.
+    Expression,
+    /// t_x, t_y (and t_z when sampled), scaled by 5 cm.
+    Translation,
+    /// yaw, pitch, roll, scaled by 10°.
+    Rotation,
+    /// material, antenna size, dynamic range, mapped onto [−1, 1].
+    Render,
+}
+
+/// The order and meaning of the columns of a flat parameter vector:
+/// `[α (n_shape) | γ (n_expression) | t_x t_y [t_z] | yaw pitch roll | m s D]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ParamLayout {
+    /// Number of shape coefficients.
+    pub n_shape: usize,
+    /// Number of expression coefficients.
+    pub n_expression: usize,
+    /// Whether t_z is a column (it is not in the paper, where t_z = 0).
+    pub translation_z: bool,
+    /// Ranges that the rendering parameters are scaled from.
+    pub render_ranges: RenderRanges,
+}
+
+impl Default for ParamLayout {
+    /// The paper's layout: 10 + 7 coefficients, t_x and t_y, three angles, m, s, D.
+    fn default() -> Self {
+        Self {
+            n_shape: 10,
+            n_expression: 7,
+            translation_z: false,
+            render_ranges: RenderRanges::default(),
+        }
+    }
+}
+
+impl ParamLayout {
+    /// Validates the rendering ranges.
+    pub fn validate(&self) -> Result<()> {
+        self.render_ranges.validate()
+    }
+
+    /// Number of translation columns.
+    fn n_translation(&self) -> usize {
+        if self.translation_z { 3 } else { 2 }
+    }
+
+    /// Total number of columns P.
+    pub fn len(&self) -> usize {
+        self.n_shape + self.n_expression + self.n_translation() + 3 + 3
+    }
+
+    /// Whether the layout has no columns (never: pose and render columns always exist).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The columns of a group.
+    pub fn range(&self, group: ParamGroup) -> Range<usize> {
+        let s = self.n_shape;
+        let e = s + self.n_expression;
+        let t = e + self.n_translation();
+        let r = t + 3;
+        match group {
+            ParamGroup::Shape => 0..s,
+            ParamGroup::Expression => s..e,
+            ParamGroup::Translation => e..t,
+            ParamGroup::Rotation => t..r,
+            ParamGroup::Render => r..r + 3,
+        }
+    }
+
+    /// Column names, for manifests and CSV headers: `shape_0…`, `expression_0…`, `tx_scaled`,
+    /// `ty_scaled`, (`tz_scaled`), `yaw_scaled`, `pitch_scaled`, `roll_scaled`,
+    /// `material_scaled`, `antenna_scaled`, `dynamic_range_scaled`.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = (0..self.n_shape).map(|i| format!("shape_{i}")).collect();
+        names.extend((0..self.n_expression).map(|i| format!("expression_{i}")));
+        names.extend(["tx_scaled", "ty_scaled"].map(String::from));
+        if self.translation_z {
+            names.push("tz_scaled".into());
+        }
+        names.extend(
+            [
+                "yaw_scaled",
+                "pitch_scaled",
+                "roll_scaled",
+                "material_scaled",
+                "antenna_scaled",
+                "dynamic_range_scaled",
+            ]
+            .map(String::from),
+        );
+        names
+    }
+
+    /// The scaled flat vector of a face. Coefficients beyond the layout's counts are dropped;
+    /// missing ones are zero.
+    pub fn to_vector(&self, p: &FaceParams) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.len());
+        let padded = |c: &[f64], n: usize| -> Vec<f64> {
+            (0..n).map(|i| c.get(i).copied().unwrap_or(0.0)).collect()
+        };
+        v.extend(padded(&p.shape, self.n_shape));
+        v.extend(padded(&p.expression, self.n_expression));
+        let t = p.pose.translation / TRANSLATION_SCALE_M;
+        v.extend([t.x, t.y]);
+        if self.translation_z {
+            v.push(t.z);
+        }
+        v.extend([p.pose.yaw, p.pose.pitch, p.pose.roll].map(|a| a / ANGLE_SCALE_RAD));
+        let r = &self.render_ranges;
+        v.extend([
+            to_unit(p.render.material, r.material),
+            to_unit(p.render.antenna_cm, r.antenna_cm),
+            to_unit(p.render.dynamic_range_db, r.dynamic_range_db),
+        ]);
+        v.into_iter().map(|x| x as f32).collect()
+    }
+
+    /// The pose of a scaled flat vector given in f64 (the inverse of the pose scaling of
+    /// [`ParamLayout::to_vector`]); t_z is 0 when the layout has no column for it. The one place
+    /// where scaled columns become a pose. `v` must have [`ParamLayout::len`] columns.
+    pub fn pose(&self, v: &[f64]) -> Pose {
+        let t = &v[self.range(ParamGroup::Translation)];
+        let a = &v[self.range(ParamGroup::Rotation)];
+        Pose {
+            yaw: a[0] * ANGLE_SCALE_RAD,
+            pitch: a[1] * ANGLE_SCALE_RAD,
+            roll: a[2] * ANGLE_SCALE_RAD,
+            translation: Vector3::new(t[0], t[1], t.get(2).copied().unwrap_or(0.0))
+                * TRANSLATION_SCALE_M,
+        }
+    }
+
+    /// The column of the dynamic range D.
+    pub fn dynamic_range_column(&self) -> usize {
+        self.range(ParamGroup::Render).start + 2
+    }
+
+    /// The scaled value of a dynamic range of `d_db` dB in its column.
+    pub fn scaled_dynamic_range(&self, d_db: f64) -> f32 {
+        to_unit(d_db, self.render_ranges.dynamic_range_db) as f32
+    }
+
+    /// Sets the dynamic-range column of a scaled vector to `d_db` dB, leaving every other
+    /// column as it is: the one way to show a parameter row at another dynamic range.
+    pub fn set_dynamic_range(&self, v: &mut [f32], d_db: f64) {
+        v[self.dynamic_range_column()] = self.scaled_dynamic_range(d_db);
+    }
+
+    /// The face of a scaled flat vector (the inverse of [`ParamLayout::to_vector`]).
+    pub fn from_vector(&self, v: &[f32]) -> Result<FaceParams> {
+        if v.len() != self.len() {
+            return Err(AbsFitError::Shape {
+                what: "parameter vector",
+                expected: format!("{} columns ({:?})", self.len(), self),
+                actual: format!("{} columns", v.len()),
+            });
+        }
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(AbsFitError::config(
+                "parameter vector",
+                format!("column {i} ({}) is {}", self.names()[i], v[i]),
+            ));
+        }
+        let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        let col = |g: ParamGroup| &v[self.range(g)];
+        let r = col(ParamGroup::Render);
+        let ranges = &self.render_ranges;
+        Ok(FaceParams {
+            shape: col(ParamGroup::Shape).to_vec(),
+            expression: col(ParamGroup::Expression).to_vec(),
+            pose: self.pose(&v),
+            render: RenderParams {
+                material: from_unit(r[0], ranges.material),
+                antenna_cm: from_unit(r[1], ranges.antenna_cm),
+                dynamic_range_db: from_unit(r[2], ranges.dynamic_range_db),
+            },
+        })
+    }
+}
+
+/// The distribution a dataset draws its faces from: sample i is a pure function of
+/// (sampling, layout, seed, i), so datasets, baselines and studies draw alike.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceDistribution {
+    /// Coefficients and pose.
+    pub sampling: SamplingConfig,
+    /// Coefficient counts (equal to `sampling`'s) and the rendering parameters' ranges.
+    pub layout: ParamLayout,
+    /// Base seed.
+    pub seed: u64,
+}
+
+impl FaceDistribution {
+    /// Checks both parts and that they agree: the same coefficient counts, and t_z sampled
+    /// exactly when the layout has a t_z column.
+    pub fn validate(&self) -> Result<()> {
+        self.sampling.validate()?;
+        self.layout.validate()?;
+        let (s, l) = (&self.sampling, &self.layout);
+        if (s.n_shape, s.n_expression) != (l.n_shape, l.n_expression) {
+            return Err(AbsFitError::Shape {
+                what: "sampling config against the parameter layout",
+                expected: format!(
+                    "{} + {} coefficients (the layout stores {} + {})",
+                    l.n_shape, l.n_expression, l.n_shape, l.n_expression
+                ),
+                actual: format!("sampling draws {} + {}", s.n_shape, s.n_expression),
+            });
+        }
+        if (s.max_translation_z_m > 0.0) != l.translation_z {
+            return Err(AbsFitError::config(
+                "sampling config",
+                "t_z is sampled exactly when the layout has a t_z column",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Face i and a seed for its simulation. Draw order: the face (coefficients, then pose),
+    /// then m, s, D uniform in the layout's ranges, then the simulation seed.
+    pub fn draw(&self, index: usize) -> (FaceParams, u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(index as u64);
+        let face = self.sampling.sample(&mut rng);
+        let r = &self.layout.render_ranges;
+        let mut uniform = |(lo, hi): (f64, f64)| lo + (hi - lo) * rng.random::<f64>();
+        let render = RenderParams {
+            material: uniform(r.material),
+            antenna_cm: uniform(r.antenna_cm),
+            dynamic_range_db: uniform(r.dynamic_range_db),
+        };
+        let simulation_seed = rng.random();
+        (FaceParams::from_sample(face, render), simulation_seed)
+    }
+}

@@ -1,0 +1,631 @@
+//! A differentiable depth renderer: the posed face z-buffered orthographically along z onto the
+//! image grid, with analytic gradients to the shape, expression and pose columns (the
+//! "rendering layer" of Richardson et al., "Learning Detailed Face Reconstruction from a Single
+//! Image", §4.1, for a radar's depth image).
+//!
+//! Forward: the face x(α, γ) = μ_s + μ_e + Σ α_k·S_k + Σ γ_k·E_k (mm, model space) is placed in
+//! radar space by [`Placement`] (docs/physics.md §2) and rasterised by
+//! [`morphable::raster::rasterize`] with the nearest surface the smallest z (the array is at
+//! z = 0, looking along +z). A pixel whose centre the face covers gets
+//! (z_far − z)/(z_far − z_near) with z the depth of the covering triangle's plane at the pixel
+//! centre; the others get 0, as an invalid radar depth pixel does (docs/physics.md §4). The pixel
+//! grid is the dataset's: [`VoxelGrid::pixel_position`] of the imaging grid, max-pooled blocks
+//! centred on the mean of their pixel centres. Depths are not clamped to [0, 1]: a face
+//! outside the grid's z range gives values outside it, so gradients stay linear.
+//!
+//! Backward: visibility (which triangle covers which pixel) is held fixed, as usual for
+//! rasterisers; within a triangle (a, b, c) the depth at the fixed centre (x, y) is
+//! z = Σ w_k(x, y; a, b, c)·z_k, whose derivatives are
+//! ∂z/∂z_k = w_k, ∂z/∂x_k = −w_k·∂z/∂x, ∂z/∂y_k = −w_k·∂z/∂y (∂z/∂x, ∂z/∂y the plane's slopes:
+//! moving a corner sideways slides the plane under the fixed pixel). Vertex gradients are
+//! chained through the pose (p'' = R·p' + t + (0, 0, z_0), R = R_y·R_x·R_z) and the linear model
+//! to the scaled columns of [`ParamLayout`]. The rendering columns (material, antenna, D) do not
+//! change a noise-free depth image: their gradient is zero.
+
+use std::sync::Arc;
+
+use backproject::VoxelGrid;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use morphable::raster::{DepthOrder, Fragment, OrthoView, rasterize};
+use morphable::{LinearMorphableModel, Mesh, Placement, Pose};
+use nalgebra::{Matrix3, Point3, Rotation3, Vector3};
+use rayon::prelude::*;
+
+use super::Renderer;
+use crate::params::{ANGLE_SCALE_RAD, TRANSLATION_SCALE_M};
+use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, Result};
+
+/// Largest disagreement (m) tolerated between a pooled pixel centre of the grid and the regular
+/// raster view built from it: far below any pixel, far above rounding.
+const CENTRE_TOLERANCE_M: f64 = 1e-9;
+
+/// Renders noise-free, normalised depth images (B, 1, H, W) of a linear face model, with
+/// gradients to the parameters (see the module documentation of `abs_fit::render`).
+///
+/// Rows are rendered independently; the images live on the CPU whatever device the parameters
+/// come from (a copy to the CPU keeps the gradient path).
+pub struct DepthRasterRenderer<M> {
+    model: M,
+    layout: ParamLayout,
+    imaging: ImagingConfig,
+    core: Arc<RasterCore>,
+}
+
+impl<M: LinearMorphableModel> DepthRasterRenderer<M> {
+    /// A renderer of `model`'s faces described by `layout` on the (pooled) image grid of
+    /// `imaging`, placed at `imaging.distance_m` as [`Placement::for_mean_mesh`] says.
+    ///
+    /// Fails if the layout or imaging config is invalid, or if the layout asks for more
+    /// shape or expression components than the model has.
+    pub fn new(model: M, layout: ParamLayout, imaging: &ImagingConfig) -> Result<Self> {
+        layout.validate()?;
+        imaging.validate()?;
+        let (shape, expression) = (model.shape_block(), model.expression_block());
+        for (kind, wanted, held) in [
+            ("shape", layout.n_shape, shape.n_components()),
+            ("expression", layout.n_expression, expression.n_components()),
+        ] {
+            if wanted > held {
+                return Err(AbsFitError::config(
+                    "depth raster layout",
+                    format!(
+                        "{wanted} {kind} columns, but model '{}' has {held} {kind} components",
+                        model.name()
+                    ),
+                ));
+            }
+        }
+        let n_coords = shape.n_coords();
+        if expression.n_coords() != n_coords || n_coords != 3 * model.n_vertices() {
+            return Err(AbsFitError::Shape {
+                what: "depth raster model blocks",
+                expected: format!("{} coordinates (3 per vertex)", 3 * model.n_vertices()),
+                actual: format!("shape {n_coords}, expression {}", expression.n_coords()),
+            });
+        }
+        let mean: Vec<f64> = shape
+            .mean()
+            .iter()
+            .zip(expression.mean())
+            .map(|(a, b)| *a as f64 + *b as f64)
+            .collect();
+        let basis: Vec<Vec<f64>> = (0..layout.n_shape)
+            .map(|k| shape.component(k))
+            .chain((0..layout.n_expression).map(|k| expression.component(k)))
+            .map(|column| column.iter().map(|&v| v as f64).collect())
+            .collect();
+        let placement = Placement::for_mean_mesh(&model.mean_mesh()?, imaging.distance_m)?;
+        let (height, width) = imaging.image_shape();
+        let view = PixelView::new(&imaging.grid, imaging.pool)?;
+        let core = RasterCore {
+            layout,
+            placement,
+            triangles: model.triangles().to_vec(),
+            mean,
+            basis,
+            view,
+            height,
+            width,
+            z_range: imaging.depth_range_m(),
+        };
+        Ok(Self {
+            model,
+            layout,
+            imaging: imaging.clone(),
+            core: Arc::new(core),
+        })
+    }
+
+    /// The face model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+    /// The parameter layout.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+    /// The imaging settings whose (pooled) pixel grid the images use.
+    pub fn imaging(&self) -> &ImagingConfig {
+        &self.imaging
+    }
+    /// Where faces sit in front of the array.
+    pub fn placement(&self) -> &Placement {
+        &self.core.placement
+    }
+
+    /// The placed face (radar space, m) of one scaled parameter vector (P columns, f64).
+    pub fn placed_mesh(&self, params: &[f64]) -> Result<Mesh> {
+        let face = self.core.decode(params)?;
+        Ok(self.core.placed(&face))
+    }
+}
+
+impl<M: LinearMorphableModel> Renderer for DepthRasterRenderer<M> {
+    fn name(&self) -> &str {
+        "depth-raster"
+    }
+
+    fn render(&self, params: &Tensor) -> Result<Tensor> {
+        let (_, p) = params.dims2().map_err(|_| AbsFitError::Shape {
+            what: "depth raster parameters",
+            expected: format!("(B, {}) parameter vectors", self.layout.len()),
+            actual: format!("{:?}", params.dims()),
+        })?;
+        if p != self.layout.len() {
+            return Err(AbsFitError::Shape {
+                what: "depth raster parameters",
+                expected: format!("{} columns ({:?})", self.layout.len(), self.layout),
+                actual: format!("{p} columns"),
+            });
+        }
+        let cpu = params.to_device(&Device::Cpu)?.contiguous()?;
+        Ok(cpu.apply_op1_arc(Arc::new(Box::new(DepthRasterOp {
+            core: Arc::clone(&self.core),
+        })))?)
+    }
+
+    fn is_differentiable(&self) -> bool {
+        true
+    }
+
+    fn image_shape(&self) -> (usize, usize, usize) {
+        (1, self.core.height, self.core.width)
+    }
+}
+
+/// The image pixel centres as a regular [`OrthoView`], and the map between image and view
+/// indices (the view's column 0 is the smallest x; the image's may be the largest).
+#[derive(Debug, Clone, Copy)]
+struct PixelView {
+    view: OrthoView,
+    flip_rows: bool,
+    flip_cols: bool,
+}
+
+impl PixelView {
+    /// The view whose pixel centres are the pooled image pixel centres of `grid`: block
+    /// (r, c) covers grid pixels [r·pool, (r+1)·pool) × [c·pool, (c+1)·pool) and is centred on
+    /// the mean of their [`VoxelGrid::pixel_position`]s.
+    fn new(grid: &VoxelGrid, pool: usize) -> Result<Self> {
+        let (rows, cols) = grid.image_shape();
+        let (height, width) = (rows / pool, cols / pool);
+        let centre = |r: usize, c: usize| -> (f64, f64) {
+            let mut sum = (0.0, 0.0);
+            for i in r * pool..(r + 1) * pool {
+                for j in c * pool..(c + 1) * pool {
+                    let (x, y) = grid.pixel_position(i, j);
+                    sum = (sum.0 + x, sum.1 + y);
+                }
+            }
+            let n = (pool * pool) as f64;
+            (sum.0 / n, sum.1 / n)
+        };
+        let xs: Vec<f64> = (0..width).map(|c| centre(0, c).0).collect();
+        let ys: Vec<f64> = (0..height).map(|r| centre(r, 0).1).collect();
+        let flip_cols = width > 1 && xs[0] > xs[width - 1];
+        let flip_rows = height > 1 && ys[0] < ys[height - 1];
+        let (dx, dy) = (
+            pool as f64 * grid.x().step_m(),
+            pool as f64 * grid.y().step_m(),
+        );
+        let x_min = xs.iter().copied().fold(f64::INFINITY, f64::min) - 0.5 * dx;
+        let y_max = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 0.5 * dy;
+        let view = OrthoView {
+            x_min,
+            x_max: x_min + width as f64 * dx,
+            y_min: y_max - height as f64 * dy,
+            y_max,
+            width,
+            height,
+            order: DepthOrder::SmallestZ,
+        };
+        let this = Self {
+            view,
+            flip_rows,
+            flip_cols,
+        };
+        for r in 0..height {
+            for c in 0..width {
+                let (x, y) = centre(r, c);
+                let (vr, vc) = this.view_index(r, c);
+                let (vx, vy) = view.pixel_centre(vr, vc);
+                if (vx - x).abs() > CENTRE_TOLERANCE_M || (vy - y).abs() > CENTRE_TOLERANCE_M {
+                    return Err(AbsFitError::config(
+                        "depth raster grid",
+                        format!(
+                            "pixel ({r}, {c}) is centred at ({x}, {y}) m, off the regular \
+                             {width} × {height} raster of {dx} × {dy} m pixels ({vx}, {vy})"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(this)
+    }
+
+    /// The view's (row, column) of image pixel (row, column); an involution.
+    fn view_index(&self, r: usize, c: usize) -> (usize, usize) {
+        let r = if self.flip_rows {
+            self.view.height - 1 - r
+        } else {
+            r
+        };
+        let c = if self.flip_cols {
+            self.view.width - 1 - c
+        } else {
+            c
+        };
+        (r, c)
+    }
+}
+
+/// Everything the op needs, shared by the renderer and every op it applies (`'static`, so the
+/// autograd graph may hold it).
+#[derive(Debug)]
+struct RasterCore {
+    layout: ParamLayout,
+    placement: Placement,
+    triangles: Vec<[u32; 3]>,
+    /// μ_s + μ_e (mm), `x0 y0 z0 x1 …`.
+    mean: Vec<f64>,
+    /// The layout's shape columns, then its expression columns: displacement (mm) per σ.
+    basis: Vec<Vec<f64>>,
+    view: PixelView,
+    height: usize,
+    width: usize,
+    /// (z_near, z_far) of the depth normalisation (m).
+    z_range: (f64, f64),
+}
+
+/// One parameter row decoded in f64: the coefficients (shape, then expression) and the pose.
+struct DecodedFace {
+    coefficients: Vec<f64>,
+    pose: Pose,
+}
+
+impl RasterCore {
+    /// The coefficients and pose of a scaled row (the inverse of the scaling that
+    /// [`ParamLayout::to_vector`] applies), in f64. The rendering columns are not needed.
+    fn decode(&self, row: &[f64]) -> Result<DecodedFace> {
+        let layout = &self.layout;
+        if row.len() != layout.len() {
+            return Err(AbsFitError::Shape {
+                what: "depth raster parameter vector",
+                expected: format!("{} columns", layout.len()),
+                actual: format!("{} columns", row.len()),
+            });
+        }
+        if let Some(i) = row.iter().position(|v| !v.is_finite()) {
+            return Err(AbsFitError::config(
+                "depth raster parameter vector",
+                format!("column {i} ({}) is {}", layout.names()[i], row[i]),
+            ));
+        }
+        let mut coefficients = row[layout.range(ParamGroup::Shape)].to_vec();
+        coefficients.extend_from_slice(&row[layout.range(ParamGroup::Expression)]);
+        Ok(DecodedFace {
+            coefficients,
+            pose: layout.pose(row),
+        })
+    }
+
+    /// The face in model space (mm), computed in f64.
+    fn model_mesh(&self, coefficients: &[f64]) -> Mesh {
+        let mut flat = self.mean.clone();
+        for (column, &c) in self.basis.iter().zip(coefficients) {
+            if c != 0.0 {
+                flat.iter_mut().zip(column).for_each(|(x, v)| *x += c * v);
+            }
+        }
+        Mesh {
+            vertices: flat
+                .chunks_exact(3)
+                .map(|p| Point3::new(p[0], p[1], p[2]))
+                .collect(),
+            triangles: self.triangles.clone(),
+        }
+    }
+
+    /// The face placed in radar space (m).
+    fn placed(&self, face: &DecodedFace) -> Mesh {
+        self.placement
+            .place(&self.model_mesh(&face.coefficients), &face.pose)
+    }
+
+    /// The fragments of a placed face, indexed by image pixel (row-major, H × W).
+    fn fragments(&self, placed: &Mesh) -> Result<Vec<Option<Fragment>>> {
+        let view_frags = rasterize(placed, &self.view.view)?;
+        let mut frags = vec![None; self.height * self.width];
+        for r in 0..self.height {
+            for c in 0..self.width {
+                let (vr, vc) = self.view.view_index(r, c);
+                frags[r * self.width + c] = view_frags[vr * self.width + vc];
+            }
+        }
+        Ok(frags)
+    }
+
+    /// The normalised depth image of one row, (H × W) row-major.
+    fn render_row(&self, row: &[f64]) -> Result<Vec<f64>> {
+        let placed = self.placed(&self.decode(row)?);
+        let (z_near, z_far) = self.z_range;
+        Ok(self
+            .fragments(&placed)?
+            .iter()
+            .map(|f| f.map_or(0.0, |f| (z_far - f.depth) / (z_far - z_near)))
+            .collect())
+    }
+
+    /// d⟨g, image⟩/d(row): the gradient of one row's image paired with `grad_image`, with
+    /// respect to the row's scaled columns (P).
+    fn row_gradient(&self, row: &[f64], grad_image: &[f64]) -> Result<Vec<f64>> {
+        let face = self.decode(row)?;
+        let placed = self.placed(&face);
+        let frags = self.fragments(&placed)?;
+        let (z_near, z_far) = self.z_range;
+        let d_depth_dz = -1.0 / (z_far - z_near);
+        // Vertex gradients G_v = Σ_pixels g·∂image/∂p''_v (radar space, per metre).
+        let mut vertex_grad = vec![Vector3::<f64>::zeros(); placed.n_vertices()];
+        let mut touched = vec![false; placed.n_vertices()];
+        for (f, &g) in frags.iter().zip(grad_image) {
+            let Some(f) = f else { continue };
+            if g == 0.0 {
+                continue;
+            }
+            let tri = placed.triangles[f.triangle as usize];
+            let [a, b, c] = tri.map(|i| placed.vertices[i as usize]);
+            let n = (b - a).cross(&(c - a));
+            // Rasterised triangles have a non-zero projected area, so n.z ≠ 0.
+            let (slope_x, slope_y) = (-n.x / n.z, -n.y / n.z);
+            let scale = g * d_depth_dz;
+            for (k, &v) in tri.iter().enumerate() {
+                let w = f.barycentric[k];
+                vertex_grad[v as usize] += Vector3::new(-w * slope_x, -w * slope_y, w) * scale;
+                touched[v as usize] = true;
+            }
+        }
+        let layout = &self.layout;
+        let mut grad = vec![0.0; layout.len()];
+        let pose = &face.pose;
+        let rotation = pose.rotation();
+        let offset = pose.translation + Vector3::new(0.0, 0.0, self.placement.z0_m);
+        // Translation: ∂p''/∂t = I.
+        let total: Vector3<f64> = vertex_grad.iter().sum();
+        for (slot, value) in grad[layout.range(ParamGroup::Translation)]
+            .iter_mut()
+            .zip(total.iter())
+        {
+            *slot = value * TRANSLATION_SCALE_M;
+        }
+        // Rotation: ∂p''/∂θ = (∂R/∂θ)·p' with p' = Rᵀ(p'' − t − z_0·ẑ), so
+        // ∂/∂θ = Σ_ij (∂R/∂θ)_ij·M_ij with M = Σ_v G_v·p'_vᵀ.
+        let mut moment = Matrix3::<f64>::zeros();
+        for (v, g) in vertex_grad.iter().enumerate() {
+            if touched[v] {
+                let unposed = rotation.inverse() * (placed.vertices[v].coords - offset);
+                moment += g * unposed.transpose();
+            }
+        }
+        for (slot, d_rotation) in grad[layout.range(ParamGroup::Rotation)]
+            .iter_mut()
+            .zip(rotation_derivatives(pose))
+        {
+            *slot = d_rotation.component_mul(&moment).sum() * ANGLE_SCALE_RAD;
+        }
+        // Coefficients: ∂p''_v/∂c_k = A·S_k,v with A the (constant) Jacobian of the placement
+        // with respect to a model-space point (mm → m), so ∂/∂c_k = Σ_v (Aᵀ·G_v)·S_k,v.
+        let jacobian_t = self.placement_jacobian(pose).transpose();
+        let model_grad: Vec<(usize, Vector3<f64>)> = vertex_grad
+            .iter()
+            .enumerate()
+            .filter(|(v, _)| touched[*v])
+            .map(|(v, g)| (v, jacobian_t * g))
+            .collect();
+        let coefficient_columns = layout
+            .range(ParamGroup::Shape)
+            .chain(layout.range(ParamGroup::Expression));
+        for (column, basis) in coefficient_columns.zip(&self.basis) {
+            grad[column] = model_grad
+                .iter()
+                .map(|(v, g)| g.x * basis[3 * v] + g.y * basis[3 * v + 1] + g.z * basis[3 * v + 2])
+                .sum();
+        }
+        Ok(grad)
+    }
+
+    /// A = ∂p''/∂p (m per mm) of [`Placement::to_radar`] at `pose`: the placement is affine in
+    /// the model-space point, so differences over 1 m steps from the centre are exact up to
+    /// rounding.
+    fn placement_jacobian(&self, pose: &Pose) -> Matrix3<f64> {
+        const STEP_MM: f64 = 1000.0;
+        let centre = self.placement.centre_mm;
+        let origin = self.placement.to_radar(&centre, pose);
+        let column = |axis: Vector3<f64>| {
+            (self.placement.to_radar(&(centre + axis * STEP_MM), pose) - origin) / STEP_MM
+        };
+        Matrix3::from_columns(&[
+            column(Vector3::x()),
+            column(Vector3::y()),
+            column(Vector3::z()),
+        ])
+    }
+}
+
+/// ∂R/∂yaw, ∂R/∂pitch, ∂R/∂roll of R = R_y(yaw)·R_x(pitch)·R_z(roll) ([`Pose::rotation`]),
+/// using dR_a(θ)/dθ = [a]_×·R_a(θ) for a rotation about the unit axis a.
+fn rotation_derivatives(pose: &Pose) -> [Matrix3<f64>; 3] {
+    let ry = Rotation3::from_axis_angle(&Vector3::y_axis(), pose.yaw).into_inner();
+    let rx = Rotation3::from_axis_angle(&Vector3::x_axis(), pose.pitch).into_inner();
+    let rz = Rotation3::from_axis_angle(&Vector3::z_axis(), pose.roll).into_inner();
+    let (ky, kx, kz) = (
+        Vector3::<f64>::y().cross_matrix(),
+        Vector3::<f64>::x().cross_matrix(),
+        Vector3::<f64>::z().cross_matrix(),
+    );
+    [ky * ry * rx * rz, ry * kx * rx * rz, ry * rx * kz * rz]
+}
+
+/// The candle op: (B, P) scaled parameters → (B, 1, H, W) normalised depth, with the analytic
+/// backward described in the module documentation. F32 and F64 parameters are accepted (the
+/// image has their dtype); everything inside is computed in f64.
+struct DepthRasterOp {
+    core: Arc<RasterCore>,
+}
+
+impl DepthRasterOp {
+    fn rows(&self, values: &[f64]) -> candle_core::Result<usize> {
+        let p = self.core.layout.len();
+        if !values.len().is_multiple_of(p) {
+            candle_core::bail!(
+                "depth-raster: {} parameter values are not rows of {p} columns",
+                values.len()
+            );
+        }
+        Ok(values.len() / p)
+    }
+}
+
+/// The contiguous values of a CPU tensor storage as f64.
+fn storage_f64(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Vec<f64>> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("depth-raster: parameters must be contiguous");
+    };
+    Ok(match storage {
+        CpuStorage::F32(v) => v[start..end].iter().map(|&x| x as f64).collect(),
+        CpuStorage::F64(v) => v[start..end].to_vec(),
+        other => candle_core::bail!(
+            "depth-raster: parameters must be f32 or f64, got {:?}",
+            other.dtype()
+        ),
+    })
+}
+
+/// Converts an abs-fit error into a candle error (the op's signature requires one).
+fn to_candle(e: AbsFitError) -> candle_core::Error {
+    candle_core::Error::Msg(format!("depth-raster: {e}"))
+}
+
+impl CustomOp1 for DepthRasterOp {
+    fn name(&self) -> &'static str {
+        "depth-raster"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let values = storage_f64(storage, layout)?;
+        let b = self.rows(&values)?;
+        let core = &self.core;
+        let images: Vec<Vec<f64>> = values
+            .par_chunks(core.layout.len())
+            .map(|row| core.render_row(row))
+            .collect::<Result<_>>()
+            .map_err(to_candle)?;
+        let flat = images.into_iter().flatten();
+        let out = match storage.dtype() {
+            DType::F32 => CpuStorage::F32(flat.map(|v| v as f32).collect()),
+            _ => CpuStorage::F64(flat.collect()),
+        };
+        Ok((out, Shape::from((b, 1, core.height, core.width))))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let core = &self.core;
+        let values = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let grads = grad_res
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        let b = self.rows(&values)?;
+        let hw = core.height * core.width;
+        if grads.len() != b * hw {
+            candle_core::bail!(
+                "depth-raster: image gradient has {} values, expected {b} × {hw}",
+                grads.len()
+            );
+        }
+        let rows: Vec<Vec<f64>> = values
+            .par_chunks(core.layout.len())
+            .zip(grads.par_chunks(hw))
+            .map(|(row, g)| core.row_gradient(row, g))
+            .collect::<Result<_>>()
+            .map_err(to_candle)?;
+        let grad = Tensor::from_vec(
+            rows.into_iter().flatten().collect::<Vec<f64>>(),
+            arg.shape(),
+            arg.device(),
+        )?
+        .to_dtype(arg.dtype())?;
+        Ok(Some(grad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The analytic rotation derivatives agree with central differences of [`Pose::rotation`].
+    #[test]
+    fn rotation_derivatives_match_central_differences() {
+        let pose = Pose {
+            yaw: 0.07,
+            pitch: -0.15,
+            roll: 0.12,
+            translation: Vector3::zeros(),
+        };
+        let h = 1e-6;
+        let analytic = rotation_derivatives(&pose);
+        for (axis, d) in analytic.iter().enumerate() {
+            let shifted = |s: f64| {
+                let mut p = pose;
+                match axis {
+                    0 => p.yaw += s,
+                    1 => p.pitch += s,
+                    _ => p.roll += s,
+                }
+                p.rotation().into_inner()
+            };
+            let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
+            assert!(
+                (numeric - d).abs().max() < 1e-8,
+                "axis {axis}: {numeric} vs {d}"
+            );
+        }
+    }
+
+    /// The raster view's pixel centres are the grid's pooled pixel positions, in the image's
+    /// orientation (row 0 the largest y, column 0 the largest x).
+    #[test]
+    fn view_centres_are_pooled_pixel_positions() {
+        let grid = ImagingConfig::centred_grid(6, 4, 0.004, 0.2, 8, 0.02).unwrap();
+        let view = PixelView::new(&grid, 2).unwrap();
+        assert_eq!((view.view.height, view.view.width), (2, 3));
+        for r in 0..2 {
+            for c in 0..3 {
+                let corners = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .map(|(i, j)| grid.pixel_position(2 * r + i, 2 * c + j));
+                let x = corners.iter().map(|p| p.0).sum::<f64>() / 4.0;
+                let y = corners.iter().map(|p| p.1).sum::<f64>() / 4.0;
+                let (vr, vc) = view.view_index(r, c);
+                let (vx, vy) = view.view.pixel_centre(vr, vc);
+                assert!((vx - x).abs() < 1e-12 && (vy - y).abs() < 1e-12);
+            }
+        }
+        // Column 0 shows the largest x, row 0 the largest y.
+        let first = view
+            .view
+            .pixel_centre(view.view_index(0, 0).0, view.view_index(0, 0).1);
+        let last = view
+            .view
+            .pixel_centre(view.view_index(1, 2).0, view.view_index(1, 2).1);
+        assert!(first.0 > last.0 && first.1 > last.1);
+    }
+}

@@ -1,0 +1,127 @@
+//! `abs-fit` benchmarks: one dataset sample (face → simulation → back-projection → images)
+//! per preset, on the built-in model; one analysis-by-synthesis fit with the differentiable
+//! depth renderer; and the learned renderer of the `cpu` preset (one image, and one fit through
+//! it), the other half of issue 7's render-time comparison.
+
+use std::hint::black_box;
+
+use abs_fit::dataset::InputKind;
+use abs_fit::{
+    DepthRasterRenderer, FitConfig, LearnedRenderer, NoProgress, PhysicsRenderer, Preset, Renderer,
+    fit,
+};
+use candle_core::{Device, Tensor};
+use criterion::{Criterion, criterion_group};
+use morphable::builtin::builtin;
+
+fn sample(c: &mut Criterion) {
+    let mut group = c.benchmark_group("abs_fit/dataset_sample");
+    group.sample_size(10);
+    for preset in [Preset::Tiny, Preset::Quick, Preset::Cpu, Preset::Paper] {
+        let config = preset.dataset().expect("preset configs are valid");
+        let renderer = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone())
+            .expect("preset imaging is valid");
+        let (face, seed) = config.draw(0);
+        group.bench_function(preset.name(), |b| {
+            b.iter(|| renderer.image_products(black_box(&face), seed))
+        });
+    }
+    group.finish();
+}
+
+/// Fits one drawn face of the `cpu` preset from the mean face at the identity pose, on the
+/// preset's 32 × 32 pooled depth-image grid: 200 Adam steps (render + backward each).
+fn fit_depth_raster(c: &mut Criterion) {
+    let config = Preset::Cpu.dataset().expect("preset configs are valid");
+    let layout = config.layout;
+    let renderer = DepthRasterRenderer::new(builtin(), layout, &config.imaging)
+        .expect("preset imaging is valid");
+    let (face, _) = config.draw(0);
+    let truth = Tensor::from_vec(layout.to_vector(&face), (1, layout.len()), &Device::Cpu)
+        .expect("one parameter row");
+    bench_fit(
+        c,
+        "abs_fit/fit_depth_raster",
+        "cpu_200_steps",
+        &renderer,
+        layout,
+        &truth,
+    );
+}
+
+/// 200 Adam steps fitting the renderer's own image of `truth` from all-zero scaled parameters.
+fn bench_fit(
+    c: &mut Criterion,
+    group_name: &str,
+    name: &str,
+    renderer: &dyn Renderer,
+    layout: abs_fit::ParamLayout,
+    truth: &Tensor,
+) {
+    let target = renderer.render(truth).expect("the drawn face renders");
+    let start =
+        Tensor::zeros((1, layout.len()), candle_core::DType::F32, &Device::Cpu).expect("zeros");
+    let fit_config = FitConfig {
+        steps: 200,
+        tolerance: 0.0,
+        ..FitConfig::new(layout)
+    };
+    let mut group = c.benchmark_group(group_name);
+    group.sample_size(10);
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            fit(
+                renderer,
+                black_box(&target),
+                &start,
+                &fit_config,
+                &mut NoProgress,
+            )
+        })
+    });
+    group.finish();
+}
+
+/// An untrained learned renderer of the `cpu` network preset for the `cpu` dataset (32 × 32
+/// amplitude images): it costs what a trained one costs; its images are meaningless.
+fn cpu_learned_renderer() -> (LearnedRenderer, abs_fit::ParamLayout, Tensor) {
+    let config = Preset::Cpu.dataset().expect("preset configs are valid");
+    let manifest = config
+        .manifest(builtin(), (0, config.n_samples))
+        .expect("the built-in model describes the preset dataset");
+    let renderer = LearnedRenderer::untrained(
+        facenet::NetworkSize::Cpu,
+        &manifest,
+        InputKind::Amplitude,
+        0,
+    )
+    .expect("the cpu decoder builds");
+    let layout = config.layout;
+    let (face, _) = config.draw(0);
+    let truth = Tensor::from_vec(layout.to_vector(&face), (1, layout.len()), &Device::Cpu)
+        .expect("one parameter row");
+    (renderer, layout, truth)
+}
+
+/// One image (batch 1) from the `cpu` preset's learned renderer, in evaluation mode.
+fn learned_render(c: &mut Criterion) {
+    let (renderer, _, truth) = cpu_learned_renderer();
+    let mut group = c.benchmark_group("abs_fit/learned_render");
+    group.bench_function("cpu", |b| b.iter(|| renderer.render(black_box(&truth))));
+    group.finish();
+}
+
+/// Fits one drawn face through the `cpu` preset's learned renderer from all-zero scaled
+/// parameters: 200 Adam steps (decoder forward + backward to the parameters each).
+fn fit_learned(c: &mut Criterion) {
+    let (renderer, layout, truth) = cpu_learned_renderer();
+    bench_fit(c, "abs_fit/fit_learned", "cpu", &renderer, layout, &truth);
+}
+
+criterion_group!(
+    benches,
+    sample,
+    fit_depth_raster,
+    learned_render,
+    fit_learned
+);

@@ -1,5 +1,0 @@
-pub mod abs_fit;
-pub mod backproject;
-pub mod facenet;
-pub mod morphable;
-pub mod radar_sim;

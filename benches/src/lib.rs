@@ -1,1 +1,0 @@
-//! Benchmarks live in `benches/bench_main.rs` and `benches/benchmarks/`.

@@ -1,0 +1,182 @@
+//! Area-stratified hit sampling of surfaces and the visibility of hits and points.
+
+use nalgebra::{Point3, Vector3};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+use crate::scene::Triangle;
+use crate::visibility::Occluders;
+use crate::{PointScatterer, Scene};
+
+/// One surface sample: where the surface integral is evaluated (docs/physics.md §3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Position P_h (m).
+    pub position: Point3<f64>,
+    /// Unit normal n_h, turned toward the array centre (n·(c − P) ≥ 0).
+    pub normal: Vector3<f64>,
+    /// Area weight w_h (m²): the scene's surface area over the number of hits sampled.
+    pub area_m2: f64,
+    /// Roughness displacement δ_h (m) along the normal; adds the phase exp(j·2k·δ_h).
+    pub roughness_m: f64,
+}
+
+/// The hits and points of a scene that the array sees, and what was left out
+/// ([`Simulator::sample`](crate::Simulator::sample)).
+///
+/// Hits are sampled per area (systematic, area-stratified): the non-degenerate triangles of all
+/// surfaces are laid end to end along their cumulative area A, cut into N strata of equal area,
+/// and hit k falls at cumulative area (k + u)·A/N, u ~ U(0, 1) drawn once; inside its triangle
+/// it lies uniformly at random (the hit jitter). So every triangle receives its share of hits
+/// to within one, every hit weighs A/N (m²), and the weights add up to A exactly. Each hit
+/// carries its triangle's flat normal, turned toward the array centre, and a roughness
+/// displacement δ_h ~ N(0, σ_r). A hit (or point) is dropped when the straight path from it to
+/// the array centre crosses a triangle of the scene.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneSample {
+    /// Visible hits.
+    pub hits: Vec<Hit>,
+    /// Visible point scatterers.
+    pub points: Vec<PointScatterer>,
+    /// Hits sampled before the visibility test.
+    pub hits_sampled: usize,
+    /// Hits dropped because the scene hides them from the array centre.
+    pub hits_hidden: usize,
+    /// Point scatterers dropped because a surface hides them.
+    pub points_hidden: usize,
+    /// Degenerate triangles (repeated corners or zero area), skipped.
+    pub degenerate_triangles: usize,
+    /// Area of the non-degenerate triangles (m²).
+    pub surface_area_m2: f64,
+}
+
+impl SceneSample {
+    /// The mean spacing between hits, √(area / hits sampled) (m); 0 without hits.
+    pub fn hit_spacing_m(&self) -> f64 {
+        if self.hits_sampled == 0 {
+            0.0
+        } else {
+            (self.surface_area_m2 / self.hits_sampled as f64).sqrt()
+        }
+    }
+}
+
+/// Random-stream domains: every random choice draws from ChaCha8(seed) on its own stream
+/// `domain << 48 | index`, so no choice depends on the order (or thread) of another.
+#[derive(Clone, Copy)]
+#[repr(u64)]
+pub(crate) enum Stream {
+    /// The offset of the systematic (stratified) sample.
+    Offset = 1,
+    /// Hit k: its position inside the triangle and its roughness.
+    Hit = 2,
+    /// Noise of transmitter row t.
+    Noise = 3,
+}
+
+/// The random generator of `domain`, item `index`.
+pub(crate) fn rng(seed: u64, domain: Stream, index: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((domain as u64) << 48) | (index & ((1 << 48) - 1)));
+    rng
+}
+
+/// Samples `count` hits over `triangles` (their total area `area`) and tests their visibility
+/// from `centre`.
+///
+/// Area-stratified (systematic) sampling: the triangles are laid end to end along their
+/// cumulative area, cut into `count` strata of equal area, and hit k falls at cumulative area
+/// (k + u)·area/count, u ~ U(0, 1) drawn once; inside its triangle it lies uniformly at random.
+/// So every triangle receives its area's share of hits to within one, and every hit weighs
+/// area/count. Normals are the triangles' (flat) normals turned toward `centre`.
+pub(crate) fn sample_scene(
+    scene: &Scene,
+    triangles: &[Triangle],
+    degenerate_triangles: usize,
+    count: usize,
+    centre: Point3<f64>,
+    seed: u64,
+    roughness_sigma_m: f64,
+) -> SceneSample {
+    let area: f64 = triangles.iter().map(|t| t.area).sum();
+    let occluders = Occluders::new(triangles, centre);
+    let candidates = stratified_hits(triangles, area, count, centre, seed, roughness_sigma_m);
+    let hits_sampled = candidates.len();
+    let hits: Vec<Hit> = candidates
+        .into_par_iter()
+        .filter(|(hit, tri)| occluders.is_visible(&hit.position, Some(*tri)))
+        .map(|(hit, _)| hit)
+        .collect();
+    let points: Vec<PointScatterer> = (scene.points().iter())
+        .filter(|p| occluders.is_visible(&p.position(), None))
+        .copied()
+        .collect();
+    SceneSample {
+        hits_hidden: hits_sampled - hits.len(),
+        points_hidden: scene.points().len() - points.len(),
+        hits,
+        points,
+        hits_sampled,
+        degenerate_triangles,
+        surface_area_m2: area,
+    }
+}
+
+/// The hits (with the index of their triangle) before the visibility test.
+fn stratified_hits(
+    triangles: &[Triangle],
+    area: f64,
+    count: usize,
+    centre: Point3<f64>,
+    seed: u64,
+    roughness_sigma_m: f64,
+) -> Vec<(Hit, usize)> {
+    if triangles.is_empty() || count == 0 || area <= 0.0 {
+        return Vec::new();
+    }
+    let stratum = area / count as f64;
+    let offset: f64 = rng(seed, Stream::Offset, 0).random();
+    // Which triangle each stratum point falls in: one sequential walk along the cumulative area.
+    let mut owner = Vec::with_capacity(count);
+    let (mut tri, mut end) = (0, triangles[0].area);
+    for k in 0..count {
+        let at = (k as f64 + offset) * stratum;
+        while at >= end && tri + 1 < triangles.len() {
+            tri += 1;
+            end += triangles[tri].area;
+        }
+        owner.push(tri);
+    }
+    owner
+        .into_par_iter()
+        .enumerate()
+        .map(|(k, tri)| {
+            let t = &triangles[tri];
+            let mut rng = rng(seed, Stream::Hit, k as u64);
+            // Uniform in the triangle: (1 − √r1)·A + √r1·(1 − r2)·B + √r1·r2·C.
+            let (r1, r2): (f64, f64) = (rng.random(), rng.random());
+            let sqrt_r1 = r1.sqrt();
+            let [a, b, c] = t.corners;
+            let position = Point3::from(
+                a.coords * (1.0 - sqrt_r1)
+                    + b.coords * (sqrt_r1 * (1.0 - r2))
+                    + c.coords * (sqrt_r1 * r2),
+            );
+            let roughness_m = roughness_sigma_m * rng.sample::<f64, _>(StandardNormal);
+            let normal = if t.normal.dot(&(centre - position)) < 0.0 {
+                -t.normal
+            } else {
+                t.normal
+            };
+            let hit = Hit {
+                position,
+                normal,
+                area_m2: stratum,
+                roughness_m,
+            };
+            (hit, tri)
+        })
+        .collect()
+}

@@ -1,0 +1,90 @@
+//! The two evaluations of the forward model of docs/physics.md §3:
+//!
+//! s(t, r, f) = Σ_h a_h(t, r)·exp(−j·2πf·(d_t + d_r − 2δ_h)/c)
+//!
+//! with a_h = w_h·f_mat·max(0, n·ω_i)·max(0, n·ω_o)·g(ω_i)·g(ω_o)/(d_t·d_r) for surface hits and
+//! a_h = σ·g(ω_i)·g(ω_o)/(d_t·d_r) for point scatterers. `direct` is the golden reference; `fast`
+//! is the production path. Both write `[tx][rx][frequency]` row-major and leave dead channels
+//! at zero.
+
+pub(crate) mod direct;
+pub(crate) mod fast;
+mod lanes;
+
+use nalgebra::{Point3, Vector3};
+
+use crate::{ChannelMask, ElementPattern, FrequencySweep, Hit, PointScatterer};
+
+/// A scatterer as both kernels see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub position: Point3<f64>,
+    /// The unit normal of a surface hit; `None` for an isotropic point scatterer.
+    pub normal: Option<Vector3<f64>>,
+    /// Area weight w_h (m²) of a hit, reflectivity σ (m²) of a point.
+    pub weight: f64,
+    /// Roughness displacement δ_h (m); 0 for points.
+    pub roughness_m: f64,
+}
+
+impl From<&Hit> for Source {
+    fn from(hit: &Hit) -> Self {
+        Self {
+            position: hit.position,
+            normal: Some(hit.normal),
+            weight: hit.area_m2,
+            roughness_m: hit.roughness_m,
+        }
+    }
+}
+
+impl From<&PointScatterer> for Source {
+    fn from(point: &PointScatterer) -> Self {
+        Self {
+            position: point.position(),
+            normal: None,
+            weight: point.reflectivity_m2(),
+            roughness_m: 0.0,
+        }
+    }
+}
+
+/// What the kernels need to know about the array and the sweep.
+pub(crate) struct Channels<'a> {
+    pub tx: &'a [Point3<f64>],
+    pub rx: &'a [Point3<f64>],
+    pub mask: Option<&'a ChannelMask>,
+    pub sweep: &'a FrequencySweep,
+    pub pattern: &'a ElementPattern,
+}
+
+impl Channels<'_> {
+    /// Whether channel (t, r) works.
+    pub fn is_alive(&self, t: usize, r: usize) -> bool {
+        self.mask.is_none_or(|m| m.is_alive(t, r))
+    }
+
+    /// One element seen from a source.
+    pub fn view(&self, element: &Point3<f64>, source: &Point3<f64>) -> ElementView {
+        let to_element = element - source;
+        let distance = to_element.norm();
+        let direction = to_element / distance;
+        // θ is measured between the ray from the antenna toward the source and boresight +z.
+        let gain = (self.pattern).gain(-direction.z, self.sweep.centre_wavelength());
+        ElementView {
+            distance,
+            direction,
+            gain,
+        }
+    }
+}
+
+/// An antenna element seen from a source.
+pub(crate) struct ElementView {
+    /// d = |p_e − P| (m).
+    pub distance: f64,
+    /// ω = (p_e − P)/d, the unit vector from the source toward the element.
+    pub direction: Vector3<f64>,
+    /// The element pattern g toward the source.
+    pub gain: f64,
+}
