@@ -43,7 +43,7 @@ fn dataset() -> Dataset {
         .unwrap();
         dir
     });
-    Dataset::open(&dir).unwrap()
+    Dataset::open(dir).unwrap()
 }
 
 /// A short schedule of the tiny networks.
@@ -507,4 +507,53 @@ fn table1_rows_end_to_end_on_the_tiny_preset() {
         .expect("another model is refused");
     assert!(err.to_string().contains("generated with model"), "{err}");
     assert!(Validation::with_rows(&ds, model, Vec::new()).is_err());
+}
+
+/// Every file of a stage directory, relative path → bytes.
+fn dir_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Two runs of a stage with the same seed write the same bytes in every file (model card,
+/// config, weights, optimiser state, training state).
+#[test]
+fn identical_runs_write_identical_bytes() {
+    let ds = dataset();
+    let root = temp_dir("train-bytes");
+    let runs: Vec<BTreeMap<String, Vec<u8>>> = ["first", "second"]
+        .iter()
+        .map(|name| {
+            let dir = root.join(name);
+            train_decoder(
+                &ds,
+                InputKind::Depth,
+                &decoder_config(1),
+                &dir,
+                &mut NoProgress,
+            )
+            .unwrap();
+            dir_bytes(&dir)
+        })
+        .collect();
+    assert!(runs[0].len() >= 5, "files: {:?}", runs[0].keys());
+    assert_eq!(
+        runs[0].keys().collect::<Vec<_>>(),
+        runs[1].keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &runs[0] {
+        assert!(&runs[1][name] == bytes, "{name} differs between identical runs");
+    }
 }

@@ -156,7 +156,7 @@ fn saving_over_a_checkpoint_replaces_it_whole() {
     for (name, tensor) in &want {
         assert_eq!(max_abs_diff(tensor, &got[name]), 0.0, "{name}");
     }
-    let entries: Vec<String> = std::fs::read_dir(&dir.path())
+    let entries: Vec<String> = std::fs::read_dir(dir.path())
         .expect("list")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

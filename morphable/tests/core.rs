@@ -373,7 +373,7 @@ fn written_files_appear_whole() {
         std::fs::read(&path).unwrap(),
         ply_bytes(&unit_triangle(), None).unwrap()
     );
-    let leftovers = std::fs::read_dir(&dir).unwrap().count();
+    let leftovers = std::fs::read_dir(dir).unwrap().count();
     assert_eq!(leftovers, 1, "no temporary file is left behind");
     let missing = dir.join("no-such-dir").join("x.obj");
     assert!(matches!(

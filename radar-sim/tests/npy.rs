@@ -102,7 +102,7 @@ fn arrays_round_trip_through_files() {
         read_npy::<f32, ndarray::Ix3>(dir.join("f.npy")).unwrap()[[1, 1, 1]],
         2.0 * f[[1, 1, 1]]
     );
-    let names: Vec<_> = std::fs::read_dir(&dir)
+    let names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();

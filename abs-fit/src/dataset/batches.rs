@@ -212,8 +212,8 @@ impl Dataset {
             .iter()
             .flat_map(|&row| self.params_with_range(row, d_db))
             .collect();
-        Ok(Array2::from_shape_vec((rows.len(), p), values)
-            .map_err(|e| AbsFitError::config("dataset rows", e.to_string()))?)
+        Array2::from_shape_vec((rows.len(), p), values)
+            .map_err(|e| AbsFitError::config("dataset rows", e.to_string()))
     }
 
     /// The scaled parameters of a row with the dynamic-range column replaced by `d_db`.

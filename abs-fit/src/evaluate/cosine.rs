@@ -11,10 +11,10 @@ use crate::{AbsFitError, FaceParams, ParamGroup, ParamLayout, Result};
 /// the same `n_expressions` expressions, as `(shape id, expression id, face)` in shape-major
 /// order. Shapes and expressions are drawn once each (N(0, 1)); every instance gets its own
 /// sampled pose and rendering parameters, or the identity pose when `neutral_pose` (Figure 5b).
-/// All draws come from [`FaceDistribution::draw`], so they follow the dataset's distribution. The
+/// All draws come from [`FaceDistribution::draw`](crate::FaceDistribution::draw), so they follow the dataset's distribution. The
 /// paper uses 10 shapes × 5 expressions. The caller renders and encodes the faces.
 ///
-/// Errors: those of [`random_baseline`], or no shapes or no expressions.
+/// Errors: those of [`random_baseline`](super::random_baseline), or no shapes or no expressions.
 pub fn cosine_study_faces(
     layout: &ParamLayout,
     sampling: &SamplingConfig,

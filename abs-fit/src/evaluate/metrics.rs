@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::{AbsFitError, FaceDistribution, ParamGroup, ParamLayout, Result};
 
 /// Method name of the Mean baseline (the training-set mean predicted for every sample). Rows of
-/// this name are the reference of [`TableOptions::ratio_to_mean`].
+/// this name are the reference of [`TableOptions::ratio_to_mean`](super::TableOptions::ratio_to_mean).
 pub const MEAN_BASELINE: &str = "Baseline (Mean)";
 /// Method name of the Random baseline (parameters drawn from the sampling distribution).
 pub const RANDOM_BASELINE: &str = "Baseline (Random)";
@@ -39,7 +39,7 @@ impl fmt::Display for RowSource {
 /// One row of Table 1: the errors of one method's predictions on a validation set.
 ///
 /// `l2_*` are mean squared errors per element of scaled parameters (dimensionless; see the
-/// [module docs](self)). `l2_total` is the mean over every element of the shape, expression,
+/// [module docs](mod@crate::evaluate)). `l2_total` is the mean over every element of the shape, expression,
 /// translation and rotation columns together (element-weighted, so the 10 shape columns weigh
 /// more than the 3 rotation ones). The rendering columns (material, antenna size, dynamic range)
 /// are *not* in the total, as the paper's total covers the face-model and pose parameters only;

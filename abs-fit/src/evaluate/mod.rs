@@ -2,7 +2,7 @@
 //! (docs/physics.md §6).
 //!
 //! Every function works on *scaled* parameter matrices (N samples × P columns, in the order of a
-//! [`ParamLayout`]): coefficients in standard deviations, translation / 5 cm, angles / 10°,
+//! [`ParamLayout`](crate::ParamLayout)): coefficients in standard deviations, translation / 5 cm, angles / 10°,
 //! rendering parameters mapped onto [−1, 1]. Rows are samples; predicted and true matrices pair
 //! row by row.
 //!
