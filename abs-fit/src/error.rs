@@ -42,6 +42,16 @@ pub enum AbsFitError {
     /// A neural-network error (building, running, checkpointing a network).
     #[error(transparent)]
     Network(#[from] facenet::FacenetError),
+    /// An output directory another process is writing (its advisory lock is held).
+    #[error(
+        "{dir} is in use by another radar-face process (pid {holder}, lock file {}): wait for \
+         it to finish or stop it",
+        .dir.join(crate::lock::LOCK_FILE).display()
+    )]
+    Locked {
+        dir: std::path::PathBuf,
+        holder: String,
+    },
     /// A training or model directory that cannot be used as it is (a resumed run whose settings
     /// differ, a model file of the wrong kind).
     #[error("model directory {dir}: {reason}")]

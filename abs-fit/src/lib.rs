@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod generation;
 pub mod imaging;
+pub mod lock;
 pub mod params;
 pub mod presets;
 mod progress;

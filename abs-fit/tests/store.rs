@@ -122,6 +122,7 @@ fn resume_after_interruption_gives_the_same_files() {
         6 - 3,
         "finished chunks are kept"
     );
+    drop(writer); // one writer per directory at a time
     generate(&resumed, manifest(23, (0, 23), 1), 4, None).unwrap();
     assert_eq!(files(&once), files(&resumed));
     assert!(!resumed.join("chunks").exists());
@@ -325,4 +326,55 @@ fn batches_resample_the_dynamic_range_within_bounds() {
         ..config
     };
     assert!(ds.batches(&rows, &bad, 0).is_err());
+}
+
+/// Data that no manifest describes is refused, never adopted: a finished dataset whose
+/// manifest was deleted, stray chunks, or unrelated files. An empty directory, or one left by
+/// a run killed before its manifest was written, is accepted.
+#[test]
+fn a_directory_without_its_manifest_is_refused() {
+    let dir = temp_dir("orphaned");
+    generate(&dir, manifest(9, (0, 9), 1), 4, None).unwrap();
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    let err = DatasetWriter::open(&dir, manifest(9, (0, 9), 5), 4)
+        .expect_err("orphaned arrays are refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("no manifest.json") && text.contains("params.npy"),
+        "{text}"
+    );
+
+    let chunks_only = temp_dir("orphaned-chunks");
+    assert!(generate(&chunks_only, manifest(9, (0, 9), 1), 4, Some(1)).is_none());
+    std::fs::remove_file(chunks_only.join("manifest.json")).unwrap();
+    assert!(DatasetWriter::open(&chunks_only, manifest(9, (0, 9), 1), 4).is_err());
+
+    let stranger = temp_dir("stranger");
+    std::fs::write(stranger.join("notes.txt"), "mine").unwrap();
+    assert!(DatasetWriter::open(&stranger, manifest(9, (0, 9), 1), 4).is_err());
+    assert!(stranger.join("notes.txt").is_file(), "nothing is touched");
+
+    let killed = temp_dir("killed-before-manifest");
+    std::fs::create_dir(killed.join("chunks")).unwrap();
+    std::fs::write(killed.join(".manifest.json.a1B2c3.tmp"), "{").unwrap();
+    DatasetWriter::open(&killed, manifest(9, (0, 9), 1), 4).expect("nothing to adopt");
+    assert!(DatasetWriter::open(&temp_dir("empty"), manifest(9, (0, 9), 1), 4).is_ok());
+}
+
+/// Two writers of one directory: the second is refused, naming the holder, until the first is
+/// gone; the finished directory holds no lock file.
+#[test]
+fn a_directory_has_one_writer_at_a_time() {
+    let dir = temp_dir("locked");
+    let first = DatasetWriter::open(&dir, manifest(9, (0, 9), 1), 4).unwrap();
+    let err = DatasetWriter::open(&dir, manifest(9, (0, 9), 1), 4)
+        .expect_err("a second writer is refused");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(first);
+    generate(&dir, manifest(9, (0, 9), 1), 4, None).unwrap();
+    assert!(!dir.join(abs_fit::lock::LOCK_FILE).exists());
 }

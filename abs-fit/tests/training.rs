@@ -554,6 +554,9 @@ fn identical_runs_write_identical_bytes() {
         runs[1].keys().collect::<Vec<_>>()
     );
     for (name, bytes) in &runs[0] {
-        assert!(&runs[1][name] == bytes, "{name} differs between identical runs");
+        assert!(
+            &runs[1][name] == bytes,
+            "{name} differs between identical runs"
+        );
     }
 }

@@ -19,6 +19,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
 use radar_sim::npy::{read_npy, write_npy};
 use serde::{Deserialize, Serialize};
 
+use crate::lock::{DirLock, LOCK_FILE};
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// Version of the on-disk format written by this code.
@@ -267,12 +268,16 @@ pub struct DatasetWriter {
     dir: PathBuf,
     manifest: Manifest,
     chunk_size: usize,
+    /// Held while the writer lives: one writer per directory at a time.
+    _lock: DirLock,
 }
 
 impl DatasetWriter {
     /// Opens `dir` for the dataset `manifest` describes. A directory holding a different dataset
-    /// (other settings, model, seed or range) is refused, never overwritten; one holding the
-    /// same dataset is resumed.
+    /// (other settings, model, seed or range), or files that no manifest describes, is refused,
+    /// never overwritten; one holding the same dataset is resumed. The directory's advisory lock
+    /// ([`DirLock`]) is held until the writer is dropped, so a second process writing the same
+    /// directory is refused with the holder's pid.
     pub fn open(dir: &Path, manifest: Manifest, chunk_size: usize) -> Result<Self> {
         manifest.check(dir)?;
         if chunk_size == 0 {
@@ -282,6 +287,10 @@ impl DatasetWriter {
             path: dir.to_path_buf(),
             source: e,
         };
+        let lock = DirLock::acquire(dir)?;
+        if !dir.join(MANIFEST_FILE).exists() {
+            refuse_undescribed_files(dir)?;
+        }
         std::fs::create_dir_all(dir.join(CHUNK_DIR)).map_err(io)?;
         if dir.join(MANIFEST_FILE).exists() {
             let existing = Manifest::read(dir)?;
@@ -301,6 +310,7 @@ impl DatasetWriter {
             dir: dir.to_path_buf(),
             manifest,
             chunk_size,
+            _lock: lock,
         })
     }
 
@@ -370,6 +380,50 @@ impl DatasetWriter {
         let _ = std::fs::remove_dir_all(self.dir.join(CHUNK_DIR));
         Dataset::open(&self.dir)
     }
+}
+
+/// Fails if `dir` holds anything that no manifest describes: data without its manifest is
+/// never adopted. Allowed are a missing or empty directory, an empty chunk directory, the lock
+/// file and the temporary files of an interrupted manifest write (what a run killed before its
+/// manifest was durable leaves).
+fn refuse_undescribed_files(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(AbsFitError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut unexplained = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| AbsFitError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let empty_dir =
+            || std::fs::read_dir(entry.path()).is_ok_and(|mut inside| inside.next().is_none());
+        let manifest_temp =
+            name.starts_with(&format!(".{MANIFEST_FILE}.")) && name.ends_with(".tmp");
+        if !(manifest_temp || name == LOCK_FILE || (name == CHUNK_DIR && empty_dir())) {
+            unexplained.push(name);
+        }
+    }
+    if unexplained.is_empty() {
+        return Ok(());
+    }
+    unexplained.sort();
+    Err(AbsFitError::dataset(
+        dir,
+        format!(
+            "holds {} but no {MANIFEST_FILE}: data that no manifest describes is never adopted; \
+             choose an empty directory or delete it",
+            unexplained.join(", ")
+        ),
+    ))
 }
 
 fn describe_difference(a: &Manifest, b: &Manifest) -> String {
@@ -543,10 +597,10 @@ pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<Dataset> {
     }
     let arrays: Vec<SampleArrays> = parts.into_iter().map(|p| p.arrays).collect();
     let all = SampleArrays::concatenate(&arrays)?;
-    std::fs::create_dir_all(out).map_err(|e| AbsFitError::Io {
-        path: out.to_path_buf(),
-        source: e,
-    })?;
+    let _lock = DirLock::acquire(out)?;
+    if !out.join(MANIFEST_FILE).exists() {
+        refuse_undescribed_files(out)?;
+    }
     if out.join(MANIFEST_FILE).exists() && Manifest::read(out)? != manifest {
         return Err(AbsFitError::dataset(
             out,

@@ -14,6 +14,7 @@ use super::TrainSchedule;
 use super::schedule::steps_per_epoch;
 use crate::card::{CHECKPOINT_DIR, ModelCard};
 use crate::dataset::{BatchConfig, Dataset, InputKind, RangePolicy};
+use crate::lock::DirLock;
 use crate::{AbsFitError, Progress, Result};
 
 /// Bridges facenet's [`TrainObserver`] to a [`Progress`], counting optimiser steps, and stops
@@ -86,9 +87,12 @@ where
     F: FnMut(&Network<C>, &[usize], u64) -> Result<Tensor>,
 {
     schedule.validate()?;
+    let device = schedule.device.open()?;
+    // One process per stage directory at a time; released when the stage returns.
+    let _lock = DirLock::acquire(dir)?;
     let trainer_config = schedule.trainer_config(n_samples);
     let checkpoint = dir.join(CHECKPOINT_DIR);
-    let trainer = open_trainer(dir, card, start, schedule.device.open()?, trainer_config)?;
+    let trainer = open_trainer(dir, card, start, device, trainer_config)?;
     let mut trainer = trainer.with_checkpoints(&checkpoint, schedule.checkpoint_every_epochs)?;
 
     let steps_per_epoch = {
