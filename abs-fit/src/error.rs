@@ -44,12 +44,12 @@ pub enum AbsFitError {
     Network(#[from] facenet::FacenetError),
     /// An output directory another process is writing (its advisory lock is held).
     #[error(
-        "{dir} is in use by another radar-face process (pid {holder}, lock file {}): wait for \
-         it to finish or stop it",
-        .dir.join(crate::lock::LOCK_FILE).display()
+        "{dir} is in use by another radar-face process (pid {holder}, lock file {lock_file}): \
+         wait for it to finish or stop it"
     )]
     Locked {
         dir: std::path::PathBuf,
+        lock_file: std::path::PathBuf,
         holder: String,
     },
     /// A training or model directory that cannot be used as it is (a resumed run whose settings

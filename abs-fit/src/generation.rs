@@ -47,7 +47,16 @@ pub fn generate<M: MorphableModel>(
         None => (0, config.n_samples),
     };
     let writer = DatasetWriter::open(dir, config.manifest(model, range)?, options.chunk_size)?;
-    let pending = writer.pending_chunks();
+    let audit = writer.audit();
+    for (chunk, reason) in &audit.bad {
+        progress.message(&format!(
+            "chunk of samples {}..{} in {} is bad ({reason}): generating it again",
+            chunk.start,
+            chunk.end,
+            dir.display()
+        ));
+    }
+    let pending = audit.pending;
     let total = (range.1 - range.0) as u64;
     let todo: u64 = pending.iter().map(|c| c.len() as u64).sum();
     progress.start("generating samples", total, total - todo);

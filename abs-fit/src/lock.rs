@@ -51,6 +51,7 @@ impl DirLock {
                     };
                     return Err(AbsFitError::Locked {
                         dir: dir.to_path_buf(),
+                        lock_file: path,
                         holder,
                     });
                 }

@@ -5,5 +5,6 @@ mod fitting;
 mod generate;
 mod geometry;
 mod params;
+mod reliability;
 mod store;
 mod training;

@@ -19,6 +19,7 @@ use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, concatenate};
 use radar_sim::npy::{read_npy, write_npy};
 use serde::{Deserialize, Serialize};
 
+use super::chunks::{CHUNK_DIR, ChunkState, Chunks};
 use crate::lock::{DirLock, LOCK_FILE};
 use crate::{AbsFitError, ParamLayout, Result};
 
@@ -32,7 +33,6 @@ pub const PARAMS_FILE: &str = "params.npy";
 pub const LEVEL_FILE: &str = "level_db.npy";
 /// Depth images in metres, (N, H, W) f32.
 pub const DEPTH_FILE: &str = "depth_m.npy";
-const CHUNK_DIR: &str = "chunks";
 
 /// Which face model made a dataset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +205,21 @@ pub struct SampleArrays {
 }
 
 impl SampleArrays {
+    /// Checks the shapes against `manifest` for `n` samples and that every parameter is finite.
+    pub(super) fn validate(&self, manifest: &Manifest, n: usize) -> Result<()> {
+        self.check(manifest, n, Path::new(""))?;
+        if let Some(((row, col), v)) = self.params.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(AbsFitError::config(
+                "sample parameters",
+                format!(
+                    "row {row} column {col} ({}) is {v}",
+                    manifest.param_names.get(col).map_or("?", String::as_str)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self, manifest: &Manifest, n: usize, at: &Path) -> Result<()> {
         let (h, w) = (manifest.image.height, manifest.image.width);
         let p = manifest.layout.len();
@@ -268,8 +283,19 @@ pub struct DatasetWriter {
     dir: PathBuf,
     manifest: Manifest,
     chunk_size: usize,
+    chunks: Chunks,
     /// Held while the writer lives: one writer per directory at a time.
     _lock: DirLock,
+}
+
+/// What [`DatasetWriter::audit`] found in the chunk folder.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChunkAudit {
+    /// The chunks still to generate: missing ones and bad ones, in order.
+    pub pending: Vec<Range<usize>>,
+    /// The bad chunks among them (files without a record, of another dataset, not matching
+    /// their checksums, unreadable or non-finite), each with the reason.
+    pub bad: Vec<(Range<usize>, String)>,
 }
 
 impl DatasetWriter {
@@ -308,6 +334,7 @@ impl DatasetWriter {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            chunks: Chunks::new(dir, &manifest)?,
             manifest,
             chunk_size,
             _lock: lock,
@@ -333,46 +360,77 @@ impl DatasetWriter {
             .collect()
     }
 
-    fn chunk_suffix(range: &Range<usize>) -> String {
-        format!("-{:08}-{:08}", range.start, range.end)
-    }
-
-    /// Whether a chunk was written completely by an earlier run.
-    pub fn has_chunk(&self, range: &Range<usize>) -> bool {
-        let file = PARAMS_FILE.replace(".npy", &format!("{}.npy", Self::chunk_suffix(range)));
-        self.dir.join(CHUNK_DIR).join(file).exists()
-    }
-
-    /// The chunks still to generate.
-    pub fn pending_chunks(&self) -> Vec<Range<usize>> {
+    /// Verifies every chunk on disk against its provenance record: what is still to generate,
+    /// and which chunks were bad (they are regenerated: their files are overwritten).
+    pub fn audit(&self) -> ChunkAudit {
+        let mut audit = ChunkAudit::default();
         if self.is_complete() {
-            return Vec::new();
+            return audit;
         }
-        self.chunks()
-            .into_iter()
-            .filter(|c| !self.has_chunk(c))
-            .collect()
+        for chunk in self.chunks() {
+            match self.chunks.check(&chunk, &self.manifest) {
+                ChunkState::Valid(_) => {}
+                ChunkState::Missing => audit.pending.push(chunk),
+                ChunkState::Bad(reason) => {
+                    audit.bad.push((chunk.clone(), reason));
+                    audit.pending.push(chunk);
+                }
+            }
+        }
+        audit
     }
 
-    /// Stores one generated chunk (atomically, file by file).
+    /// Whether the chunk of `range` was written completely by an earlier run of this dataset
+    /// and still matches its record.
+    pub fn has_chunk(&self, range: &Range<usize>) -> bool {
+        matches!(
+            self.chunks.check(range, &self.manifest),
+            ChunkState::Valid(_)
+        )
+    }
+
+    /// The chunks still to generate ([`DatasetWriter::audit`]).
+    pub fn pending_chunks(&self) -> Vec<Range<usize>> {
+        self.audit().pending
+    }
+
+    /// Stores one generated chunk: its arrays, checked (shapes, finite parameters), then the
+    /// record of their provenance. Each file is written atomically.
     pub fn write_chunk(&self, range: &Range<usize>, arrays: &SampleArrays) -> Result<()> {
-        arrays.check(&self.manifest, range.len(), &self.dir)?;
-        arrays.write(&self.dir.join(CHUNK_DIR), &Self::chunk_suffix(range))
+        arrays
+            .validate(&self.manifest, range.len())
+            .map_err(|e| AbsFitError::dataset(&self.dir, format!("chunk {range:?}: {e}")))?;
+        self.chunks.write(range, arrays)
     }
 
-    /// Assembles the final arrays from the chunks and removes them. Every chunk must exist.
+    /// Assembles the final arrays from the chunks, then removes them. Every chunk is verified
+    /// before anything is assembled; a bad one is removed (so the next run regenerates it) and
+    /// reported as the error. The chunks are deleted only once the final arrays are written
+    /// (each synced; `params.npy` last, which marks the dataset complete).
     pub fn finish(self) -> Result<Dataset> {
         if !self.is_complete() {
-            let chunk_dir = self.dir.join(CHUNK_DIR);
-            let parts = self
-                .chunks()
-                .iter()
-                .map(|c| {
-                    let part = SampleArrays::read(&chunk_dir, &Self::chunk_suffix(c))?;
-                    part.check(&self.manifest, c.len(), &chunk_dir)?;
-                    Ok(part)
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let mut parts = Vec::new();
+            for chunk in self.chunks() {
+                match self.chunks.check(&chunk, &self.manifest) {
+                    ChunkState::Valid(arrays) => parts.push(arrays),
+                    ChunkState::Missing => {
+                        return Err(AbsFitError::dataset(
+                            &self.dir,
+                            format!("chunk {chunk:?} is missing: run generate again"),
+                        ));
+                    }
+                    ChunkState::Bad(reason) => {
+                        self.chunks.remove(&chunk)?;
+                        return Err(AbsFitError::dataset(
+                            &self.dir,
+                            format!(
+                                "chunk {chunk:?} was bad ({reason}) and has been removed: run \
+                                 generate again to regenerate it"
+                            ),
+                        ));
+                    }
+                }
+            }
             let all = SampleArrays::concatenate(&parts)?;
             all.check(&self.manifest, self.manifest.len(), &self.dir)?;
             all.write(&self.dir, "")?;

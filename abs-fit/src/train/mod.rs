@@ -185,7 +185,7 @@ pub fn train_autoencoder(
     );
     let factor = card.upsample;
     let p = card.layout.len();
-    let d_column = card.layout.range(ParamGroup::Render).start + 2;
+    let d_column = card.layout.dynamic_range_column();
     let one_hot = |keep_d: bool| -> Result<Tensor> {
         let values: Vec<f32> = (0..p)
             .map(|i| if (i == d_column) == keep_d { 1.0 } else { 0.0 })

@@ -1,0 +1,179 @@
+//! Reliability: what a killed, concurrent or tampered-with run leaves in an output directory
+//! is never adopted silently. Missing manifests, locks, and chunks that are swapped, foreign,
+//! bit-flipped, truncated or unreadable.
+
+use std::ops::Range;
+use std::path::Path;
+
+use abs_fit::dataset::{DatasetWriter, Manifest};
+
+use crate::store::{files, generate, manifest, sample_arrays, temp_dir};
+
+/// Data that no manifest describes is refused, never adopted: a finished dataset whose
+/// manifest was deleted, stray chunks, or unrelated files. An empty directory, or one left by
+/// a run killed before its manifest was written, is accepted.
+#[test]
+fn a_directory_without_its_manifest_is_refused() {
+    let dir = temp_dir("orphaned");
+    generate(&dir, manifest(9, (0, 9), 1), 4, None).unwrap();
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    let err = DatasetWriter::open(&dir, manifest(9, (0, 9), 5), 4)
+        .expect_err("orphaned arrays are refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("no manifest.json") && text.contains("params.npy"),
+        "{text}"
+    );
+
+    let chunks_only = temp_dir("orphaned-chunks");
+    assert!(generate(&chunks_only, manifest(9, (0, 9), 1), 4, Some(1)).is_none());
+    std::fs::remove_file(chunks_only.join("manifest.json")).unwrap();
+    assert!(DatasetWriter::open(&chunks_only, manifest(9, (0, 9), 1), 4).is_err());
+
+    let stranger = temp_dir("stranger");
+    std::fs::write(stranger.join("notes.txt"), "mine").unwrap();
+    assert!(DatasetWriter::open(&stranger, manifest(9, (0, 9), 1), 4).is_err());
+    assert!(stranger.join("notes.txt").is_file(), "nothing is touched");
+
+    let killed = temp_dir("killed-before-manifest");
+    std::fs::create_dir(killed.join("chunks")).unwrap();
+    std::fs::write(killed.join(".manifest.json.a1B2c3.tmp"), "{").unwrap();
+    DatasetWriter::open(&killed, manifest(9, (0, 9), 1), 4).expect("nothing to adopt");
+    assert!(DatasetWriter::open(&temp_dir("empty"), manifest(9, (0, 9), 1), 4).is_ok());
+}
+
+/// Two writers of one directory: the second is refused, naming the holder, until the first is
+/// gone; the finished directory holds no lock file.
+#[test]
+fn a_directory_has_one_writer_at_a_time() {
+    let dir = temp_dir("locked");
+    let first = DatasetWriter::open(&dir, manifest(9, (0, 9), 1), 4).unwrap();
+    let err = DatasetWriter::open(&dir, manifest(9, (0, 9), 1), 4)
+        .expect_err("a second writer is refused");
+    assert!(
+        err.to_string()
+            .contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    drop(first);
+    generate(&dir, manifest(9, (0, 9), 1), 4, None).unwrap();
+    assert!(!dir.join(abs_fit::lock::LOCK_FILE).exists());
+}
+
+/// The files of the chunk of `range` in a dataset directory: level, depth, params, record.
+fn chunk_files(dir: &Path, range: Range<usize>) -> [std::path::PathBuf; 4] {
+    let suffix = format!("-{:08}-{:08}", range.start, range.end);
+    let chunks = dir.join("chunks");
+    [
+        chunks.join(format!("level_db{suffix}.npy")),
+        chunks.join(format!("depth_m{suffix}.npy")),
+        chunks.join(format!("params{suffix}.npy")),
+        chunks.join(format!("chunk{suffix}.json")),
+    ]
+}
+
+/// An interrupted 23-sample run (chunks of 4, the first three written) and the same dataset
+/// generated cleanly, for comparison.
+fn interrupted(name: &str) -> (crate::store::TempDir, crate::store::TempDir, Manifest) {
+    let m = manifest(23, (0, 23), 1);
+    let clean = temp_dir(&format!("{name}-clean"));
+    generate(&clean, m.clone(), 4, None).unwrap();
+    let dir = temp_dir(name);
+    assert!(generate(&dir, m.clone(), 4, Some(3)).is_none());
+    (dir, clean, m)
+}
+
+/// Tampers with the interrupted run, then checks that exactly `bad` chunks are reported and
+/// regenerated and that the result equals the clean run byte for byte.
+fn repaired(name: &str, bad: &[(usize, usize)], tamper: impl FnOnce(&Path)) {
+    let (dir, clean, m) = interrupted(name);
+    tamper(&dir);
+    let writer = DatasetWriter::open(&dir, m.clone(), 4).unwrap();
+    let audit = writer.audit();
+    let reported: Vec<(usize, usize)> = audit.bad.iter().map(|(r, _)| (r.start, r.end)).collect();
+    assert_eq!(reported, bad, "bad chunks: {:?}", audit.bad);
+    for &(start, end) in bad {
+        assert!(audit.pending.contains(&(start..end)));
+    }
+    drop(writer);
+    generate(&dir, m, 4, None).unwrap();
+    assert_eq!(files(&dir), files(&clean));
+}
+
+#[test]
+fn swapped_chunks_are_regenerated() {
+    repaired("swapped", &[(0, 4), (4, 8)], |dir| {
+        for (a, b) in chunk_files(dir, 0..4).iter().zip(chunk_files(dir, 4..8)) {
+            let tmp = a.with_extension("swap");
+            std::fs::rename(a, &tmp).unwrap();
+            std::fs::rename(&b, a).unwrap();
+            std::fs::rename(&tmp, &b).unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_chunk_of_another_dataset_is_regenerated() {
+    repaired("foreign", &[(4, 8)], |dir| {
+        let other = temp_dir("foreign-seed");
+        assert!(generate(&other, manifest(23, (0, 23), 99), 4, Some(3)).is_none());
+        for (theirs, ours) in chunk_files(&other, 4..8).iter().zip(chunk_files(dir, 4..8)) {
+            std::fs::copy(theirs, ours).unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_bit_flip_or_a_truncation_is_regenerated() {
+    repaired("bit-flip", &[(0, 4), (8, 12)], |dir| {
+        let level = &chunk_files(dir, 0..4)[0];
+        let mut bytes = std::fs::read(level).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(level, bytes).unwrap();
+        let params = &chunk_files(dir, 8..12)[2];
+        let bytes = std::fs::read(params).unwrap();
+        std::fs::write(params, &bytes[..bytes.len() / 2]).unwrap();
+    });
+}
+
+#[test]
+fn chunk_files_without_a_record_are_regenerated() {
+    repaired("no-record", &[(4, 8)], |dir| {
+        std::fs::remove_file(&chunk_files(dir, 4..8)[3]).unwrap();
+    });
+}
+
+/// Non-finite parameters are refused when a chunk is written; a bad chunk found when
+/// assembling is removed before anything is assembled or deleted, and the next run repairs it.
+#[test]
+fn bad_chunks_never_reach_the_dataset() {
+    let m = manifest(9, (0, 9), 1);
+    let dir = temp_dir("nan-chunk");
+    let writer = DatasetWriter::open(&dir, m.clone(), 4).unwrap();
+    let mut arrays = sample_arrays(0..4);
+    arrays.params[[2, 1]] = f32::NAN;
+    let err = writer.write_chunk(&(0..4), &arrays).unwrap_err();
+    assert!(err.to_string().contains("is NaN"), "{err}");
+    assert!(!chunk_files(&dir, 0..4)[2].exists(), "nothing was written");
+
+    for range in writer.chunks() {
+        writer
+            .write_chunk(&range, &sample_arrays(range.clone()))
+            .unwrap();
+    }
+    let flipped = &chunk_files(&dir, 4..8)[1];
+    let mut bytes = std::fs::read(flipped).unwrap();
+    bytes[200] ^= 1;
+    std::fs::write(flipped, bytes).unwrap();
+    let err = writer.finish().unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert!(!dir.join("params.npy").exists(), "nothing was assembled");
+    assert!(chunk_files(&dir, 0..4)[2].exists(), "good chunks are kept");
+    assert!(!flipped.exists(), "the bad chunk is removed");
+
+    let clean = temp_dir("nan-chunk-clean");
+    generate(&clean, m.clone(), 4, None).unwrap();
+    generate(&dir, m, 4, None).unwrap();
+    assert_eq!(files(&dir), files(&clean));
+}
