@@ -177,3 +177,28 @@ fn bad_chunks_never_reach_the_dataset() {
     generate(&dir, m, 4, None).unwrap();
     assert_eq!(files(&dir), files(&clean));
 }
+
+/// What killed atomic writes leave (temporary files of the manifest and of arrays, old and new
+/// names) is removed by the next writer, which holds the directory's lock; other files stay.
+#[test]
+fn leftovers_of_killed_writes_are_removed() {
+    let (dir, clean, m) = interrupted("leftovers");
+    let leftovers = [
+        dir.join(".manifest.json.x7Yq2a.tmp"),
+        dir.join(".manifest.json.tmp4242"),
+        dir.join("chunks").join(".tmpAb12Cd.npy.tmp"),
+        dir.join("chunks")
+            .join("level_db-00000012-00000016.npy.tmp-4242-3"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, "partial").unwrap();
+    }
+    let writer = DatasetWriter::open(&dir, m.clone(), 4).unwrap();
+    for path in &leftovers {
+        assert!(!path.exists(), "{} is left", path.display());
+    }
+    assert!(writer.audit().bad.is_empty());
+    drop(writer);
+    generate(&dir, m, 4, None).unwrap();
+    assert_eq!(files(&dir), files(&clean));
+}

@@ -208,6 +208,38 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Removes what interrupted saves of the checkpoint `dir` left beside it: staging
+    /// directories (`.NAME.partial-PID`) always, and the previous copies
+    /// (`.NAME.previous-PID`) once `dir` itself holds a complete checkpoint. Returns what was
+    /// removed. Call it only while no other process writes this checkpoint (abs-fit holds its
+    /// directory's lock).
+    ///
+    /// # Errors
+    /// [`FacenetError::Io`] naming a leftover that could not be removed.
+    pub fn remove_leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+        let (parent, name) = split_dir(dir)?;
+        let complete = dir.join(Self::CONFIG).exists() && dir.join(Self::WEIGHTS).exists();
+        let partial = format!(".{name}.partial-");
+        let previous = format!(".{name}.previous-");
+        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            return Ok(removed);
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            if file_name.starts_with(&partial) || (complete && file_name.starts_with(&previous)) {
+                let path = entry.path();
+                std::fs::remove_dir_all(&path).map_err(|e| FacenetError::io(&path, e))?;
+                removed.push(path);
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
     /// Reads the network config stored in a checkpoint.
     ///
     /// # Errors

@@ -314,6 +314,8 @@ impl DatasetWriter {
             source: e,
         };
         let lock = DirLock::acquire(dir)?;
+        remove_temporary_files(dir)?;
+        remove_temporary_files(&dir.join(CHUNK_DIR))?;
         if !dir.join(MANIFEST_FILE).exists() {
             refuse_undescribed_files(dir)?;
         }
@@ -438,6 +440,26 @@ impl DatasetWriter {
         let _ = std::fs::remove_dir_all(self.dir.join(CHUNK_DIR));
         Dataset::open(&self.dir)
     }
+}
+
+/// Removes the temporary files that interrupted atomic writes left in `dir` (`.NAME.*.tmp`,
+/// `.tmp*.npy.tmp`, and the older `.NAME.tmpPID` and `NAME.npy.tmp-PID-N`). Call it only under
+/// the directory's lock, when no other writer can own them.
+fn remove_temporary_files(dir: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with('.') && name.contains(".tmp")) || name.contains(".npy.tmp-");
+        if ours && entry.path().is_file() {
+            std::fs::remove_file(entry.path()).map_err(|source| AbsFitError::Io {
+                path: entry.path(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Fails if `dir` holds anything that no manifest describes: data without its manifest is

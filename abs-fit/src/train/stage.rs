@@ -92,6 +92,13 @@ where
     let _lock = DirLock::acquire(dir)?;
     let trainer_config = schedule.trainer_config(n_samples);
     let checkpoint = dir.join(CHECKPOINT_DIR);
+    // Under the lock, what a killed save left is provably nobody's.
+    for leftover in Checkpoint::remove_leftovers(&checkpoint)? {
+        progress.message(&format!(
+            "removed {}, left by an interrupted run",
+            leftover.display()
+        ));
+    }
     let trainer = open_trainer(dir, card, start, device, trainer_config)?;
     let mut trainer = trainer.with_checkpoints(&checkpoint, schedule.checkpoint_every_epochs)?;
 
