@@ -11,8 +11,9 @@ use morphable::MorphableModel;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
+use crate::dataset::human_bytes;
 use crate::dataset::{Dataset, DatasetConfig, DatasetWriter, SampleArrays, shard_range};
-use crate::{PhysicsRenderer, Progress, Result};
+use crate::{AbsFitError, PhysicsRenderer, Progress, Result};
 
 /// Where and how much to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub fn generate<M: MorphableModel>(
     };
     let writer = DatasetWriter::open(dir, config.manifest(model, range)?, options.chunk_size)?;
     let audit = writer.audit();
+    let pending: usize = audit.pending.iter().map(|c| c.len()).sum();
+    check_disk(dir, config, pending, range.1 - range.0)?;
     for (chunk, reason) in &audit.bad {
         progress.message(&format!(
             "chunk of samples {}..{} in {} is bad ({reason}): generating it again",
@@ -70,6 +73,50 @@ pub fn generate<M: MorphableModel>(
     }
     progress.finish();
     writer.finish()
+}
+
+/// Fails with the estimate when the disk under `dir` cannot hold `pending` more chunk samples
+/// and then the final arrays of `total` samples (chunks and final arrays coexist while they
+/// are assembled). Where the free space cannot be read, nothing is checked.
+fn check_disk(dir: &Path, config: &DatasetConfig, pending: usize, total: usize) -> Result<()> {
+    let per_sample = config.bytes_per_sample();
+    let needed = per_sample.saturating_mul((pending + total) as u64);
+    match available_bytes(dir) {
+        Some(free) if free < needed => Err(AbsFitError::dataset(
+            dir,
+            format!(
+                "needs about {} of disk ({} samples of {} in chunks, then {} in the final \
+                 arrays) but only {} is free",
+                human_bytes(needed),
+                pending,
+                human_bytes(per_sample),
+                human_bytes(per_sample.saturating_mul(total as u64)),
+                human_bytes(free)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bytes free to an unprivileged user on the file system holding `dir`.
+#[cfg(unix)]
+fn available_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct we own, and `path` is a valid
+    // NUL-terminated string for the duration of the call.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    Some((stats.f_bavail as u64).saturating_mul(stats.f_frsize as u64))
+}
+
+/// Elsewhere the free space is not read.
+#[cfg(not(unix))]
+fn available_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// Renders samples `range` in parallel.

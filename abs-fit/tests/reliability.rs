@@ -202,3 +202,30 @@ fn leftovers_of_killed_writes_are_removed() {
     generate(&dir, m, 4, None).unwrap();
     assert_eq!(files(&dir), files(&clean));
 }
+
+/// Sizes beyond any real run are refused with a sentence instead of overflowing or aborting.
+#[test]
+fn absurd_sizes_are_typed_errors() {
+    use abs_fit::dataset::{DatasetConfig, shard_range};
+    use abs_fit::evaluate::cosine_study_faces;
+    use abs_fit::train::{LearningRate, TrainSchedule};
+
+    let err = shard_range(18, 30, 100).unwrap_err();
+    assert!(err.to_string().contains("would be empty"), "{err}");
+    let n = usize::MAX;
+    assert_eq!(shard_range(n, 1, 2).unwrap(), (n / 2, n), "no overflow");
+
+    let config = DatasetConfig {
+        n_samples: usize::MAX,
+        ..abs_fit::Preset::Tiny.dataset().unwrap()
+    };
+    let err = config.validate(morphable::builtin::builtin()).unwrap_err();
+    assert!(err.to_string().contains("more than"), "{err}");
+
+    let schedule = TrainSchedule::new(usize::MAX, 8, LearningRate::constant(1e-3));
+    assert!(schedule.validate().is_err());
+
+    let err =
+        cosine_study_faces(&config.layout, &config.sampling, usize::MAX, 5, false, 0).unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+}

@@ -56,6 +56,13 @@ fn main() -> ExitCode {
         // SAFETY: at the start of main, before any thread exists.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
+    // A closed standard output (`radar-face inspect DIR | head -1`) ends the program quietly,
+    // as it does other command-line tools, instead of a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: at the start of main, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),

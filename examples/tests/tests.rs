@@ -487,3 +487,87 @@ fn reproduce_tiny_writes_every_result() {
     assert!(err.contains("24 of 24 samples already done"), "{err}");
     assert!(err.contains("3 of 3 steps already done"), "{err}");
 }
+
+/// A closed standard output (`radar-face … | head -1`) ends the program quietly: no panic
+/// message, no partial work reported as a crash (on Unix the default SIGPIPE action).
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_program_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = temp_dir("closed-stdout");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_radar-face"))
+        .args(["simulate", "--preset", "tiny", "--out", s(&out)])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc_sigpipe()),
+        "{:?}",
+        output.status
+    );
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+/// Nonsense sizes are refused up front with a sentence, before any work: an empty shard, more
+/// samples than a dataset may hold, a cosine study of 2⁶⁴ faces, 2⁶⁴ epochs.
+#[test]
+fn absurd_sizes_are_refused_before_any_work() {
+    let out = temp_dir("absurd");
+    let huge = u64::MAX.to_string();
+    for (args, expected) in [
+        (
+            vec![
+                "generate",
+                "--preset",
+                "tiny",
+                "--shard",
+                "30/100",
+                "--out",
+                s(&out),
+            ],
+            "would be empty",
+        ),
+        (
+            vec![
+                "generate",
+                "--preset",
+                "tiny",
+                "--samples",
+                &huge,
+                "--out",
+                s(&out),
+            ],
+            "more than",
+        ),
+        (
+            vec![
+                "reproduce",
+                "--preset",
+                "tiny",
+                "--study-shapes",
+                &huge,
+                "--out",
+                s(&out),
+            ],
+            "at most",
+        ),
+    ] {
+        let output = radar_face(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert!(!out.exists(), "nothing was written");
+}

@@ -58,7 +58,27 @@ impl DatasetConfig {
         if self.n_samples == 0 {
             return Err(AbsFitError::config("dataset", "0 samples"));
         }
+        if self.n_samples > Self::MAX_SAMPLES {
+            return Err(AbsFitError::config(
+                "dataset",
+                format!(
+                    "{} samples is more than {} ({})",
+                    self.n_samples,
+                    Self::MAX_SAMPLES,
+                    human_bytes(self.bytes_per_sample() * Self::MAX_SAMPLES as u64)
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The most samples a dataset may hold (the paper uses 10 000).
+    pub const MAX_SAMPLES: usize = 10_000_000;
+
+    /// Bytes one sample takes in the dataset's arrays (parameters, dB level, depth; f32).
+    pub fn bytes_per_sample(&self) -> u64 {
+        let (h, w) = self.imaging.image_shape();
+        4 * (self.layout.len() + 2 * h * w) as u64
     }
 
     /// Samples in the training split: the first ⌊N·(1 − validation)⌉.
@@ -104,6 +124,18 @@ impl DatasetConfig {
             },
         })
     }
+}
+
+/// `bytes` as "12.3 GB".
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", units[unit])
 }
 
 impl Dataset {

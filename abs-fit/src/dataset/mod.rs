@@ -10,6 +10,7 @@ pub use batches::{
     Batch, BatchConfig, EVALUATION_RANGE_DB, InputKind, RangePolicy, write_input_image,
 };
 pub use config::DatasetConfig;
+pub(crate) use config::human_bytes;
 pub use store::{
     ChunkAudit, DEPTH_FILE, Dataset, DatasetWriter, FORMAT_VERSION, ImageInfo, LEVEL_FILE,
     MANIFEST_FILE, Manifest, ModelIdentity, PARAMS_FILE, SampleArrays, merge_shards, shard_range,

@@ -701,5 +701,14 @@ pub fn shard_range(n: usize, index: usize, count: usize) -> Result<(usize, usize
             format!("shard {index}/{count}: need 0 ≤ index < count"),
         ));
     }
-    Ok((index * n / count, (index + 1) * n / count))
+    // u128: index · n cannot overflow.
+    let bound = |i: usize| (i as u128 * n as u128 / count as u128) as usize;
+    let (start, end) = (bound(index), bound(index + 1));
+    if start == end {
+        return Err(AbsFitError::config(
+            "shard",
+            format!("shard {index}/{count} of {n} samples would be empty: use at most {n} shards"),
+        ));
+    }
+    Ok((start, end))
 }

@@ -8,13 +8,19 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{check_matrix, distribution};
 use crate::{AbsFitError, FaceParams, ParamGroup, ParamLayout, Result};
 
+/// The most faces a cosine study may draw (shapes × expressions).
+pub const MAX_STUDY_FACES: usize = 100_000;
+
+/// The faces of the cosine-similarity study (Figures 5–6): `n_shapes` shape instances, each with
 /// the same `n_expressions` expressions, as `(shape id, expression id, face)` in shape-major
 /// order. Shapes and expressions are drawn once each (N(0, 1)); every instance gets its own
 /// sampled pose and rendering parameters, or the identity pose when `neutral_pose` (Figure 5b).
-/// All draws come from [`FaceDistribution::draw`](crate::FaceDistribution::draw), so they follow the dataset's distribution. The
-/// paper uses 10 shapes × 5 expressions. The caller renders and encodes the faces.
+/// All draws come from [`FaceDistribution::draw`](crate::FaceDistribution::draw), so they
+/// follow the dataset's distribution. The paper uses 10 shapes × 5 expressions. The caller
+/// renders and encodes the faces.
 ///
-/// Errors: those of [`random_baseline`](super::random_baseline), or no shapes or no expressions.
+/// Errors: those of [`random_baseline`](super::random_baseline), no shapes or no expressions,
+/// or more than [`MAX_STUDY_FACES`] faces.
 pub fn cosine_study_faces(
     layout: &ParamLayout,
     sampling: &SamplingConfig,
@@ -29,7 +35,18 @@ pub fn cosine_study_faces(
             format!("{n_shapes} shapes × {n_expressions} expressions: both must be positive"),
         ));
     }
-    let n_instances = n_shapes * n_expressions;
+    let n_instances = n_shapes
+        .checked_mul(n_expressions)
+        .filter(|&n| n <= MAX_STUDY_FACES)
+        .ok_or_else(|| {
+            AbsFitError::config(
+                "cosine study",
+                format!(
+                    "{n_shapes} shapes × {n_expressions} expressions: at most \
+                     {MAX_STUDY_FACES} faces (the paper: 10 × 5)"
+                ),
+            )
+        })?;
     let config = distribution(layout, sampling, seed)?;
     // Draw streams: shapes first, then expressions, then one per instance.
     let shapes: Vec<Vec<f64>> = (0..n_shapes).map(|i| config.draw(i).0.shape).collect();

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::{AbsFitError, FaceDistribution, ParamGroup, ParamLayout, Result};
 
 /// Method name of the Mean baseline (the training-set mean predicted for every sample). Rows of
-/// this name are the reference of [`TableOptions::ratio_to_mean`](super::TableOptions::ratio_to_mean).
+/// this name are the reference of
+/// [`TableOptions::ratio_to_mean`](super::TableOptions::ratio_to_mean).
 pub const MEAN_BASELINE: &str = "Baseline (Mean)";
 /// Method name of the Random baseline (parameters drawn from the sampling distribution).
 pub const RANDOM_BASELINE: &str = "Baseline (Random)";

@@ -2,9 +2,9 @@
 //! (docs/physics.md §6).
 //!
 //! Every function works on *scaled* parameter matrices (N samples × P columns, in the order of a
-//! [`ParamLayout`](crate::ParamLayout)): coefficients in standard deviations, translation / 5 cm, angles / 10°,
-//! rendering parameters mapped onto [−1, 1]. Rows are samples; predicted and true matrices pair
-//! row by row.
+//! [`ParamLayout`](crate::ParamLayout)): coefficients in standard deviations, translation /
+//! 5 cm, angles / 10°, rendering parameters mapped onto [−1, 1]. Rows are samples; predicted and
+//! true matrices pair row by row.
 //!
 //! - [`evaluate`] gives one [`Table1Row`]: the L2 error per parameter group and the mean point
 //!   distance (mm) of the posed-free meshes.
@@ -32,7 +32,8 @@ mod report;
 mod timing;
 
 pub use cosine::{
-    CosineMatrix, CosineStudy, cosine_similarity_matrix, cosine_study, cosine_study_faces,
+    CosineMatrix, CosineStudy, MAX_STUDY_FACES, cosine_similarity_matrix, cosine_study,
+    cosine_study_faces,
 };
 pub use metrics::{
     GroupErrors, MEAN_BASELINE, RANDOM_BASELINE, RowSource, Table1Row, evaluate, group_errors,

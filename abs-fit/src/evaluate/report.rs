@@ -11,7 +11,8 @@ use crate::Result;
 /// What [`write_table`] adds to the measured rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableOptions {
-    /// Append the paper's published rows ([`PAPER_TABLE1`](super::PAPER_TABLE1)), marked "paper (BFM 2019)".
+    /// Append the paper's published rows ([`PAPER_TABLE1`](super::PAPER_TABLE1)), marked
+    /// "paper (BFM 2019)".
     pub include_paper: bool,
     /// Add a column with each row's point distance divided by that of the [`MEAN_BASELINE`] row
     /// of the same source (blank where that source has no Mean row): the fraction of the

@@ -1,11 +1,12 @@
 //! The three training stages of the paper (§3.3–3.5), each resumable and observed:
 //!
 //! 1. [`train_encoder`]: the face encoder (two ResNets with `3 · tanh` heads for shape and
-//!    expression, an AlexNet — or a ResNet, [`PoseNetwork`](facenet::PoseNetwork) — for translation, rotation and the
-//!    rendering columns) regresses the scaled [`ParamLayout`](crate::ParamLayout) vector of an image; loss = mean
-//!    squared error over all P columns (the paper's L2), or optionally the geometry-aware
-//!    [`ParamLoss::Geometry`] (mean squared vertex displacement of the coefficients);
-//!    D ~ U(15, 30) dB per example ([`RangePolicy::TRAIN`]).
+//!    expression, an AlexNet — or a ResNet, [`PoseNetwork`](facenet::PoseNetwork) — for
+//!    translation, rotation and the rendering columns) regresses the scaled
+//!    [`ParamLayout`](crate::ParamLayout) vector of an image; loss = mean squared error over
+//!    all P columns (the paper's L2), or optionally the geometry-aware [`ParamLoss::Geometry`]
+//!    (mean squared vertex displacement of the coefficients); D ~ U(15, 30) dB per example
+//!    ([`RangePolicy::TRAIN`]).
 //! 2. [`train_decoder`]: the learned renderer, a reversed ResNet from the parameter vector to the
 //!    image at D = 15 dB ([`DECODER_RANGE_DB`]); loss = mean squared error over the pixels.
 //! 3. [`train_autoencoder`]: the encoder, starting from its supervised weights, trained through

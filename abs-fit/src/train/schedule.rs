@@ -89,6 +89,10 @@ pub struct TrainSchedule {
 }
 
 impl TrainSchedule {
+    /// The most epochs a schedule may ask for: far beyond any real run, so that step counts
+    /// never overflow.
+    pub const MAX_EPOCHS: usize = 1_000_000;
+
     /// `epochs` epochs of batches of `batch_size` at `learning_rate`, seed 0, a checkpoint every
     /// epoch, no interruption, on the CPU.
     pub fn new(epochs: usize, batch_size: usize, learning_rate: LearningRate) -> Self {
@@ -105,6 +109,16 @@ impl TrainSchedule {
 
     /// Checks the counts (all at least 1) and the learning rate.
     pub fn validate(&self) -> Result<()> {
+        if self.epochs > Self::MAX_EPOCHS {
+            return Err(AbsFitError::config(
+                "epochs",
+                format!(
+                    "{} is more than {} (the paper trains 300)",
+                    self.epochs,
+                    Self::MAX_EPOCHS
+                ),
+            ));
+        }
         for (name, value) in [
             ("epochs", self.epochs),
             ("batch size", self.batch_size),

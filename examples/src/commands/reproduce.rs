@@ -40,9 +40,9 @@ use std::time::Instant;
 
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use abs_fit::evaluate::{
-    CosineMatrix, CosineStudy, FitTime, TableOptions, Validation, cosine_markdown, cosine_stem,
-    encoder_cosine_study, markdown_table, renderer_times, runtimes_markdown, write_matrix_csv,
-    write_table,
+    CosineMatrix, CosineStudy, FitTime, MAX_STUDY_FACES, TableOptions, Validation, cosine_markdown,
+    cosine_stem, encoder_cosine_study, markdown_table, renderer_times, runtimes_markdown,
+    write_matrix_csv, write_table,
 };
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
@@ -194,10 +194,14 @@ fn networks_of(networks: &[Networks], kind: InputKind) -> CliResult<&Networks> {
 
 /// Runs (or resumes) the whole reproduction and prints where its results are.
 pub fn run(args: Args) -> CliResult {
-    if args.study_shapes < 2 || args.study_expressions < 2 {
+    let study_faces = args.study_shapes.checked_mul(args.study_expressions);
+    if args.study_shapes < 2
+        || args.study_expressions < 2
+        || study_faces.is_none_or(|n| n > MAX_STUDY_FACES)
+    {
         return Err(format!(
             "--study-shapes {} --study-expressions {}: the cosine study needs at least 2 of each \
-             (every class needs two instances)",
+             (every class needs two instances) and at most {MAX_STUDY_FACES} faces in all",
             args.study_shapes, args.study_expressions
         )
         .into());
