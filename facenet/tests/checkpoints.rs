@@ -173,8 +173,11 @@ fn saving_over_a_checkpoint_replaces_it_whole() {
     ));
 }
 
+/// A checkpoint moved aside by an interrupted save is found; what interrupted saves leave
+/// beside it goes: staging directories always, the moved-aside copy only once the checkpoint
+/// itself is complete again (until then it is the one readable copy).
 #[test]
-fn a_checkpoint_moved_aside_by_an_interrupted_save_is_found() {
+fn a_checkpoint_moved_aside_by_an_interrupted_save_is_found_and_leftovers_go() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("encoder");
     let net = Network::new(
@@ -186,44 +189,26 @@ fn a_checkpoint_moved_aside_by_an_interrupted_save_is_found() {
     .expect("resnet");
     Checkpoint::save(&path, &net, None, None).expect("save");
     // The state between "old checkpoint moved aside" and "new checkpoint renamed in".
-    std::fs::rename(&path, dir.path().join(".encoder.previous-4242")).expect("move aside");
+    let aside = dir.path().join(".encoder.previous-4242");
+    std::fs::rename(&path, &aside).expect("move aside");
     assert!(Checkpoint::exists(&path));
     let loaded = Checkpoint::load::<ResNetConfig>(&path, &Device::Cpu).expect("load");
     assert_eq!(loaded.network.config(), net.config());
-}
 
-/// What interrupted saves leave beside a checkpoint: staging directories always go; a moved-
-/// aside copy goes only once the checkpoint itself is complete (until then it is the one
-/// readable copy).
-#[test]
-fn leftovers_of_interrupted_saves_are_removed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("encoder");
-    let net = Network::new(
-        NetworkSize::Tiny.resnet(1, 2, Head::Linear),
-        4,
-        DType::F32,
-        &Device::Cpu,
-    )
-    .expect("resnet");
-    Checkpoint::save(&path, &net, None, None).expect("save");
-    let aside = dir.path().join(".encoder.previous-4242");
-    std::fs::rename(&path, &aside).expect("move aside");
     let partial = dir.path().join(".encoder.partial-4242");
     std::fs::create_dir(&partial).expect("staging");
     std::fs::write(partial.join(Checkpoint::WEIGHTS), "half").expect("half a file");
     let other = dir.path().join(".decoder.partial-4242");
     std::fs::create_dir(&other).expect("another checkpoint's staging");
-
     assert_eq!(
         Checkpoint::remove_leftovers(&path).expect("clean"),
-        vec![partial.clone()]
+        vec![partial]
     );
     assert!(aside.is_dir(), "the only readable copy stays");
     Checkpoint::save(&path, &net, None, None).expect("save again");
     assert_eq!(
         Checkpoint::remove_leftovers(&path).expect("clean"),
-        vec![aside.clone()]
+        vec![aside]
     );
     assert!(other.is_dir(), "another checkpoint's files are not touched");
     assert!(Checkpoint::exists(&path));
