@@ -229,3 +229,46 @@ fn absurd_sizes_are_typed_errors() {
         cosine_study_faces(&config.layout, &config.sampling, usize::MAX, 5, false, 0).unwrap_err();
     assert!(err.to_string().contains("at most"), "{err}");
 }
+
+/// A finished dataset whose arrays were altered to NaN or impossible levels is refused by
+/// every reader, naming the file, the sample and the value.
+#[test]
+fn garbage_in_a_finished_dataset_is_refused() {
+    use abs_fit::dataset::Dataset;
+    use radar_sim::npy::{read_npy, write_npy};
+
+    let dir = temp_dir("garbage");
+    generate(&dir, manifest(9, (0, 9), 1), 4, None).unwrap();
+    let original = |name: &str| read_npy::<f32, ndarray::Ix3>(dir.join(name)).unwrap();
+    let (level, depth) = (original("level_db.npy"), original("depth_m.npy"));
+    for (file, value, expected) in [
+        (
+            "level_db.npy",
+            f32::NAN,
+            "level_db.npy: sample 3 pixel (1, 2) is NaN dB",
+        ),
+        (
+            "level_db.npy",
+            6.0,
+            "level_db.npy: sample 3 pixel (1, 2) is 6 dB",
+        ),
+        (
+            "depth_m.npy",
+            f32::INFINITY,
+            "depth_m.npy: sample 3 pixel (1, 2) is inf m",
+        ),
+    ] {
+        let mut altered = if file == "level_db.npy" {
+            level.clone()
+        } else {
+            depth.clone()
+        };
+        altered[[3, 1, 2]] = value;
+        write_npy(dir.join(file), &altered).unwrap();
+        let err = Dataset::open(&dir).unwrap_err();
+        assert!(err.to_string().contains(expected), "{err}");
+        write_npy(dir.join("level_db.npy"), &level).unwrap();
+        write_npy(dir.join("depth_m.npy"), &depth).unwrap();
+    }
+    Dataset::open(&dir).expect("restored");
+}

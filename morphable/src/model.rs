@@ -102,8 +102,18 @@ pub struct PcaBlock {
 }
 
 impl PcaBlock {
+    /// The largest mean coordinate a block may hold (mm): 10 m.
+    pub const MAX_COORDINATE_MM: f32 = 1e4;
+    /// The largest displacement of a coordinate by one standard deviation of one component
+    /// (mm): 1 m. With the mean bound, every instance within 10 σ of the mean of a K-component
+    /// block lies within 10 m + K · 10 m of the origin, so a corrupted file (a bit flip that
+    /// makes 2.8e36) is refused instead of yielding absurd vertices.
+    pub const MAX_DISPLACEMENT_MM: f32 = 1e3;
+
     /// A block from its mean (3N, `x0 y0 z0 x1 …`), its basis already scaled by √λ
     /// (column-major, K columns of 3N), the variances λ (K) and the noise variance σ².
+    /// Non-finite values and magnitudes beyond [`PcaBlock::MAX_COORDINATE_MM`] and
+    /// [`PcaBlock::MAX_DISPLACEMENT_MM`] are refused.
     pub fn new(
         mean: Vec<f32>,
         scaled_basis: Vec<f32>,
@@ -136,6 +146,26 @@ impl PcaBlock {
                 i % n.max(1),
                 i / n.max(1),
                 scaled_basis[i]
+            )));
+        }
+        if let Some(i) = mean.iter().position(|v| v.abs() > Self::MAX_COORDINATE_MM) {
+            return Err(MorphableError::Inconsistent(format!(
+                "mean entry {i} is {} mm, beyond ±{} mm: not a face in millimetres",
+                mean[i],
+                Self::MAX_COORDINATE_MM
+            )));
+        }
+        if let Some(i) = scaled_basis
+            .iter()
+            .position(|v| v.abs() > Self::MAX_DISPLACEMENT_MM)
+        {
+            return Err(MorphableError::Inconsistent(format!(
+                "basis entry (coordinate {}, component {}) moves a vertex by {} mm per standard \
+                 deviation, beyond {} mm",
+                i % n.max(1),
+                i / n.max(1),
+                scaled_basis[i],
+                Self::MAX_DISPLACEMENT_MM
             )));
         }
         if let Some(i) = variance.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {

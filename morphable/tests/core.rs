@@ -210,6 +210,21 @@ fn block_validation_names_the_problem() {
     );
     let err = PcaBlock::new(vec![0.0; 6], vec![0.0; 6], vec![-1.0], 0.0).unwrap_err();
     assert!(err.to_string().contains("variance 0"), "{err}");
+    // Absurd magnitudes (a flipped exponent bit) are refused, at the bounds' edge accepted.
+    let mut basis = vec![0.5; 6];
+    basis[4] = 2.8e36;
+    let err = PcaBlock::new(vec![0.0; 6], basis, vec![1.0], 0.0).unwrap_err();
+    assert!(
+        err.to_string().contains("coordinate 4, component 0"),
+        "{err}"
+    );
+    let mut mean = vec![1.0; 6];
+    mean[2] = -2e5;
+    let err = PcaBlock::new(mean, vec![0.0; 6], vec![1.0], 0.0).unwrap_err();
+    assert!(err.to_string().contains("mean entry 2"), "{err}");
+    let edge = vec![PcaBlock::MAX_DISPLACEMENT_MM; 6];
+    let mean = vec![-PcaBlock::MAX_COORDINATE_MM; 6];
+    assert!(PcaBlock::new(mean, edge, vec![1.0], 0.0).is_ok());
     let tri = vec![[0, 1, 2]];
     let err = PcaModel::new("x", PcaBlock::empty(2), PcaBlock::empty(2), tri).unwrap_err();
     assert!(

@@ -5,6 +5,7 @@ mod batches;
 mod chunks;
 mod config;
 mod store;
+mod tidy;
 
 pub use batches::{
     Batch, BatchConfig, EVALUATION_RANGE_DB, InputKind, RangePolicy, write_input_image,

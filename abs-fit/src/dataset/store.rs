@@ -20,7 +20,8 @@ use radar_sim::npy::{read_npy, write_npy};
 use serde::{Deserialize, Serialize};
 
 use super::chunks::{CHUNK_DIR, ChunkState, Chunks};
-use crate::lock::{DirLock, LOCK_FILE};
+use super::tidy::{refuse_undescribed_files, remove_temporary_files};
+use crate::lock::DirLock;
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// Version of the on-disk format written by this code.
@@ -205,17 +206,39 @@ pub struct SampleArrays {
 }
 
 impl SampleArrays {
-    /// Checks the shapes against `manifest` for `n` samples and that every parameter is finite.
+    /// Checks the shapes against `manifest` for `n` samples and the values: finite parameters,
+    /// levels ≤ 0 dB (or −∞ where nothing was seen, never NaN) and finite depths. Rows count
+    /// from the first sample of `manifest`'s range.
     pub(super) fn validate(&self, manifest: &Manifest, n: usize) -> Result<()> {
         self.check(manifest, n, Path::new(""))?;
+        let first = manifest.range.0;
+        let bad = |file: &str, what: String| {
+            Err(AbsFitError::config(
+                "sample arrays",
+                format!("{file}: {what}"),
+            ))
+        };
         if let Some(((row, col), v)) = self.params.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(AbsFitError::config(
-                "sample parameters",
-                format!(
-                    "row {row} column {col} ({}) is {v}",
-                    manifest.param_names.get(col).map_or("?", String::as_str)
-                ),
-            ));
+            let name = manifest.param_names.get(col).map_or("?", String::as_str);
+            return bad(
+                PARAMS_FILE,
+                format!("sample {} column {name} is {v}", first + row),
+            );
+        }
+        let pixel =
+            |(i, r, c): (usize, usize, usize)| format!("sample {} pixel ({r}, {c})", first + i);
+        if let Some((at, v)) = self
+            .level_db
+            .indexed_iter()
+            .find(|(_, v)| v.is_nan() || **v > 0.0)
+        {
+            return bad(
+                LEVEL_FILE,
+                format!("{} is {v} dB: levels are ≤ 0 dB", pixel(at)),
+            );
+        }
+        if let Some((at, v)) = self.depth_m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return bad(DEPTH_FILE, format!("{} is {v} m", pixel(at)));
         }
         Ok(())
     }
@@ -442,70 +465,6 @@ impl DatasetWriter {
     }
 }
 
-/// Removes the temporary files that interrupted atomic writes left in `dir` (`.NAME.*.tmp`,
-/// `.tmp*.npy.tmp`, and the older `.NAME.tmpPID` and `NAME.npy.tmp-PID-N`). Call it only under
-/// the directory's lock, when no other writer can own them.
-fn remove_temporary_files(dir: &Path) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with('.') && name.contains(".tmp")) || name.contains(".npy.tmp-");
-        if ours && entry.path().is_file() {
-            std::fs::remove_file(entry.path()).map_err(|source| AbsFitError::Io {
-                path: entry.path(),
-                source,
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// Fails if `dir` holds anything that no manifest describes: data without its manifest is
-/// never adopted. Allowed are a missing or empty directory, an empty chunk directory, the lock
-/// file and the temporary files of an interrupted manifest write (what a run killed before its
-/// manifest was durable leaves).
-fn refuse_undescribed_files(dir: &Path) -> Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(AbsFitError::Io {
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut unexplained = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| AbsFitError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let empty_dir =
-            || std::fs::read_dir(entry.path()).is_ok_and(|mut inside| inside.next().is_none());
-        let manifest_temp =
-            name.starts_with(&format!(".{MANIFEST_FILE}.")) && name.ends_with(".tmp");
-        if !(manifest_temp || name == LOCK_FILE || (name == CHUNK_DIR && empty_dir())) {
-            unexplained.push(name);
-        }
-    }
-    if unexplained.is_empty() {
-        return Ok(());
-    }
-    unexplained.sort();
-    Err(AbsFitError::dataset(
-        dir,
-        format!(
-            "holds {} but no {MANIFEST_FILE}: data that no manifest describes is never adopted; \
-             choose an empty directory or delete it",
-            unexplained.join(", ")
-        ),
-    ))
-}
-
 fn describe_difference(a: &Manifest, b: &Manifest) -> String {
     let mut diffs = Vec::new();
     if a.settings != b.settings {
@@ -551,22 +510,9 @@ impl Dataset {
         }
         let arrays = SampleArrays::read(dir, "")?;
         arrays.check(&manifest, manifest.len(), dir)?;
-        if let Some((i, _)) = arrays
-            .params
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !v.is_finite())
-        {
-            let p = manifest.layout.len();
-            return Err(AbsFitError::dataset(
-                dir,
-                format!(
-                    "{PARAMS_FILE}: sample {} column {} is not finite",
-                    manifest.range.0 + i / p,
-                    manifest.param_names[i % p]
-                ),
-            ));
-        }
+        arrays
+            .validate(&manifest, manifest.len())
+            .map_err(|e| AbsFitError::dataset(dir, e.to_string()))?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
