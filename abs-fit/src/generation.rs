@@ -50,7 +50,9 @@ pub fn generate<M: MorphableModel>(
     let writer = DatasetWriter::open(dir, config.manifest(model, range)?, options.chunk_size)?;
     let audit = writer.audit();
     let pending: usize = audit.pending.iter().map(|c| c.len()).sum();
-    check_disk(dir, config, pending, range.1 - range.0)?;
+    if !writer.is_complete() {
+        check_disk(dir, config, pending, range.1 - range.0)?;
+    }
     for (chunk, reason) in &audit.bad {
         progress.message(&format!(
             "chunk of samples {}..{} in {} is bad ({reason}): generating it again",

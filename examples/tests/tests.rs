@@ -507,20 +507,15 @@ fn a_closed_stdout_ends_the_program_quietly() {
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
     assert_eq!(
         output.status.signal(),
-        Some(libc_sigpipe()),
+        Some(libc::SIGPIPE),
         "{:?}",
         output.status
     );
 }
 
-/// SIGPIPE's number on Linux and the BSDs.
-#[cfg(unix)]
-fn libc_sigpipe() -> i32 {
-    13
-}
-
 /// Nonsense sizes are refused up front with a sentence, before any work: an empty shard, more
-/// samples than a dataset may hold, a cosine study of 2⁶⁴ faces, 2⁶⁴ epochs.
+/// samples than a dataset may hold, a cosine study of 2⁶⁴ faces (epochs: the library's
+/// `absurd_sizes_are_typed_errors`).
 #[test]
 fn absurd_sizes_are_refused_before_any_work() {
     let out = temp_dir("absurd");

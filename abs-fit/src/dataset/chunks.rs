@@ -158,7 +158,7 @@ impl Chunks {
                 .map_err(|e| format!("{}: {e}", names[2]))?,
         };
         arrays
-            .validate(manifest, range.len())
+            .validate(manifest, range, &self.dir)
             .map_err(|e| e.to_string())?;
         Ok(arrays)
     }

@@ -20,7 +20,7 @@ use radar_sim::npy::{read_npy, write_npy};
 use serde::{Deserialize, Serialize};
 
 use super::chunks::{CHUNK_DIR, ChunkState, Chunks};
-use super::tidy::{refuse_undescribed_files, remove_temporary_files};
+use super::tidy::tidy;
 use crate::lock::DirLock;
 use crate::{AbsFitError, ParamLayout, Result};
 
@@ -206,18 +206,20 @@ pub struct SampleArrays {
 }
 
 impl SampleArrays {
-    /// Checks the shapes against `manifest` for `n` samples and the values: finite parameters,
-    /// levels ≤ 0 dB (or −∞ where nothing was seen, never NaN) and finite depths. Rows count
-    /// from the first sample of `manifest`'s range.
-    pub(super) fn validate(&self, manifest: &Manifest, n: usize) -> Result<()> {
-        self.check(manifest, n, Path::new(""))?;
-        let first = manifest.range.0;
-        let bad = |file: &str, what: String| {
-            Err(AbsFitError::config(
-                "sample arrays",
-                format!("{file}: {what}"),
-            ))
-        };
+    /// Checks the arrays of samples `range` (row 0 is sample `range.start`) read from or bound
+    /// for `at`: the shapes `manifest` declares, finite parameters, levels ≤ 0 dB (or −∞ where
+    /// nothing was seen, never NaN) and finite depths. Errors name the file, the sample and the
+    /// value.
+    pub(super) fn validate(
+        &self,
+        manifest: &Manifest,
+        range: &Range<usize>,
+        at: &Path,
+    ) -> Result<()> {
+        self.check(manifest, range.len(), at)?;
+        let first = range.start;
+        let bad =
+            |file: &str, what: String| Err(AbsFitError::dataset(at, format!("{file}: {what}")));
         if let Some(((row, col), v)) = self.params.indexed_iter().find(|(_, v)| !v.is_finite()) {
             let name = manifest.param_names.get(col).map_or("?", String::as_str);
             return bad(
@@ -267,21 +269,21 @@ impl SampleArrays {
         Ok(())
     }
 
-    fn read(dir: &Path, suffix: &str) -> Result<Self> {
-        let file = |name: &str| dir.join(name.replace(".npy", &format!("{suffix}.npy")));
+    /// Reads a finished dataset's arrays from `dir`.
+    fn read(dir: &Path) -> Result<Self> {
         Ok(Self {
-            params: read_npy(file(PARAMS_FILE))?,
-            level_db: read_npy(file(LEVEL_FILE))?,
-            depth_m: read_npy(file(DEPTH_FILE))?,
+            params: read_npy(dir.join(PARAMS_FILE))?,
+            level_db: read_npy(dir.join(LEVEL_FILE))?,
+            depth_m: read_npy(dir.join(DEPTH_FILE))?,
         })
     }
 
-    fn write(&self, dir: &Path, suffix: &str) -> Result<()> {
-        let file = |name: &str| dir.join(name.replace(".npy", &format!("{suffix}.npy")));
-        // Parameters last: a chunk counts as done only once its params file exists.
-        write_npy(file(LEVEL_FILE), &self.level_db)?;
-        write_npy(file(DEPTH_FILE), &self.depth_m)?;
-        write_npy(file(PARAMS_FILE), &self.params)?;
+    /// Writes a finished dataset's arrays to `dir`, each atomically and synced.
+    fn write(&self, dir: &Path) -> Result<()> {
+        // Parameters last: the dataset counts as complete only once its params file exists.
+        write_npy(dir.join(LEVEL_FILE), &self.level_db)?;
+        write_npy(dir.join(DEPTH_FILE), &self.depth_m)?;
+        write_npy(dir.join(PARAMS_FILE), &self.params)?;
         Ok(())
     }
 
@@ -337,11 +339,7 @@ impl DatasetWriter {
             source: e,
         };
         let lock = DirLock::acquire(dir)?;
-        remove_temporary_files(dir)?;
-        remove_temporary_files(&dir.join(CHUNK_DIR))?;
-        if !dir.join(MANIFEST_FILE).exists() {
-            refuse_undescribed_files(dir)?;
-        }
+        tidy(dir)?;
         std::fs::create_dir_all(dir.join(CHUNK_DIR)).map_err(io)?;
         if dir.join(MANIFEST_FILE).exists() {
             let existing = Manifest::read(dir)?;
@@ -419,12 +417,11 @@ impl DatasetWriter {
         self.audit().pending
     }
 
-    /// Stores one generated chunk: its arrays, checked (shapes, finite parameters), then the
-    /// record of their provenance. Each file is written atomically.
+    /// Stores one generated chunk: its arrays, checked (shapes and values, as
+    /// [`Dataset::open`] checks them), then the record of their provenance. Each file is written
+    /// atomically.
     pub fn write_chunk(&self, range: &Range<usize>, arrays: &SampleArrays) -> Result<()> {
-        arrays
-            .validate(&self.manifest, range.len())
-            .map_err(|e| AbsFitError::dataset(&self.dir, format!("chunk {range:?}: {e}")))?;
+        arrays.validate(&self.manifest, range, &self.dir.join(CHUNK_DIR))?;
         self.chunks.write(range, arrays)
     }
 
@@ -458,7 +455,7 @@ impl DatasetWriter {
             }
             let all = SampleArrays::concatenate(&parts)?;
             all.check(&self.manifest, self.manifest.len(), &self.dir)?;
-            all.write(&self.dir, "")?;
+            all.write(&self.dir)?;
         }
         let _ = std::fs::remove_dir_all(self.dir.join(CHUNK_DIR));
         Dataset::open(&self.dir)
@@ -508,11 +505,9 @@ impl Dataset {
                     .to_string(),
             ));
         }
-        let arrays = SampleArrays::read(dir, "")?;
-        arrays.check(&manifest, manifest.len(), dir)?;
-        arrays
-            .validate(&manifest, manifest.len())
-            .map_err(|e| AbsFitError::dataset(dir, e.to_string()))?;
+        let arrays = SampleArrays::read(dir)?;
+        let (start, end) = manifest.range;
+        arrays.validate(&manifest, &(start..end), dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
@@ -624,9 +619,7 @@ pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<Dataset> {
     let arrays: Vec<SampleArrays> = parts.into_iter().map(|p| p.arrays).collect();
     let all = SampleArrays::concatenate(&arrays)?;
     let _lock = DirLock::acquire(out)?;
-    if !out.join(MANIFEST_FILE).exists() {
-        refuse_undescribed_files(out)?;
-    }
+    tidy(out)?;
     if out.join(MANIFEST_FILE).exists() && Manifest::read(out)? != manifest {
         return Err(AbsFitError::dataset(
             out,
@@ -634,7 +627,7 @@ pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<Dataset> {
         ));
     }
     manifest.write(out)?;
-    all.write(out, "")?;
+    all.write(out)?;
     Dataset::open(out)
 }
 

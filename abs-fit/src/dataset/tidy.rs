@@ -8,10 +8,23 @@ use super::chunks::CHUNK_DIR;
 use crate::lock::LOCK_FILE;
 use crate::{AbsFitError, Result};
 
+/// Readies `dir`, whose lock the caller holds, for a writer: removes what killed writes left
+/// in it and in its chunk folder, then, where it has no manifest, refuses it if it holds
+/// anything else.
+pub(super) fn tidy(dir: &Path) -> Result<()> {
+    remove_temporary_files(dir)?;
+    remove_temporary_files(&dir.join(CHUNK_DIR))?;
+    if dir.join(MANIFEST_FILE).exists() {
+        Ok(())
+    } else {
+        refuse_undescribed_files(dir)
+    }
+}
+
 /// Removes the temporary files that interrupted atomic writes left in `dir` (`.NAME.*.tmp`,
 /// `.tmp*.npy.tmp`, and the older `.NAME.tmpPID` and `NAME.npy.tmp-PID-N`). Call it only under
 /// the directory's lock, when no other writer can own them.
-pub(super) fn remove_temporary_files(dir: &Path) -> Result<()> {
+fn remove_temporary_files(dir: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
@@ -29,10 +42,10 @@ pub(super) fn remove_temporary_files(dir: &Path) -> Result<()> {
 }
 
 /// Fails if `dir` holds anything that no manifest describes: data without its manifest is
-/// never adopted. Allowed are a missing or empty directory, an empty chunk directory, the lock
-/// file and the temporary files of an interrupted manifest write (what a run killed before its
-/// manifest was durable leaves).
-pub(super) fn refuse_undescribed_files(dir: &Path) -> Result<()> {
+/// never adopted. Allowed are a missing or empty directory, an empty chunk directory and the
+/// lock file (what a run killed before its manifest was written leaves, once its temporary
+/// files are gone).
+fn refuse_undescribed_files(dir: &Path) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -52,9 +65,7 @@ pub(super) fn refuse_undescribed_files(dir: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let empty_dir =
             || std::fs::read_dir(entry.path()).is_ok_and(|mut inside| inside.next().is_none());
-        let manifest_temp =
-            name.starts_with(&format!(".{MANIFEST_FILE}.")) && name.ends_with(".tmp");
-        if !(manifest_temp || name == LOCK_FILE || (name == CHUNK_DIR && empty_dir())) {
+        if !(name == LOCK_FILE || (name == CHUNK_DIR && empty_dir())) {
             unexplained.push(name);
         }
     }

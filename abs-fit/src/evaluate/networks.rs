@@ -289,19 +289,18 @@ pub fn physics_images(
 }
 
 /// Per-image render times of the physics renderer (the dataset's imaging, `learned`'s image
-/// kind) against `learned`, on the first `faces` validation faces at the learned renderer's
-/// dynamic range, medians of `repeats` timed calls after a warm-up.
+/// kind) against `learned`, on the faces of dataset `rows` at the learned renderer's dynamic
+/// range, medians of `repeats` timed calls after a warm-up.
 pub fn renderer_times(
     dataset: &Dataset,
     model: &dyn MorphableModel,
     learned: LearnedRenderer,
-    faces: usize,
+    rows: &[usize],
     repeats: usize,
 ) -> Result<RenderTimes> {
     let target = FitTarget::learned(learned);
     let layout = dataset.manifest().layout;
-    let rows: Vec<usize> = dataset.validation_rows().into_iter().take(faces).collect();
-    let params = dataset.params_at_range(&rows, target.target_db)?;
+    let params = dataset.params_at_range(rows, target.target_db)?;
     let tensor = rows_tensor(params.iter().copied(), rows.len(), &layout)?;
     let physics = PhysicsRenderer::new(model, layout, dataset.config()?.imaging)?
         .with_output(target.kind)

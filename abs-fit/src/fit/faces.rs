@@ -141,11 +141,8 @@ impl FittedFaces {
 /// `params` (N × P) with each row's dynamic-range column set to `d_db`.
 pub fn with_dynamic_range(params: &Array2<f32>, layout: &ParamLayout, d_db: f32) -> Array2<f32> {
     let mut out = params.clone();
-    for mut row in out.rows_mut() {
-        if let Some(row) = row.as_slice_mut() {
-            layout.set_dynamic_range(row, f64::from(d_db));
-        }
-    }
+    out.column_mut(layout.dynamic_range_column())
+        .fill(layout.scaled_dynamic_range(f64::from(d_db)));
     out
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::Validation;
-use abs_fit::fit::{FitSettings, FitTarget, FittedFaces};
+use abs_fit::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
 use abs_fit::{LearnedRenderer, ParamLayout, TrainedEncoder};
 use backproject::ColourMap;
 use candle_core::Device;
@@ -120,22 +120,24 @@ pub fn run(args: Args) -> CliResult {
         learning_rate: args.learning_rate,
         prior: args.prior,
     };
-    let batch = validation.rows().len();
-    let outcome = validation.fit_row(
-        "fit",
-        &encoder,
+    // The faces alone: their point distances are printed per face below, not as a table row.
+    let rows = validation.rows();
+    let predicted = validation.predict(&encoder, rows.len())?;
+    let faces = fit_faces(
         &target,
+        &dataset,
+        rows,
+        &predicted,
         &settings,
-        batch,
         &mut Bar::new("steps"),
     )?;
-    let (first, last) = outcome.faces.loss_change();
+    let (first, last) = faces.loss_change();
     println!(
         "fit through {} for {} steps: image loss {first:.5} → {last:.5}",
         target.renderer.name(),
-        outcome.faces.steps,
+        faces.steps,
     );
-    write_faces(&outcome.faces, &dataset, &model, &args.out)
+    write_faces(&faces, &dataset, &model, &args.out)
 }
 
 /// Writes, per fitted face, its fitted mesh coloured by per-vertex error against the true face

@@ -449,9 +449,13 @@ fn runtimes(
     let kind = InputKind::AmplitudeDepth;
     let net = networks_of(networks, kind)?;
     let learned = LearnedRenderer::load(&net.decoder, &Device::Cpu)?;
-    let times = renderer_times(dataset, model, learned, TIMED_FACES, TIMING_REPEATS)?;
-    let faces = dataset.validation_rows().len().min(TIMED_FACES);
-    let md = runtimes_markdown(&times, kind.name(), (faces, TIMING_REPEATS), fits);
+    let rows: Vec<usize> = dataset
+        .validation_rows()
+        .into_iter()
+        .take(TIMED_FACES)
+        .collect();
+    let times = renderer_times(dataset, model, learned, &rows, TIMING_REPEATS)?;
+    let md = runtimes_markdown(&times, kind.name(), (rows.len(), TIMING_REPEATS), fits);
     morphable::export::atomic_write(&results.join("runtimes.md"), md.as_bytes())?;
     println!("\n{md}");
     Ok(())
