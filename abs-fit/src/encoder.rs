@@ -73,12 +73,7 @@ impl TrainedEncoder {
             "autoencoder" => "Autoencoder",
             _ => "Encoder",
         };
-        let input = match self.input() {
-            InputKind::Amplitude => "Amplitude",
-            InputKind::Depth => "Depth",
-            InputKind::AmplitudeDepth => "Amp.-Depth",
-        };
-        format!("{stage} ({input})")
+        format!("{stage} ({})", self.input().paper_name())
     }
 
     /// The layout of the vectors it predicts.

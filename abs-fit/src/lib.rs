@@ -27,7 +27,8 @@ pub use fit::{FitConfig, FitResult, fit};
 pub use generation::{GenerateOptions, generate};
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use params::{
-    FaceDistribution, FaceParams, ParamGroup, ParamLayout, RenderParams, RenderRanges,
+    FaceDistribution, FaceParams, ParamGroup, ParamLayout, PoseScales, PoseScaling, RenderParams,
+    RenderRanges,
 };
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};

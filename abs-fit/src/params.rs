@@ -3,8 +3,10 @@
 //! A [`FaceParams`] holds physical values (coefficients in standard deviations, angles in
 //! radians, translations in metres, material, antenna size in cm, dynamic range in dB). The flat
 //! vector holds *scaled* values so that every column is O(1), as the paper does
-//! (docs/physics.md §2): translation / 5 cm, angles / 10°, and the rendering parameters mapped from
-//! their sampling ranges onto [−1, 1].
+//! (docs/physics.md §2.4, §7.2): by default ([`PoseScaling::SamplingRange`], the paper's §3.2)
+//! each pose column is divided by the half-width of its own sampling range, so t_x, t_y, yaw,
+//! pitch and roll are U(−1, 1), and t_z (0 in the paper) is a predicted column of its own; the
+//! rendering parameters are mapped from their sampling ranges onto [−1, 1].
 
 use std::ops::Range;
 
@@ -16,10 +18,106 @@ use serde::{Deserialize, Serialize};
 
 use crate::{AbsFitError, Result};
 
-/// Translation scale: t / 5 cm.
+/// Translation scale of [`PoseScaling::Fixed`]: t / 5 cm.
 pub const TRANSLATION_SCALE_M: f64 = 0.05;
-/// Angle scale: angle / 10°.
+/// Angle scale of [`PoseScaling::Fixed`]: angle / 10°.
 pub const ANGLE_SCALE_RAD: f64 = std::f64::consts::PI / 18.0;
+
+/// How the pose columns of a [`ParamLayout`] are scaled to O(1) values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoseScaling {
+    /// The paper's protocol (§3.2: "the pose parameters are linearly scaled to values within
+    /// [−1, 1]"): each pose column divided by the half-width of its own sampling range, so yaw
+    /// is divided by 5° and pitch and roll by 10°. A column that is not sampled (t_z in the
+    /// paper) is divided by the scale of [`PoseScaling::Fixed`].
+    SamplingRange,
+    /// Translation / 5 cm and angles / 10° whatever the sampling ranges (this project's layout
+    /// before issue 13; yaw then spans [−0.5, 0.5]).
+    Fixed,
+}
+
+impl PoseScaling {
+    /// `sampling-range` or `fixed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SamplingRange => "sampling-range",
+            Self::Fixed => "fixed",
+        }
+    }
+}
+
+impl std::str::FromStr for PoseScaling {
+    type Err = AbsFitError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "sampling-range" => Ok(Self::SamplingRange),
+            "fixed" => Ok(Self::Fixed),
+            _ => Err(AbsFitError::config(
+                "pose scaling",
+                format!("'{s}': choose sampling-range (the paper's) or fixed"),
+            )),
+        }
+    }
+}
+
+/// The divisors of the pose columns: scaled t_k = t_k / `translation_m[k]`, scaled yaw =
+/// yaw / `angle_rad[0]`, pitch / `angle_rad[1]`, roll / `angle_rad[2]`. Recorded in every
+/// dataset's manifest, so a reader knows how its columns were scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PoseScales {
+    /// Divisors of t_x, t_y, t_z (m).
+    pub translation_m: [f64; 3],
+    /// Divisors of yaw, pitch, roll (rad).
+    pub angle_rad: [f64; 3],
+}
+
+impl Default for PoseScales {
+    /// [`PoseScaling::Fixed`]: what manifests written before the scales were recorded used.
+    fn default() -> Self {
+        Self {
+            translation_m: [TRANSLATION_SCALE_M; 3],
+            angle_rad: [ANGLE_SCALE_RAD; 3],
+        }
+    }
+}
+
+impl PoseScales {
+    /// The scales of `scaling` for faces drawn by `sampling`.
+    pub fn new(scaling: PoseScaling, sampling: &SamplingConfig) -> Self {
+        let fixed = Self::default();
+        match scaling {
+            PoseScaling::Fixed => fixed,
+            PoseScaling::SamplingRange => {
+                let own = |half: f64, fallback: f64| if half > 0.0 { half } else { fallback };
+                let t = sampling.max_translation_xy_m;
+                let t_z = sampling.max_translation_z_m;
+                Self {
+                    translation_m: [t, t, t_z].map(|h| own(h, TRANSLATION_SCALE_M)),
+                    angle_rad: [
+                        sampling.max_yaw_rad,
+                        sampling.max_pitch_rad,
+                        sampling.max_roll_rad,
+                    ]
+                    .map(|h| own(h, ANGLE_SCALE_RAD)),
+                }
+            }
+        }
+    }
+
+    /// Checks every scale is finite and positive.
+    pub fn validate(&self) -> Result<()> {
+        let all = self.translation_m.iter().chain(&self.angle_rad);
+        if let Some(v) = all.copied().find(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(AbsFitError::config(
+                "pose scales",
+                format!("{v} in {self:?}: every scale must be finite and positive"),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Rendering parameters of one sample (docs/physics.md §2–§3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -85,6 +183,11 @@ impl RenderRanges {
     }
 }
 
+/// `v` to 4 significant decimals, without trailing zeros (5, 0.25, 7.5).
+fn round(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
 /// Maps v from [lo, hi] onto [−1, 1].
 fn to_unit(v: f64, (lo, hi): (f64, f64)) -> f64 {
     2.0 * (v - lo) / (hi - lo) - 1.0
@@ -126,9 +229,9 @@ pub enum ParamGroup {
     Shape,
     /// γ.
     Expression,
-    /// t_x, t_y (and t_z when sampled), scaled by 5 cm.
+    /// t_x, t_y (and t_z when the layout has it), scaled by [`PoseScales::translation_m`].
     Translation,
-    /// yaw, pitch, roll, scaled by 10°.
+    /// yaw, pitch, roll, scaled by [`PoseScales::angle_rad`].
     Rotation,
     /// material, antenna size, dynamic range, mapped onto [−1, 1].
     Render,
@@ -142,27 +245,63 @@ pub struct ParamLayout {
     pub n_shape: usize,
     /// Number of expression coefficients.
     pub n_expression: usize,
-    /// Whether t_z is a column (it is not in the paper, where t_z = 0).
+    /// Whether t_z is a column. The paper predicts and scores it (its Table 1 totals are over
+    /// 10 + 7 + 3 + 3 = 23 elements) although its data always have t_z = 0.
     pub translation_z: bool,
+    /// Divisors of the pose columns. Manifests written before issue 13 lack the field and
+    /// read as [`PoseScaling::Fixed`], which is what they used.
+    #[serde(default)]
+    pub pose_scales: PoseScales,
     /// Ranges that the rendering parameters are scaled from.
     pub render_ranges: RenderRanges,
 }
 
 impl Default for ParamLayout {
-    /// The paper's layout: 10 + 7 coefficients, t_x and t_y, three angles, m, s, D.
+    /// The paper's layout for [`SamplingConfig::default`]: 10 + 7 coefficients, t_x, t_y, t_z,
+    /// three angles (each pose column scaled by its own sampling range), m, s, D.
     fn default() -> Self {
-        Self {
-            n_shape: 10,
-            n_expression: 7,
-            translation_z: false,
-            render_ranges: RenderRanges::default(),
-        }
+        Self::new(&SamplingConfig::default(), PoseScaling::SamplingRange)
     }
 }
 
 impl ParamLayout {
-    /// Validates the rendering ranges.
+    /// The layout of faces drawn by `sampling`: its coefficient counts, a t_z column (the
+    /// paper's protocol), pose columns scaled by `scaling`, and the paper's rendering ranges.
+    pub fn new(sampling: &SamplingConfig, scaling: PoseScaling) -> Self {
+        Self {
+            n_shape: sampling.n_shape,
+            n_expression: sampling.n_expression,
+            translation_z: true,
+            pose_scales: PoseScales::new(scaling, sampling),
+            render_ranges: RenderRanges::default(),
+        }
+    }
+
+    /// How the pose columns are scaled, for notes under tables: e.g. "t_x, t_y, t_z / 5 cm;
+    /// yaw / 5°, pitch / 10°, roll / 10°".
+    pub fn describe_pose_scaling(&self) -> String {
+        let names = ["t_x", "t_y", "t_z"];
+        let t = &self.pose_scales.translation_m[..self.n_translation()];
+        let same = t.iter().all(|v| *v == t[0]);
+        let cm = |v: f64| format!("{} cm", round(v * 100.0));
+        let translation = if same {
+            format!("{} / {}", names[..t.len()].join(", "), cm(t[0]))
+        } else {
+            let each: Vec<String> = (0..t.len())
+                .map(|k| format!("{} / {}", names[k], cm(t[k])))
+                .collect();
+            each.join(", ")
+        };
+        let a = self.pose_scales.angle_rad.map(|v| round(v.to_degrees()));
+        format!(
+            "{translation}; yaw / {}°, pitch / {}°, roll / {}°",
+            a[0], a[1], a[2]
+        )
+    }
+
+    /// Validates the pose scales and the rendering ranges.
     pub fn validate(&self) -> Result<()> {
+        self.pose_scales.validate()?;
         self.render_ranges.validate()
     }
 
@@ -229,12 +368,12 @@ impl ParamLayout {
         };
         v.extend(padded(&p.shape, self.n_shape));
         v.extend(padded(&p.expression, self.n_expression));
-        let t = p.pose.translation / TRANSLATION_SCALE_M;
-        v.extend([t.x, t.y]);
-        if self.translation_z {
-            v.push(t.z);
-        }
-        v.extend([p.pose.yaw, p.pose.pitch, p.pose.roll].map(|a| a / ANGLE_SCALE_RAD));
+        let scales = &self.pose_scales;
+        let t = &p.pose.translation;
+        let n_t = self.n_translation();
+        v.extend((0..n_t).map(|k| t[k] / scales.translation_m[k]));
+        let angles = [p.pose.yaw, p.pose.pitch, p.pose.roll];
+        v.extend((0..3).map(|k| angles[k] / scales.angle_rad[k]));
         let r = &self.render_ranges;
         v.extend([
             to_unit(p.render.material, r.material),
@@ -250,12 +389,13 @@ impl ParamLayout {
     pub fn pose(&self, v: &[f64]) -> Pose {
         let t = &v[self.range(ParamGroup::Translation)];
         let a = &v[self.range(ParamGroup::Rotation)];
+        let scales = &self.pose_scales;
+        let translation = |k: usize| t.get(k).map_or(0.0, |t| t * scales.translation_m[k]);
         Pose {
-            yaw: a[0] * ANGLE_SCALE_RAD,
-            pitch: a[1] * ANGLE_SCALE_RAD,
-            roll: a[2] * ANGLE_SCALE_RAD,
-            translation: Vector3::new(t[0], t[1], t.get(2).copied().unwrap_or(0.0))
-                * TRANSLATION_SCALE_M,
+            yaw: a[0] * scales.angle_rad[0],
+            pitch: a[1] * scales.angle_rad[1],
+            roll: a[2] * scales.angle_rad[2],
+            translation: Vector3::new(translation(0), translation(1), translation(2)),
         }
     }
 
@@ -320,8 +460,8 @@ pub struct FaceDistribution {
 }
 
 impl FaceDistribution {
-    /// Checks both parts and that they agree: the same coefficient counts, and t_z sampled
-    /// exactly when the layout has a t_z column.
+    /// Checks both parts and that they agree: the same coefficient counts, and a t_z column
+    /// whenever t_z is sampled (the layout may have one for an unsampled t_z, as the paper's).
     pub fn validate(&self) -> Result<()> {
         self.sampling.validate()?;
         self.layout.validate()?;
@@ -336,10 +476,13 @@ impl FaceDistribution {
                 actual: format!("sampling draws {} + {}", s.n_shape, s.n_expression),
             });
         }
-        if (s.max_translation_z_m > 0.0) != l.translation_z {
+        if s.max_translation_z_m > 0.0 && !l.translation_z {
             return Err(AbsFitError::config(
                 "sampling config",
-                "t_z is sampled exactly when the layout has a t_z column",
+                format!(
+                    "t_z is sampled (±{} m) but the layout has no t_z column to store it",
+                    s.max_translation_z_m
+                ),
             ));
         }
         Ok(())

@@ -24,7 +24,7 @@ use radar_sim::{FrequencySweep, HitDensity, SimulationConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::DatasetConfig;
-use crate::{AbsFitError, ArraySpec, ImagingConfig, ParamLayout, Result};
+use crate::{AbsFitError, ArraySpec, ImagingConfig, ParamLayout, PoseScaling, Result};
 
 /// A named configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,11 +107,7 @@ impl Preset {
             seed: 2024,
             validation_fraction: 0.15,
             sampling,
-            layout: ParamLayout {
-                n_shape: sampling.n_shape,
-                n_expression: sampling.n_expression,
-                ..ParamLayout::default()
-            },
+            layout: ParamLayout::new(&sampling, PoseScaling::SamplingRange),
             imaging: ImagingConfig {
                 array,
                 sweep,

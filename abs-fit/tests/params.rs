@@ -1,6 +1,6 @@
 //! Tests: the parameter layout.
 
-use abs_fit::{FaceParams, ParamGroup, ParamLayout, RenderParams};
+use abs_fit::{FaceParams, ParamGroup, ParamLayout, PoseScaling, RenderParams};
 use morphable::{Pose, SamplingConfig};
 use nalgebra::Vector3;
 use proptest::prelude::*;
@@ -33,9 +33,10 @@ proptest! {
         prop_assert!(close(face.render.material, back.render.material, 1.0));
         prop_assert!(close(face.render.antenna_cm, back.render.antenna_cm, 1.0));
         prop_assert!(close(face.render.dynamic_range_db, back.render.dynamic_range_db, 30.0));
-        // Scaled values of the paper's distribution are within [−1, 1] (yaw within ±0.5).
+        // Scaled values of the paper's distribution are within [−1, 1], each pose column
+        // scaled by its own sampling range.
         prop_assert!(v[layout.range(ParamGroup::Translation)].iter().all(|x| x.abs() <= 1.0));
-        prop_assert!(v[layout.range(ParamGroup::Rotation)][0].abs() <= 0.5 + 1e-6);
+        prop_assert!(v[layout.range(ParamGroup::Rotation)].iter().all(|x| x.abs() <= 1.0 + 1e-6));
         prop_assert!(v[layout.range(ParamGroup::Render)].iter().all(|x| x.abs() <= 1.0 + 1e-6));
     }
 }
@@ -90,8 +91,28 @@ fn scaling_is_the_papers() {
     let r = &v[layout.range(ParamGroup::Rotation)];
     let m = &v[layout.range(ParamGroup::Render)];
     let near = |a: f32, b: f32| (a - b).abs() < 1e-6;
-    assert!(near(t[0], 1.0) && near(t[1], -0.5));
-    assert!(near(r[0], 0.5) && near(r[1], -1.0) && near(r[2], 0.0));
+    // §3.2: each pose column by its own sampling range (t ± 5 cm, yaw ± 5°, pitch ± 10°), and
+    // t_z, not sampled, by 5 cm.
+    assert_eq!(t.len(), 3);
+    assert!(near(t[0], 1.0) && near(t[1], -0.5) && near(t[2], 0.0));
+    assert!(near(r[0], 1.0) && near(r[1], -1.0) && near(r[2], 0.0));
+    assert_eq!(
+        layout.describe_pose_scaling(),
+        "t_x, t_y, t_z / 5 cm; yaw / 5°, pitch / 10°, roll / 10°"
+    );
+    // The fixed scaling divides every angle by 10°: yaw 5° → 0.5.
+    let fixed = ParamLayout::new(&SamplingConfig::default(), PoseScaling::Fixed);
+    let w = fixed.to_vector(&face);
+    assert!(near(w[fixed.range(ParamGroup::Rotation)][0], 0.5));
+    assert_eq!(
+        fixed.from_vector(&w).unwrap().pose,
+        layout.from_vector(&v).unwrap().pose
+    );
+    // Manifests written before the scales were recorded read as the fixed scaling.
+    let mut json: serde_json::Value = serde_json::to_value(fixed).unwrap();
+    json.as_object_mut().unwrap().remove("pose_scales");
+    let old: ParamLayout = serde_json::from_value(json).unwrap();
+    assert_eq!(old.pose_scales, fixed.pose_scales);
     assert!(near(m[0], -1.0) && near(m[1], 1.0) && near(m[2], 0.0));
     // Missing coefficients are zero.
     assert_eq!(v[1], 0.0);

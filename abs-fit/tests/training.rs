@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use abs_fit::card::{ModelCard, checkpoint_dir};
 use abs_fit::dataset::{Dataset, DatasetConfig, InputKind};
-use abs_fit::evaluate::{MEAN_BASELINE, RANDOM_BASELINE, Validation};
+use abs_fit::evaluate::{Cell, MEAN_BASELINE, RANDOM_BASELINE, Validation};
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
 use abs_fit::train::{
@@ -479,9 +479,14 @@ fn table1_rows_end_to_end_on_the_tiny_preset() {
         .iter()
         .fold(0.0f32, |m, d| m.max(d.abs()));
     assert!(largest < 1e-5, "batching changed a prediction by {largest}");
-    let row = validation.encoder_row(&encoder, 64).unwrap();
-    assert_eq!(row.method, "Encoder (Depth)");
-    assert_eq!(row, validation.score("Encoder (Depth)", &together).unwrap());
+    let errors = validation.encoder_row(&encoder, 64).unwrap();
+    assert_eq!(errors.method, "Encoder (Depth)");
+    assert_eq!(
+        errors,
+        validation.score("Encoder (Depth)", &together).unwrap()
+    );
+    assert_eq!(errors.n_faces(), validation.rows().len());
+    let row = errors.row();
     assert!(row.point_distance_mm > 0.0 && row.l2_total.is_finite());
 
     // A fit moves only the face and pose: its row keeps the prediction's rendering columns.
@@ -495,8 +500,11 @@ fn table1_rows_end_to_end_on_the_tiny_preset() {
             .unwrap();
         assert_eq!(outcome.faces.rows, validation.rows());
         assert_eq!(outcome.faces.losses.len(), outcome.faces.steps + 1);
-        assert_eq!(outcome.row.l2_render, row.l2_render);
-        assert!(outcome.row.point_distance_mm.is_finite());
+        assert_eq!(
+            outcome.errors.values(Cell::Render),
+            errors.values(Cell::Render)
+        );
+        assert!(outcome.errors.row().point_distance_mm.is_finite());
         assert_eq!(outcome.time().faces, validation.rows().len());
     }
 

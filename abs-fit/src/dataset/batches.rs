@@ -84,6 +84,15 @@ impl InputKind {
             Self::AmplitudeDepth => "amplitude-depth",
         }
     }
+
+    /// The paper's name in Table 1's rows: "Amplitude", "Depth" or "Amp.-Depth".
+    pub fn paper_name(&self) -> &'static str {
+        match self {
+            Self::Amplitude => "Amplitude",
+            Self::Depth => "Depth",
+            Self::AmplitudeDepth => "Amp.-Depth",
+        }
+    }
 }
 
 /// How the dynamic range D is chosen per example.

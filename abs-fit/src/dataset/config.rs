@@ -5,7 +5,10 @@ use morphable::{MorphableModel, SamplingConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{Dataset, FORMAT_VERSION, ImageInfo, Manifest, ModelIdentity};
-use crate::{AbsFitError, FaceDistribution, FaceParams, ImagingConfig, ParamLayout, Result};
+use crate::{
+    AbsFitError, FaceDistribution, FaceParams, ImagingConfig, ParamLayout, PoseScales, PoseScaling,
+    Result,
+};
 
 /// Everything that defines a dataset. Two datasets with equal configs (and models) are
 /// identical, byte for byte.
@@ -27,6 +30,12 @@ pub struct DatasetConfig {
 }
 
 impl DatasetConfig {
+    /// Scales the layout's pose columns by `scaling` for this config's sampling ranges (the
+    /// presets use [`PoseScaling::SamplingRange`], the paper's protocol).
+    pub fn set_pose_scaling(&mut self, scaling: PoseScaling) {
+        self.layout.pose_scales = PoseScales::new(scaling, &self.sampling);
+    }
+
     /// Checks the config on its own and against a model.
     pub fn validate(&self, model: &dyn MorphableModel) -> Result<()> {
         self.distribution().validate()?;

@@ -6,6 +6,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{check_matrix, distribution};
+use super::{Bootstrap, Interval};
 use crate::{AbsFitError, FaceParams, ParamGroup, ParamLayout, Result};
 
 /// The most faces a cosine study may draw (shapes × expressions).
@@ -16,8 +17,9 @@ pub const MAX_STUDY_FACES: usize = 100_000;
 /// order. Shapes and expressions are drawn once each (N(0, 1)); every instance gets its own
 /// sampled pose and rendering parameters, or the identity pose when `neutral_pose` (Figure 5b).
 /// All draws come from [`FaceDistribution::draw`](crate::FaceDistribution::draw), so they
-/// follow the dataset's distribution. The paper uses 10 shapes × 5 expressions. The caller
-/// renders and encodes the faces.
+/// follow the dataset's distribution, on streams that do not depend on the study's size: the
+/// faces of a study of `n` shapes are the first `n × n_expressions` faces of any larger one.
+/// The paper uses 10 shapes × 5 expressions. The caller renders and encodes the faces.
 ///
 /// Errors: those of [`random_baseline`](super::random_baseline), no shapes or no expressions,
 /// or more than [`MAX_STUDY_FACES`] faces.
@@ -48,15 +50,18 @@ pub fn cosine_study_faces(
             )
         })?;
     let config = distribution(layout, sampling, seed)?;
-    // Draw streams: shapes first, then expressions, then one per instance.
+    // Draw streams that do not depend on the study's size: shape i from stream i, expression j
+    // from stream MAX + j, instance (i, j) from stream (2 + i)·MAX + j. So the faces of a study
+    // of fewer shapes are the first faces of a larger one.
+    const MAX: usize = MAX_STUDY_FACES;
     let shapes: Vec<Vec<f64>> = (0..n_shapes).map(|i| config.draw(i).0.shape).collect();
     let expressions: Vec<Vec<f64>> = (0..n_expressions)
-        .map(|j| config.draw(n_shapes + j).0.expression)
+        .map(|j| config.draw(MAX + j).0.expression)
         .collect();
     Ok((0..n_instances)
         .map(|k| {
             let (i, j) = (k / n_expressions, k % n_expressions);
-            let drawn = config.draw(n_shapes + n_expressions + k).0;
+            let drawn = config.draw((2 + i) * MAX + j).0;
             let face = FaceParams {
                 shape: shapes[i].clone(),
                 expression: expressions[j].clone(),
@@ -93,14 +98,75 @@ impl CosineMatrix {
     /// Fraction of rows whose largest value lies on the diagonal (a tie with the diagonal
     /// counts as on it): 1 for a model that tells every class apart.
     pub fn diagonal_max_fraction(&self) -> f64 {
-        let on_diagonal = self
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(i, row)| row.iter().all(|&v| v <= row[*i]))
-            .count();
+        let on_diagonal = self.above_diagonal().iter().filter(|&&b| b == 0).count();
         on_diagonal as f64 / self.n_classes() as f64
     }
+
+    /// Per row, the number of off-diagonal cells larger than the diagonal one.
+    fn above_diagonal(&self) -> Vec<usize> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, row)| row.iter().filter(|&&v| v > row[i]).count())
+            .collect()
+    }
+
+    /// The diagonal-maximum fraction that a study of `subset` classes drawn from these would
+    /// have on average, with a percentile-bootstrap interval over classes. Row i peaks on the
+    /// diagonal of a random subset holding i and `subset − 1` other classes with probability
+    /// C(K − 1 − b_i, subset − 1) / C(K − 1, subset − 1), where b_i of its K − 1 off-diagonal
+    /// cells exceed its diagonal; the statistic is the mean of these over rows. With
+    /// `subset` = K it is [`CosineMatrix::diagonal_max_fraction`]. This puts a study of many
+    /// classes (100 shapes) on the scale of the paper's (10), where one class is a tenth of the
+    /// answer.
+    ///
+    /// Errors: `subset` < 2 or above K, or an invalid `bootstrap`.
+    pub fn diagonal_maximum(
+        &self,
+        subset: usize,
+        bootstrap: &Bootstrap,
+    ) -> Result<DiagonalMaximum> {
+        let k = self.n_classes();
+        if !(2..=k).contains(&subset) {
+            return Err(AbsFitError::config(
+                "diagonal maximum",
+                format!("a subset of {subset} of {k} classes: it needs 2 to {k}"),
+            ));
+        }
+        let per_class: Vec<f64> = self
+            .above_diagonal()
+            .into_iter()
+            .map(|b| choose_ratio(k - 1 - b, k - 1, subset - 1))
+            .collect();
+        Ok(DiagonalMaximum {
+            classes: k,
+            subset,
+            fraction: super::metrics::mean(&per_class),
+            interval: bootstrap.mean_interval(&per_class)?,
+        })
+    }
+}
+
+/// C(n, r) / C(m, r) for n ≤ m, as a product of r ratios (exact to rounding, no overflow).
+fn choose_ratio(n: usize, m: usize, r: usize) -> f64 {
+    if r > n {
+        return 0.0;
+    }
+    (0..r).map(|t| (n - t) as f64 / (m - t) as f64).product()
+}
+
+/// The diagonal-maximum statistic of one [`CosineMatrix`] on the scale of a `subset`-class
+/// study ([`CosineMatrix::diagonal_maximum`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DiagonalMaximum {
+    /// Classes K of the matrix.
+    pub classes: usize,
+    /// Classes of the study it is put on the scale of.
+    pub subset: usize,
+    /// The expected fraction of rows peaking on the diagonal in a `subset`-class study.
+    pub fraction: f64,
+    /// Its 95 % percentile-bootstrap interval over the K classes.
+    pub interval: Interval,
 }
 
 /// The cosine-similarity matrix of `vectors` (N × D, one row per instance) grouped by `labels`
@@ -217,4 +283,30 @@ pub fn cosine_study<T: Copy + Into<f64>>(
         shape: cosine_similarity_matrix(columns(ParamGroup::Shape), &shape_ids)?,
         expression: cosine_similarity_matrix(columns(ParamGroup::Expression), &expression_ids)?,
     })
+}
+
+/// The predicted vectors of a cosine study's faces ([`encoder_cosine_study`](super::encoder_cosine_study)),
+/// in shape-major order with their `(shape id, expression id)` labels: the whole study, or its
+/// first shapes, become a [`CosineStudy`] without rendering again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedStudy {
+    /// Predicted parameters (N × P scaled).
+    pub predicted: Array2<f32>,
+    /// The true `(shape id, expression id)` of each row.
+    pub labels: Vec<(usize, usize)>,
+    /// The layout of the rows.
+    pub layout: ParamLayout,
+}
+
+impl EncodedStudy {
+    /// The study of the faces of the first `n_shapes` shapes (all of them when `n_shapes` is
+    /// at least the study's). Errors: those of [`cosine_study`].
+    pub fn study(&self, n_shapes: usize) -> Result<CosineStudy> {
+        let rows: Vec<usize> = (0..self.labels.len())
+            .filter(|&r| self.labels[r].0 < n_shapes)
+            .collect();
+        let labels: Vec<(usize, usize)> = rows.iter().map(|&r| self.labels[r]).collect();
+        let predicted = self.predicted.select(ndarray::Axis(0), &rows);
+        cosine_study(predicted.view(), &labels, &self.layout)
+    }
 }

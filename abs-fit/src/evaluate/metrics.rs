@@ -8,6 +8,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::{FaceErrors, RowIntervals};
 use crate::{AbsFitError, FaceDistribution, ParamGroup, ParamLayout, Result};
 
 /// Method name of the Mean baseline (the training-set mean predicted for every sample). Rows of
@@ -40,9 +41,10 @@ impl fmt::Display for RowSource {
 /// One row of Table 1: the errors of one method's predictions on a validation set.
 ///
 /// `l2_*` are mean squared errors per element of scaled parameters (dimensionless; see the
-/// [module docs](mod@crate::evaluate)). `l2_total` is the mean over every element of the shape, expression,
-/// translation and rotation columns together (element-weighted, so the 10 shape columns weigh
-/// more than the 3 rotation ones). The rendering columns (material, antenna size, dynamic range)
+/// [module docs](mod@crate::evaluate)). `l2_total` is the mean over every element of the shape,
+/// expression, translation and rotation columns together (element-weighted, so the 10 shape
+/// columns weigh more than the 3 rotation ones; 23 elements in the paper's layout, whose
+/// published totals all satisfy this). The rendering columns (material, antenna size, dynamic range)
 /// are *not* in the total, as the paper's total covers the face-model and pose parameters only;
 /// their error is reported on its own as `l2_render` (`None` for the paper's rows, which do not
 /// have it).
@@ -66,6 +68,10 @@ pub struct Table1Row {
     pub l2_render: Option<f64>,
     /// Mean over samples and vertices of |x_i(α̂, γ̂) − x_i(α, γ)| (mm), without pose.
     pub point_distance_mm: f64,
+    /// 95 % bootstrap intervals over the validation faces ([`table1`](super::table1)); `None`
+    /// for point estimates alone and for the paper's rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<RowIntervals>,
 }
 
 /// Checks that a parameter matrix has the layout's columns, at least one row, and finite values.
@@ -119,32 +125,37 @@ fn check_pair<T: Copy + Into<f64>>(
     Ok(())
 }
 
-/// Mean squared error over the columns `cols` of every row: with the same number of columns per
-/// sample, the mean over samples of the per-sample mean equals the mean over all elements.
-/// An empty column range has no error (0).
-fn group_mse<T: Copy + Into<f64>>(
+/// Per sample, the mean squared error over the columns `cols` (0 for an empty range). With
+/// the same number of columns per sample, the mean over samples of these equals the mean over
+/// all elements, so a Table 1 cell is their mean and its bootstrap resamples them.
+fn per_face_mse<T: Copy + Into<f64>>(
     predicted: ArrayView2<'_, T>,
     truth: ArrayView2<'_, T>,
     cols: std::ops::Range<usize>,
-) -> f64 {
-    let n = predicted.nrows() * cols.len();
-    if n == 0 {
-        return 0.0;
-    }
-    let sum: f64 = predicted
+) -> Vec<f64> {
+    let n = cols.len();
+    predicted
         .rows()
         .into_iter()
         .zip(truth.rows())
         .map(|(p, t)| {
+            if n == 0 {
+                return 0.0;
+            }
             cols.clone()
                 .map(|c| {
                     let d = p[c].into() - t[c].into();
                     d * d
                 })
                 .sum::<f64>()
+                / n as f64
         })
-        .sum();
-    sum / n as f64
+        .collect()
+}
+
+/// The mean of a non-empty slice.
+pub(super) fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 /// The L2 errors of Table 1, per parameter group (dimensionless, scaled parameters).
@@ -173,16 +184,35 @@ pub fn group_errors<T: Copy + Into<f64>>(
     layout: &ParamLayout,
 ) -> Result<GroupErrors> {
     check_pair(predicted, truth, layout)?;
-    let mse = |cols| group_mse(predicted, truth, cols);
+    let [shape, expression, translation, rotation, total, render] =
+        per_face_groups(predicted, truth, layout).map(|v| mean(&v));
     Ok(GroupErrors {
-        shape: mse(layout.range(ParamGroup::Shape)),
-        expression: mse(layout.range(ParamGroup::Expression)),
-        translation: mse(layout.range(ParamGroup::Translation)),
-        rotation: mse(layout.range(ParamGroup::Rotation)),
-        // The groups are contiguous and in this order: shape first, rotation last.
-        total: mse(layout.range(ParamGroup::Shape).start..layout.range(ParamGroup::Rotation).end),
-        render: mse(layout.range(ParamGroup::Render)),
+        shape,
+        expression,
+        translation,
+        rotation,
+        total,
+        render,
     })
+}
+
+/// Per sample, the mean squared error of each group in the order of [`GroupErrors`]: shape,
+/// expression, translation, rotation, total, render.
+fn per_face_groups<T: Copy + Into<f64>>(
+    predicted: ArrayView2<'_, T>,
+    truth: ArrayView2<'_, T>,
+    layout: &ParamLayout,
+) -> [Vec<f64>; 6] {
+    let mse = |cols| per_face_mse(predicted, truth, cols);
+    [
+        mse(layout.range(ParamGroup::Shape)),
+        mse(layout.range(ParamGroup::Expression)),
+        mse(layout.range(ParamGroup::Translation)),
+        mse(layout.range(ParamGroup::Rotation)),
+        // The groups are contiguous and in this order: shape first, rotation last.
+        mse(layout.range(ParamGroup::Shape).start..layout.range(ParamGroup::Rotation).end),
+        mse(layout.range(ParamGroup::Render)),
+    ]
 }
 
 /// The coefficients (α, γ) of one row, in standard deviations.
@@ -212,6 +242,16 @@ pub fn mean_point_distance_mm<T: Copy + Into<f64> + Sync>(
     model: &dyn MorphableModel,
 ) -> Result<f64> {
     check_pair(predicted, truth, layout)?;
+    Ok(mean(&point_distances_mm(predicted, truth, layout, model)?))
+}
+
+/// The point distance (mm) of every sample; the matrices are checked by the caller.
+fn point_distances_mm<T: Copy + Into<f64> + Sync>(
+    predicted: ArrayView2<'_, T>,
+    truth: ArrayView2<'_, T>,
+    layout: &ParamLayout,
+    model: &dyn MorphableModel,
+) -> Result<Vec<f64>> {
     if layout.n_shape > model.n_shape() || layout.n_expression > model.n_expression() {
         return Err(AbsFitError::Shape {
             what: "parameter layout against the face model",
@@ -224,7 +264,7 @@ pub fn mean_point_distance_mm<T: Copy + Into<f64> + Sync>(
             actual: format!("{} + {}", layout.n_shape, layout.n_expression),
         });
     }
-    let distances = (0..predicted.nrows())
+    (0..predicted.nrows())
         .into_par_iter()
         .map(|i| {
             let (shape_hat, expression_hat) = coefficients(predicted.row(i), layout);
@@ -233,12 +273,13 @@ pub fn mean_point_distance_mm<T: Copy + Into<f64> + Sync>(
             let b = model.instance(&shape, &expression)?;
             Ok(morphable::metrics::point_distance(&a, &b)?)
         })
-        .collect::<Result<Vec<f64>>>()?;
-    Ok(distances.iter().sum::<f64>() / distances.len() as f64)
+        .collect()
 }
 
-/// One row of Table 1 for `method`: the [`group_errors`] and the [`mean_point_distance_mm`] of
-/// `predicted` against `truth` (N × P scaled matrices in `layout`'s column order; f32 or f64).
+/// One row of Table 1 for `method`, point estimates only: the [`group_errors`] and the
+/// [`mean_point_distance_mm`] of `predicted` against `truth` (N × P scaled matrices in
+/// `layout`'s column order; f32 or f64). [`face_errors`] keeps the per-face values, from which
+/// [`table1`](super::table1) adds bootstrap intervals.
 pub fn evaluate<T: Copy + Into<f64> + Sync>(
     method: impl Into<String>,
     predicted: ArrayView2<'_, T>,
@@ -246,19 +287,36 @@ pub fn evaluate<T: Copy + Into<f64> + Sync>(
     layout: &ParamLayout,
     model: &dyn MorphableModel,
 ) -> Result<Table1Row> {
-    let errors = group_errors(predicted, truth, layout)?;
-    let point_distance_mm = mean_point_distance_mm(predicted, truth, layout, model)?;
-    Ok(Table1Row {
-        method: method.into(),
-        source: RowSource::Measured,
-        l2_shape: errors.shape,
-        l2_expression: errors.expression,
-        l2_translation: errors.translation,
-        l2_rotation: errors.rotation,
-        l2_total: errors.total,
-        l2_render: Some(errors.render),
-        point_distance_mm,
-    })
+    Ok(face_errors(method, predicted, truth, layout, model)?.row())
+}
+
+/// The errors of every face for `method` (the cells of [`evaluate`] before averaging): what
+/// bootstrap intervals and paired comparisons resample.
+pub fn face_errors<T: Copy + Into<f64> + Sync>(
+    method: impl Into<String>,
+    predicted: ArrayView2<'_, T>,
+    truth: ArrayView2<'_, T>,
+    layout: &ParamLayout,
+    model: &dyn MorphableModel,
+) -> Result<FaceErrors> {
+    check_pair(predicted, truth, layout)?;
+    let [shape, expression, translation, rotation, total, render] =
+        per_face_groups(predicted, truth, layout);
+    let distances = point_distances_mm(predicted, truth, layout, model)?;
+    let faces = (0..predicted.nrows())
+        .map(|i| {
+            [
+                shape[i],
+                expression[i],
+                translation[i],
+                rotation[i],
+                total[i],
+                render[i],
+                distances[i],
+            ]
+        })
+        .collect();
+    Ok(FaceErrors::new(method, faces))
 }
 
 /// The Mean baseline: the column means of the training parameters (N_train × P, any layout),

@@ -24,6 +24,7 @@
 //! (all of it on a dataset's validation split with trained networks: what `radar-face evaluate`
 //! and `reproduce` call).
 
+mod bootstrap;
 mod cosine;
 mod metrics;
 mod networks;
@@ -31,18 +32,24 @@ mod paper;
 mod report;
 mod timing;
 
+pub use bootstrap::{
+    Bootstrap, Cell, FaceErrors, Interval, PairedDifference, RowIntervals, paired_difference,
+    table1,
+};
 pub use cosine::{
-    CosineMatrix, CosineStudy, MAX_STUDY_FACES, cosine_similarity_matrix, cosine_study,
-    cosine_study_faces,
+    CosineMatrix, CosineStudy, DiagonalMaximum, EncodedStudy, MAX_STUDY_FACES,
+    cosine_similarity_matrix, cosine_study, cosine_study_faces,
 };
 pub use metrics::{
-    GroupErrors, MEAN_BASELINE, RANDOM_BASELINE, RowSource, Table1Row, evaluate, group_errors,
-    mean_baseline, mean_point_distance_mm, random_baseline,
+    GroupErrors, MEAN_BASELINE, RANDOM_BASELINE, RowSource, Table1Row, evaluate, face_errors,
+    group_errors, mean_baseline, mean_point_distance_mm, random_baseline,
 };
 pub use networks::{FitOutcome, Validation, encoder_cosine_study, physics_images, renderer_times};
-pub use paper::{PAPER_TABLE1, PaperTable1Row, paper_table1};
+pub use paper::{PAPER_DIAGONAL_MAXIMA, PAPER_TABLE1, PaperTable1Row, paper_table1};
 pub use report::{
-    FitTime, TableOptions, cosine_markdown, cosine_stem, csv_table, markdown_matrix,
-    markdown_table, matrix_csv, runtimes_markdown, write_matrix_csv, write_table,
+    CosineReport, Finding, FitTime, TableOptions, cosine_markdown, cosine_stem, csv_table,
+    findings_csv, findings_markdown, markdown_matrix, markdown_table, matrix_csv,
+    paper_protocol_markdown, paper_total_residual, runtimes_markdown, write_matrix_csv,
+    write_table,
 };
 pub use timing::{RenderTimes, render_times};

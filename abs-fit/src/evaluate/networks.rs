@@ -4,6 +4,9 @@
 //! [`Validation`] holds a dataset's validation split with its true parameters at the paper's
 //! evaluation range (D = 20 dB) and scores predictions against them: the two baselines, any
 //! [`TrainedEncoder`], and an encoder refined by test-time fitting through any [`FitTarget`].
+//! Each score is a [`FaceErrors`] (the errors of every face); [`table1`](super::table1) turns a
+//! list of them into Table 1 rows with bootstrap intervals, and
+//! [`paired_difference`](super::paired_difference) compares two of them on the same faces.
 
 use std::time::Instant;
 
@@ -12,8 +15,8 @@ use morphable::MorphableModel;
 use ndarray::{Array2, s};
 
 use super::{
-    CosineStudy, FitTime, MEAN_BASELINE, RANDOM_BASELINE, RenderTimes, Table1Row, cosine_study,
-    cosine_study_faces, evaluate, mean_baseline, random_baseline, render_times,
+    EncodedStudy, FaceErrors, FitTime, MEAN_BASELINE, RANDOM_BASELINE, RenderTimes,
+    cosine_study_faces, face_errors, mean_baseline, random_baseline, render_times,
 };
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
@@ -41,10 +44,12 @@ const RENDER_CHUNK: usize = 8;
 /// let dir = tempfile::tempdir()?;
 /// let dataset = generate(model, &config, dir.path(), &GenerateOptions::default(), &mut NoProgress)?;
 /// let validation = Validation::new(&dataset, model)?;
-/// let table = validation.baselines()?;
-/// assert_eq!(table[0].method, MEAN_BASELINE);
+/// let scores = validation.baselines()?;
+/// assert_eq!(scores[0].method, MEAN_BASELINE);
+/// let table = abs_fit::evaluate::table1(&scores, &Default::default())?;
+/// assert!(table[0].intervals.is_some());
 /// // A trained encoder adds its row the same way:
-/// // table.push(validation.encoder_row(&TrainedEncoder::load(dir, &Device::Cpu)?, 64)?);
+/// // scores.push(validation.encoder_row(&TrainedEncoder::load(dir, &Device::Cpu)?, 64)?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Validation<'a> {
@@ -54,11 +59,11 @@ pub struct Validation<'a> {
     truth: Array2<f32>,
 }
 
-/// A test-time fit scored as a Table 1 row.
+/// A test-time fit scored for Table 1.
 #[derive(Debug, Clone)]
 pub struct FitOutcome {
-    /// The row of the fitted parameters.
-    pub row: Table1Row,
+    /// The errors of the fitted parameters on every face.
+    pub errors: FaceErrors,
     /// The fitted faces, their images and losses.
     pub faces: FittedFaces,
     /// Wall-clock seconds of the fit of all faces together.
@@ -74,7 +79,7 @@ impl FitOutcome {
     /// The fit's line of the run-time table.
     pub fn time(&self) -> FitTime {
         FitTime {
-            method: self.row.method.clone(),
+            method: self.errors.method.clone(),
             faces: self.faces.rows.len(),
             steps: self.faces.steps,
             seconds_per_face: self.seconds_per_face(),
@@ -126,10 +131,11 @@ impl<'a> Validation<'a> {
         &self.truth
     }
 
-    /// The Table 1 row of `predicted` (N × P scaled, one row per face) under `method`.
-    pub fn score(&self, method: impl Into<String>, predicted: &Array2<f32>) -> Result<Table1Row> {
+    /// The errors of `predicted` (N × P scaled, one row per face) on every face, under
+    /// `method`.
+    pub fn score(&self, method: impl Into<String>, predicted: &Array2<f32>) -> Result<FaceErrors> {
         let layout = self.dataset.manifest().layout;
-        evaluate(
+        face_errors(
             method,
             predicted.view(),
             self.truth.view(),
@@ -140,7 +146,7 @@ impl<'a> Validation<'a> {
 
     /// The Mean (training-set mean) and Random (drawn from the dataset's sampling distribution)
     /// baselines.
-    pub fn baselines(&self) -> Result<Vec<Table1Row>> {
+    pub fn baselines(&self) -> Result<Vec<FaceErrors>> {
         let dataset = self.dataset;
         let manifest = dataset.manifest();
         let train = dataset
@@ -177,8 +183,8 @@ impl<'a> Validation<'a> {
         matrix(values, (self.rows.len(), p))
     }
 
-    /// The encoder's Table 1 row under its paper name ([`TrainedEncoder::method_name`]).
-    pub fn encoder_row(&self, encoder: &TrainedEncoder, batch: usize) -> Result<Table1Row> {
+    /// The encoder's errors under its paper name ([`TrainedEncoder::method_name`]).
+    pub fn encoder_row(&self, encoder: &TrainedEncoder, batch: usize) -> Result<FaceErrors> {
         self.score(encoder.method_name(), &self.predict(encoder, batch)?)
     }
 
@@ -210,18 +216,19 @@ impl<'a> Validation<'a> {
         let render = s![.., layout.range(ParamGroup::Render)];
         evaluated.slice_mut(render).assign(&predicted.slice(render));
         Ok(FitOutcome {
-            row: self.score(method, &evaluated)?,
+            errors: self.score(method, &evaluated)?,
             faces,
             seconds,
         })
     }
 }
 
-/// The cosine-similarity study (Figures 5–6) of `encoder`: `shapes` × `expressions` study
-/// faces of the dataset's distribution (sampled pose, or the identity pose when
-/// `neutral_pose`), rendered by the physics renderer with the dataset's imaging at 20 dB (the
-/// encoder's input kind, row k with seed `seed + k`), encoded, and compared class by class.
-/// Reports one unit per rendered face to `progress`.
+/// The faces of a cosine-similarity study (Figures 5–6) encoded by `encoder`: `shapes` ×
+/// `expressions` study faces of the dataset's distribution (sampled pose, or the identity pose
+/// when `neutral_pose`), rendered by the physics renderer with the dataset's imaging at 20 dB
+/// (the encoder's input kind, row k with seed `seed + k`) and encoded. [`EncodedStudy::study`]
+/// compares them class by class, for all shapes or the first few (the paper's 10). Reports one
+/// unit per rendered face to `progress`.
 #[allow(clippy::too_many_arguments)]
 pub fn encoder_cosine_study(
     dataset: &Dataset,
@@ -231,7 +238,7 @@ pub fn encoder_cosine_study(
     neutral_pose: bool,
     seed: u64,
     progress: &mut dyn Progress,
-) -> Result<CosineStudy> {
+) -> Result<EncodedStudy> {
     let layout = dataset.manifest().layout;
     let faces = cosine_study_faces(
         &layout,
@@ -257,7 +264,11 @@ pub fn encoder_cosine_study(
         predicted.flatten_all()?.to_vec1::<f32>()?,
         predicted.dims2()?,
     )?;
-    cosine_study(predicted.view(), &labels, &layout)
+    Ok(EncodedStudy {
+        predicted,
+        labels,
+        layout,
+    })
 }
 
 /// Physics-renderer images (N, C, H, W) of `kind` of the scaled parameter rows `params` with

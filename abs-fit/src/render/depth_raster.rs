@@ -33,7 +33,6 @@ use nalgebra::{Matrix3, Point3, Rotation3, Vector3};
 use rayon::prelude::*;
 
 use super::Renderer;
-use crate::params::{ANGLE_SCALE_RAD, TRANSLATION_SCALE_M};
 use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, Result};
 
 /// Largest disagreement (m) tolerated between a pooled pixel centre of the grid and the regular
@@ -392,11 +391,13 @@ impl RasterCore {
         let offset = pose.translation + Vector3::new(0.0, 0.0, self.placement.z0_m);
         // Translation: ∂p''/∂t = I.
         let total: Vector3<f64> = vertex_grad.iter().sum();
-        for (slot, value) in grad[layout.range(ParamGroup::Translation)]
+        let scales = &layout.pose_scales;
+        for ((slot, value), scale) in grad[layout.range(ParamGroup::Translation)]
             .iter_mut()
             .zip(total.iter())
+            .zip(scales.translation_m)
         {
-            *slot = value * TRANSLATION_SCALE_M;
+            *slot = value * scale;
         }
         // Rotation: ∂p''/∂θ = (∂R/∂θ)·p' with p' = Rᵀ(p'' − t − z_0·ẑ), so
         // ∂/∂θ = Σ_ij (∂R/∂θ)_ij·M_ij with M = Σ_v G_v·p'_vᵀ.
@@ -407,11 +408,12 @@ impl RasterCore {
                 moment += g * unposed.transpose();
             }
         }
-        for (slot, d_rotation) in grad[layout.range(ParamGroup::Rotation)]
+        for ((slot, d_rotation), scale) in grad[layout.range(ParamGroup::Rotation)]
             .iter_mut()
             .zip(rotation_derivatives(pose))
+            .zip(scales.angle_rad)
         {
-            *slot = d_rotation.component_mul(&moment).sum() * ANGLE_SCALE_RAD;
+            *slot = d_rotation.component_mul(&moment).sum() * scale;
         }
         // Coefficients: ∂p''_v/∂c_k = A·S_k,v with A the (constant) Jacobian of the placement
         // with respect to a model-space point (mm → m), so ∂/∂c_k = Σ_v (Aᵀ·G_v)·S_k,v.

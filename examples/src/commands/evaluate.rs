@@ -1,11 +1,12 @@
 //! `radar-face evaluate`: Table 1 — the errors of trained encoders and of the Mean and Random
-//! baselines on a dataset's validation split, at the paper's evaluation range D = 20 dB.
+//! baselines on a dataset's validation split, at the paper's evaluation range D = 20 dB, every
+//! cell with its 95 % bootstrap interval over the validation faces.
 
 use std::path::PathBuf;
 
 use abs_fit::TrainedEncoder;
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB};
-use abs_fit::evaluate::{TableOptions, Validation, markdown_table, write_table};
+use abs_fit::evaluate::{Bootstrap, TableOptions, Validation, markdown_table, table1, write_table};
 use candle_core::Device;
 use clap::Args as ClapArgs;
 
@@ -40,19 +41,21 @@ pub fn run(args: Args) -> CliResult {
     let dataset = Dataset::open(&args.dataset)?;
     let model = load_model(args.model.as_deref())?;
     let validation = Validation::new(&dataset, &model)?;
-    let mut table = validation.baselines()?;
+    let mut scores = validation.baselines()?;
     for dir in &args.encoders {
         let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
-        let mut row = validation.encoder_row(&encoder, args.batch)?;
-        if table.iter().any(|r| r.method == row.method) {
-            row.method = format!("{} [{}]", row.method, dir.display());
+        let mut errors = validation.encoder_row(&encoder, args.batch)?;
+        if scores.iter().any(|r| r.method == errors.method) {
+            errors.method = format!("{} [{}]", errors.method, dir.display());
         }
-        table.push(row);
+        scores.push(errors);
     }
+    let table = table1(&scores, &Bootstrap::default())?;
 
     create_dir(&args.out)?;
     let options = TableOptions {
         include_paper: !args.no_paper,
+        layout: Some(dataset.manifest().layout),
         ..TableOptions::default()
     };
     let (md, csv) = (args.out.join("table1.md"), args.out.join("table1.csv"));

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use abs_fit::Preset;
 use abs_fit::dataset::{Dataset, merge_shards};
 use abs_fit::generation::{GenerateOptions, generate};
+use abs_fit::{PoseScaling, Preset};
 use clap::Args as ClapArgs;
 
 use crate::progress::Bar;
@@ -33,6 +33,10 @@ pub struct Args {
     /// Samples per chunk file: the unit of resumption.
     #[arg(long, default_value_t = 16)]
     chunk: usize,
+    /// How pose columns are scaled: sampling-range (the paper's: each by its own sampling
+    /// range, onto [−1, 1]) or fixed (translation / 5 cm, angles / 10°).
+    #[arg(long, default_value = "sampling-range")]
+    pose_scaling: PoseScaling,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -56,6 +60,7 @@ pub fn run(args: Args) -> CliResult {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    config.set_pose_scaling(args.pose_scaling);
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("out/datasets").join(match args.shard {
             Some((i, n)) => format!("{}-shard-{i}-of-{n}", args.preset.name()),

@@ -40,9 +40,10 @@ use std::time::Instant;
 
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use abs_fit::evaluate::{
-    CosineMatrix, CosineStudy, FitTime, MAX_STUDY_FACES, TableOptions, Validation, cosine_markdown,
-    cosine_stem, encoder_cosine_study, markdown_table, renderer_times, runtimes_markdown,
-    write_matrix_csv, write_table,
+    Bootstrap, Cell, CosineMatrix, CosineReport, FaceErrors, Finding, FitTime, MAX_STUDY_FACES,
+    MEAN_BASELINE, TableOptions, Validation, cosine_markdown, cosine_stem, encoder_cosine_study,
+    findings_csv, findings_markdown, markdown_table, paired_difference, renderer_times,
+    runtimes_markdown, write_matrix_csv, write_table,
 };
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
@@ -50,8 +51,8 @@ use abs_fit::train::{
     AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
 };
 use abs_fit::{
-    LearnedRenderer, Preset, Progress, TrainedEncoder, train_autoencoder, train_decoder,
-    train_encoder,
+    LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder, train_autoencoder,
+    train_decoder, train_encoder,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -79,6 +80,10 @@ pub struct Args {
     /// Number of dataset samples instead of the preset's.
     #[arg(long)]
     samples: Option<usize>,
+    /// How pose columns are scaled: sampling-range (the paper's: each by its own sampling
+    /// range, onto [−1, 1]) or fixed (translation / 5 cm, angles / 10°).
+    #[arg(long, default_value = "sampling-range")]
+    pose_scaling: PoseScaling,
     /// Epochs of every training stage instead of the preset's budget.
     #[arg(long)]
     epochs: Option<usize>,
@@ -98,6 +103,10 @@ pub struct Args {
     /// Expression classes of the cosine-similarity study (the paper: 5; at least 2).
     #[arg(long, default_value_t = 5)]
     study_expressions: usize,
+    /// Shape classes of the larger cosine study, whose first shapes are the figure's (default:
+    /// the preset's budget; at least --study-shapes).
+    #[arg(long)]
+    study_large_shapes: Option<usize>,
 }
 
 /// The training and fitting effort of a preset (the table in the [module docs](self)).
@@ -127,6 +136,8 @@ pub struct Budget {
     pub pose_network: PoseNetwork,
     /// Where the networks train: the CPU unless `--device` says otherwise.
     pub device: ComputeDevice,
+    /// Shape classes of the larger cosine study (× the figure's expressions, both poses).
+    pub study_large_shapes: usize,
 }
 
 impl Budget {
@@ -139,6 +150,11 @@ impl Budget {
                 Preset::Cpu => (facenet::NetworkSize::Cpu, [30, 30, 15], Some(32), 100),
                 Preset::Paper => (facenet::NetworkSize::Paper, [200, 300, 300], None, 500),
             };
+        let study_large_shapes = match preset {
+            Preset::Tiny => 10,
+            Preset::Quick => 40,
+            Preset::Cpu | Preset::Paper => 100,
+        };
         let (encoder_learning_rate, pose_network) = match preset {
             Preset::Paper => (LearningRate::PAPER_ENCODER, PoseNetwork::AlexNet),
             _ => (LearningRate::constant(1e-3), PoseNetwork::ResNet),
@@ -153,6 +169,7 @@ impl Budget {
             encoder_learning_rate,
             pose_network,
             device: ComputeDevice::Cpu,
+            study_large_shapes,
         }
     }
 
@@ -173,8 +190,10 @@ const TIMED_FACES: usize = 4;
 const TIMING_REPEATS: usize = 3;
 /// Mixed into the dataset's seed to seed the cosine study's faces and renderings.
 const STUDY_SEED: u64 = 0xC051_0E57_0D1E_5EED;
-/// Pixels per cell of the cosine heatmaps.
+/// Pixels per cell of the cosine heatmaps (at most).
 const HEATMAP_CELL_PX: u32 = 24;
+/// Width the heatmaps of many classes shrink their cells toward.
+const HEATMAP_PX: u32 = 400;
 
 /// The networks of one input kind.
 struct Networks {
@@ -211,6 +230,20 @@ pub fn run(args: Args) -> CliResult {
         device: args.device,
         ..Budget::of(args.preset)
     };
+    let large_shapes = args
+        .study_large_shapes
+        .unwrap_or(budget.study_large_shapes)
+        .max(args.study_shapes);
+    if large_shapes
+        .checked_mul(args.study_expressions)
+        .is_none_or(|n| n > MAX_STUDY_FACES)
+    {
+        return Err(format!(
+            "--study-large-shapes {large_shapes} × {} expressions: at most {MAX_STUDY_FACES} faces",
+            args.study_expressions
+        )
+        .into());
+    }
     let out = args
         .out
         .clone()
@@ -221,6 +254,7 @@ pub fn run(args: Args) -> CliResult {
     if let Some(n) = args.samples {
         config.n_samples = n;
     }
+    config.set_pose_scaling(args.pose_scaling);
     let dataset = generate(
         &model,
         &config,
@@ -235,7 +269,7 @@ pub fn run(args: Args) -> CliResult {
     let results = create_dir(&out.join("results"))?;
     let fit_steps = args.fit_steps.unwrap_or(budget.fit_steps);
     let fit_seconds = table1(&dataset, &model, &networks, fit_steps, args.faces, &results)?;
-    study(&dataset, &model, &networks, &args, &results)?;
+    study(&dataset, &model, &networks, &args, large_shapes, &results)?;
     runtimes(&dataset, &model, &networks, &fit_seconds, &results)?;
     println!(
         "reproduction at preset {} done in {:.1} s: results in {}",
@@ -304,8 +338,10 @@ fn train_all(
 
 /// Table 1 on the validation split: the baselines, the encoders, the autoencoders, and beyond
 /// the paper each autoencoder refined by test-time fitting through its learned renderer, and the
-/// depth autoencoder refined through the depth raster. Writes `table1.md`, `table1.csv` and the
-/// first `faces` fitted faces of each fit under `faces/`; returns the fits' run times.
+/// depth autoencoder refined through the depth raster, every cell with its 95 % bootstrap
+/// interval. Writes `table1.md`, `table1.csv`, the paired comparisons behind the README's
+/// findings (`findings.md`, `findings.csv`) and the first `faces` fitted faces of each fit under
+/// `faces/`; returns the fits' run times.
 fn table1(
     dataset: &Dataset,
     model: &PcaModel,
@@ -316,7 +352,7 @@ fn table1(
 ) -> CliResult<Vec<FitTime>> {
     let validation = Validation::new(dataset, model)?;
     let device = Device::Cpu;
-    let mut table = validation.baselines()?;
+    let mut scores = validation.baselines()?;
     let batch = validation.rows().len().min(64);
     for stage in ["encoder", "autoencoder"] {
         for net in networks {
@@ -326,7 +362,7 @@ fn table1(
                 &net.autoencoder
             };
             let encoder = TrainedEncoder::load(dir, &device)?;
-            table.push(validation.encoder_row(&encoder, batch)?);
+            scores.push(validation.encoder_row(&encoder, batch)?);
         }
     }
 
@@ -353,22 +389,27 @@ fn table1(
             write_faces(&outcome.faces.first(faces), dataset, model, &dir)?;
         }
         times.push(outcome.time());
-        CliResult::Ok(outcome.row)
+        CliResult::Ok(outcome.errors)
     };
-    let mut fitted_rows = Vec::new();
+    let mut fitted = Vec::new();
     for net in networks {
         let target = FitTarget::learned(LearnedRenderer::load(&net.decoder, &device)?);
         let slug = format!("autoencoder-{}-learned", net.kind.name());
-        fitted_rows.push(fit_row("learned renderer", target, &net.autoencoder, slug)?);
+        fitted.push(fit_row(LEARNED_FIT, target, &net.autoencoder, slug)?);
     }
     if let Some(net) = networks.iter().find(|n| n.kind == InputKind::Depth) {
         let target = FitTarget::depth_raster(model, dataset)?;
         let slug = "autoencoder-depth-raster".to_string();
-        fitted_rows.push(fit_row("depth raster", target, &net.autoencoder, slug)?);
+        fitted.push(fit_row(RASTER_FIT, target, &net.autoencoder, slug)?);
     }
-    table.extend(fitted_rows);
+    scores.extend(fitted);
 
-    let options = TableOptions::default();
+    let bootstrap = Bootstrap::default();
+    let table = abs_fit::evaluate::table1(&scores, &bootstrap)?;
+    let options = TableOptions {
+        layout: Some(dataset.manifest().layout),
+        ..TableOptions::default()
+    };
     let (md, csv) = (results.join("table1.md"), results.join("table1.csv"));
     write_table(&table, &md, &csv, &options)?;
     println!(
@@ -376,18 +417,90 @@ fn table1(
         validation.rows().len(),
         markdown_table(&table, &options)
     );
+    let findings = findings(&scores, &bootstrap)?;
+    let md = findings_markdown(&findings, validation.rows().len());
+    morphable::export::atomic_write(&results.join("findings.md"), md.as_bytes())?;
+    morphable::export::atomic_write(
+        &results.join("findings.csv"),
+        findings_csv(&findings).as_bytes(),
+    )?;
+    println!("{md}");
     Ok(times)
+}
+
+/// The fit rows' renderer names: "… + fitting (learned renderer)", "… (depth raster)".
+const LEARNED_FIT: &str = "learned renderer";
+const RASTER_FIT: &str = "depth raster";
+
+/// The paired comparisons behind the README's statements, among the `scores` that exist: every
+/// network against the Mean baseline (point distance), depth and amplitude-depth input against
+/// amplitude (shape), each autoencoder against its encoder (shape, expression, point distance),
+/// and each fit against the autoencoder it starts from (point distance).
+fn findings(scores: &[FaceErrors], bootstrap: &Bootstrap) -> CliResult<Vec<Finding>> {
+    let name = |stage: &str, kind: InputKind| format!("{stage} ({})", kind.paper_name());
+    let mut wanted: Vec<(String, String, String, Cell)> = Vec::new();
+    for stage in ["Encoder", "Autoencoder"] {
+        for kind in InputKind::ALL {
+            wanted.push((
+                "a network beats the Mean baseline".into(),
+                name(stage, kind),
+                MEAN_BASELINE.into(),
+                Cell::PointDistance,
+            ));
+        }
+        for kind in [InputKind::Depth, InputKind::AmplitudeDepth] {
+            wanted.push((
+                "depth input helps shape".into(),
+                name(stage, kind),
+                name(stage, InputKind::Amplitude),
+                Cell::Shape,
+            ));
+        }
+    }
+    for kind in InputKind::ALL {
+        for cell in [Cell::Shape, Cell::Expression, Cell::PointDistance] {
+            wanted.push((
+                "the autoencoder beats its encoder".into(),
+                name("Autoencoder", kind),
+                name("Encoder", kind),
+                cell,
+            ));
+        }
+        for fitted in [LEARNED_FIT, RASTER_FIT] {
+            let start = name("Autoencoder", kind);
+            wanted.push((
+                "test-time fitting lowers point distance".into(),
+                format!("{start} + fitting ({fitted})"),
+                start,
+                Cell::PointDistance,
+            ));
+        }
+    }
+    let find = |method: &str| scores.iter().find(|s| s.method == method);
+    let mut findings = Vec::new();
+    for (claim, a, b, cell) in wanted {
+        if let (Some(a), Some(b)) = (find(&a), find(&b)) {
+            findings.push(Finding {
+                claim,
+                difference: paired_difference(a, b, cell, bootstrap)?,
+            });
+        }
+    }
+    Ok(findings)
 }
 
 /// The cosine-similarity study (Figures 5–6): study faces rendered by the physics renderer
 /// (the dataset's imaging, amplitude-depth images at the evaluation range) and encoded by the
-/// amplitude-depth autoencoder, with sampled and with neutral pose. Writes the matrices as PNG
-/// heatmaps and CSV and `cosine.md` with each matrix's diagonal-maximum fraction.
+/// amplitude-depth autoencoder, with sampled and with neutral pose: `large_shapes` shapes ×
+/// the figure's expressions, whose first `--study-shapes` shapes make the paper-sized figure.
+/// Writes the matrices as PNG heatmaps and CSV (the larger study's with a `_large` suffix) and
+/// `cosine.md` with each matrix's diagonal maximum beside the paper's.
 fn study(
     dataset: &Dataset,
     model: &PcaModel,
     networks: &[Networks],
     args: &Args,
+    large_shapes: usize,
     results: &Path,
 ) -> CliResult {
     let net = networks_of(networks, InputKind::AmplitudeDepth)?;
@@ -397,43 +510,55 @@ fn study(
     for (pose, neutral) in [("sampled", false), ("neutral", true)] {
         let mut bar = Bar::new("faces");
         bar.message(&format!("rendering the {pose}-pose study faces"));
-        let study = encoder_cosine_study(
+        let encoded = encoder_cosine_study(
             dataset,
             model,
             &autoencoder,
-            (args.study_shapes, args.study_expressions),
+            (large_shapes, args.study_expressions),
             neutral,
             seed,
             &mut bar,
         )?;
-        for (label, matrix) in study.matrices() {
-            write_matrix(matrix, label, &results.join(cosine_stem(label, pose)))?;
+        let figure = encoded.study(args.study_shapes)?;
+        let large = encoded.study(large_shapes)?;
+        for ((label, matrix), (_, large_matrix)) in
+            figure.matrices().into_iter().zip(large.matrices())
+        {
+            let stem = cosine_stem(label, pose);
+            write_matrix(matrix, label, &results.join(&stem))?;
+            write_matrix(large_matrix, label, &results.join(format!("{stem}_large")))?;
             println!(
                 "cosine study, {pose} pose, {label}: diagonal maximum in {:.0} % of {} classes",
                 100.0 * matrix.diagonal_max_fraction(),
                 matrix.n_classes()
             );
         }
-        studies.push((pose, study));
+        studies.push((pose, figure, large));
     }
-    let studies: Vec<(&str, &CosineStudy)> = studies.iter().map(|(p, s)| (*p, s)).collect();
+    let reports: Vec<CosineReport<'_>> = studies
+        .iter()
+        .map(|(pose, figure, large)| CosineReport {
+            pose,
+            figure,
+            large,
+        })
+        .collect();
     let summary = cosine_markdown(
         "Amplitude-depth autoencoder on faces rendered by the physics renderer at D = 20 dB",
-        &studies,
-    );
+        &reports,
+        &Bootstrap::default(),
+    )?;
     morphable::export::atomic_write(&results.join("cosine.md"), summary.as_bytes())?;
+    println!("\n{summary}");
     Ok(())
 }
 
 /// Writes `matrix` as `{stem}.csv` and as a heatmap `{stem}.png` (cosine −1 to 1 in viridis).
 fn write_matrix(matrix: &CosineMatrix, label: &str, stem: &Path) -> CliResult {
     write_matrix_csv(matrix, label, &stem.with_extension("csv"))?;
-    let picture = heatmap(
-        &matrix.values,
-        (-1.0, 1.0),
-        ColourMap::Viridis,
-        HEATMAP_CELL_PX,
-    );
+    // Cells of 24 px up to 10 classes, smaller beyond (4 px for 100 classes).
+    let cell_px = (HEATMAP_PX / matrix.n_classes() as u32).clamp(4, HEATMAP_CELL_PX);
+    let picture = heatmap(&matrix.values, (-1.0, 1.0), ColourMap::Viridis, cell_px);
     save_png(&picture, &stem.with_extension("png"))
 }
 
