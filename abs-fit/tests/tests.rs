@@ -8,3 +8,4 @@ mod params;
 mod reliability;
 mod store;
 mod training;
+mod uncertainty;

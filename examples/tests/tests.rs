@@ -182,6 +182,11 @@ fn generate_shards_merge_and_inspect() {
         text.contains("builtin-face-v1") && text.contains("16 × 16"),
         "{text}"
     );
+    // The dataset says how its pose columns are scaled: the paper's protocol by default.
+    assert!(
+        text.contains("pose scaling t_x, t_y, t_z / 5 cm; yaw / 5°"),
+        "{text}"
+    );
     let sheet = image::open(merged.join("contact_sheet.png")).unwrap();
     assert!(sheet.width() > 4 * 16 && sheet.height() > 16);
 }
@@ -450,16 +455,35 @@ fn reproduce_tiny_writes_every_result() {
         table.contains("| Baseline (Mean) | paper (BFM 2019) |"),
         "{table}"
     );
+    // The note on the paper's protocol, with its like-for-like comparison.
+    assert!(table.contains("Read exchanged, like for like"), "{table}");
     let csv = std::fs::read_to_string(results.join("table1.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
     assert!(
-        csv.lines()
-            .next()
-            .unwrap()
-            .ends_with("point_distance_ratio_to_mean")
+        header.contains(",point_distance_mm_low,point_distance_mm_high,"),
+        "{header}"
     );
-    for (label, classes) in [("shape", 3u32), ("expression", 2)] {
+    // Every measured row has the ends of its intervals, in order.
+    let column = |name: &str| header.split(',').position(|c| c == name).unwrap();
+    let (low, high) = (column("l2_total_low"), column("l2_total_high"));
+    for line in csv.lines().skip(1).filter(|l| l.contains(",measured,")) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (a, b): (f64, f64) = (fields[low].parse().unwrap(), fields[high].parse().unwrap());
+        assert!(a <= b, "{line}");
+    }
+    let findings = std::fs::read_to_string(results.join("findings.md")).unwrap();
+    assert!(
+        findings.contains("| depth input helps shape |"),
+        "{findings}"
+    );
+    let cosine = std::fs::read_to_string(results.join("cosine.md")).unwrap();
+    assert!(cosine.contains("| sampled | shape | 7/10 |"), "{cosine}");
+    for (label, classes, large) in [("shape", 3u32, 10u32), ("expression", 2, 2)] {
         for pose in ["sampled", "neutral"] {
             let stem = format!("cosine_{label}_{pose}_pose");
+            // The larger study (tiny: 10 shapes) beside the figure.
+            let csv = std::fs::read_to_string(results.join(format!("{stem}_large.csv"))).unwrap();
+            assert_eq!(csv.lines().count(), 1 + large as usize, "{stem}");
             let png = image::open(results.join(format!("{stem}.png"))).unwrap();
             // One square cell per pair of classes.
             assert_eq!(png.width(), png.height(), "{stem}");

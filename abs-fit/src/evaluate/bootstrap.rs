@@ -89,8 +89,10 @@ pub struct FaceErrors {
 }
 
 impl FaceErrors {
-    /// `faces[i]` holds face i's value of each cell of [`Cell::ALL`].
-    pub(super) fn new(method: impl Into<String>, faces: Vec<[f64; N_CELLS]>) -> Self {
+    /// `faces[i]` holds face i's value of each cell, in the order of [`Cell::ALL`] (as
+    /// [`face_errors`](super::face_errors) computes them; other sources of per-face errors can
+    /// be compared the same way).
+    pub fn new(method: impl Into<String>, faces: Vec<[f64; N_CELLS]>) -> Self {
         Self {
             method: method.into(),
             faces,

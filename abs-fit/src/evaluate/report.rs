@@ -168,7 +168,7 @@ pub fn paper_protocol_markdown(measured: &[Table1Row]) -> String {
          5 cm, yaw ± 5°, pitch and roll ± 10°) and scores t_z (always 0) as a third translation \
          column: each printed Total is the mean over 10 + 7 + 3 + 3 = 23 elements, e.g. Mean \
          (10·{:.4} + 7·{:.4} + 3·{:.4} + 3·{:.4}) / 23 = {:.4} (every printed Total agrees to \
-         {:.4}). Under that protocol the Mean baseline's expected L2 is 1/3 for rotation (three \
+         its rounding: the largest difference is {:.1e}). Under that protocol the Mean baseline's expected L2 is 1/3 for rotation (three \
          U(−1, 1) columns, variance 1/3 each) and 2/9 for translation (two U(−1, 1) columns and \
          t_z ≡ 0), the Random baseline's 2/3 and 4/9. The paper prints Translation {:.4} and \
          Rotation {:.4} for the Mean (Random: {:.4} and {:.4}), so its two column labels appear \

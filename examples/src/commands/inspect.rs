@@ -53,6 +53,7 @@ pub fn run(args: Args) -> CliResult {
         m.param_names.len(),
         m.param_names.join(" ")
     );
+    println!("pose scaling {}", m.layout.describe_pose_scaling());
     if let Some(imaging) = m.settings.get("imaging") {
         for key in ["array", "sweep", "pool"] {
             if let Some(v) = imaging.get(key) {

@@ -11,12 +11,12 @@
 //!
 //! The one place where the training and fitting effort of each preset is set ([`Budget::of`]):
 //!
-//! | preset  | networks (facenet) | pose network | encoder epochs | decoder epochs | autoencoder epochs | batch   | encoder rate   | fit steps |
-//! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|
-//! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        |
-//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        |
-//! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       |
-//! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       |
+//! | preset  | networks (facenet) | pose network | encoder epochs | decoder epochs | autoencoder epochs | batch   | encoder rate   | fit steps | larger cosine study |
+//! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|--------------------:|
+//! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        | 10 × 5              |
+//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 40 × 5              |
+//! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       | 100 × 5             |
+//! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
 //! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). The `quick` row aims
 //! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes (measured on 2026-11-21:
@@ -25,13 +25,18 @@
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
 //! Test-time fits run with `radar-face fit`'s defaults: Adam rate 0.02 and a Gaussian prior of
-//! weight 0.001 on the coefficients.
+//! weight 0.001 on the coefficients. The larger cosine study (shapes × the figure's 5
+//! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
+//! to 40 shapes (400 images) to stay within its 10 minutes.
 //!
 //! # Output
 //!
 //! `--out` (default `out/reproduce/PRESET`) holds `dataset/`, `networks/{encoder,decoder,
-//! autoencoder}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md`, `table1.csv`,
-//! `cosine_{shape,expression}_{sampled,neutral}_pose.{png,csv}`, `cosine.md`, `runtimes.md` and
+//! autoencoder}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md` and
+//! `table1.csv` (every cell with its 95 % bootstrap interval, the paper's rows and the note on
+//! its pose protocol), `findings.md` and `findings.csv` (the paired comparisons behind the
+//! README's statements), `cosine_{shape,expression}_{sampled,neutral}_pose[_large].{png,csv}`
+//! (the paper-sized figure and the larger study), `cosine.md`, `runtimes.md` and
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
 //! of the true, starting and fitted meshes, the last two coloured by error).
 
