@@ -52,6 +52,7 @@ pub fn generate<M: MorphableModel>(
     let pending: usize = audit.pending.iter().map(|c| c.len()).sum();
     if !writer.is_complete() {
         check_disk(dir, config, pending, range.1 - range.0)?;
+        check_memory(dir, config, range.1 - range.0, available_memory())?;
     }
     for (chunk, reason) in &audit.bad {
         progress.message(&format!(
@@ -98,6 +99,40 @@ fn check_disk(dir: &Path, config: &DatasetConfig, pending: usize, total: usize) 
         )),
         _ => Ok(()),
     }
+}
+
+/// Fails with the estimate when the final arrays of `total` samples, which are assembled in
+/// memory (and which training reads into memory whole), exceed `available` bytes of memory.
+/// With `available` unknown, nothing is checked.
+fn check_memory(
+    dir: &Path,
+    config: &DatasetConfig,
+    total: usize,
+    available: Option<u64>,
+) -> Result<()> {
+    let per_sample = config.bytes_per_sample();
+    let needed = per_sample.saturating_mul(total as u64);
+    match available {
+        Some(free) if free < needed => Err(AbsFitError::dataset(
+            dir,
+            format!(
+                "needs about {} of memory to assemble {total} samples of {} (and as much to \
+                 train on them) but only {} is available",
+                human_bytes(needed),
+                human_bytes(per_sample),
+                human_bytes(free)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Memory available to new work (`MemAvailable` of /proc/meminfo), where the system says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Bytes free to an unprivileged user on the file system holding `dir`.
@@ -163,4 +198,27 @@ fn render_chunk<M: MorphableModel>(
             .assign(&depth);
     }
     Ok(arrays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Preset;
+
+    #[test]
+    fn memory_is_estimated_before_any_work() {
+        let config = DatasetConfig {
+            n_samples: 10_000_000,
+            ..Preset::Paper.dataset().unwrap()
+        };
+        let dir = Path::new("/tmp/never-written");
+        // 10 million paper samples hold 2 × 64 × 64 f32 images each: about 330 GB.
+        let err = check_memory(dir, &config, config.n_samples, Some(64 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("of memory") && err.contains("GB"), "{err}");
+        check_memory(dir, &config, 1000, Some(64 << 30)).expect("1 000 samples fit in 64 GiB");
+        check_memory(dir, &config, config.n_samples, None).expect("unknown memory is not checked");
+        assert!(!dir.exists());
+    }
 }

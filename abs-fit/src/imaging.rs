@@ -78,6 +78,27 @@ impl ImagingConfig {
         (self.grid.z().start_m(), self.grid.z().end_m())
     }
 
+    /// Checks that every point lies inside the voxel grid's box (ends included): a target
+    /// outside it images nowhere. Errors name the first point outside and the box.
+    pub fn check_in_view(&self, points: &[nalgebra::Point3<f64>]) -> Result<()> {
+        let (lo, hi) = self.grid.bounds();
+        if let Some((i, p)) = points
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !(0..3).all(|k| (lo[k]..=hi[k]).contains(&p[k])))
+        {
+            return Err(AbsFitError::config(
+                "point targets",
+                format!(
+                    "point {i} at ({}, {}, {}) m lies outside the imaged box x ∈ [{:.3}, {:.3}], \
+                     y ∈ [{:.3}, {:.3}], z ∈ [{:.3}, {:.3}] m",
+                    p.x, p.y, p.z, lo.x, hi.x, lo.y, hi.y, lo.z, hi.z
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the parts that are not validated by construction.
     pub fn validate(&self) -> Result<()> {
         self.simulation.validate()?;

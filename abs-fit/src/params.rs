@@ -210,7 +210,64 @@ pub struct FaceParams {
     pub render: RenderParams,
 }
 
+/// The largest |coefficient| a face may have (standard deviations): N(0, 1) draws pass 10σ
+/// with probability 2e-23, so anything beyond is a mistake, not a rare face.
+pub const MAX_COEFFICIENT_SD: f64 = 10.0;
+/// Valid antenna sizes (cm): generous around the paper's U(0.2, 0.3); 0 would be a point
+/// element and 5 cm an element wider than a third of the array.
+pub const ANTENNA_CM_RANGE: (f64, f64) = (0.05, 5.0);
+/// Valid dynamic ranges (dB) of the images.
+pub const DYNAMIC_RANGE_DB_RANGE: (f64, f64) = (1.0, 100.0);
+
+/// Checks that every coefficient is finite and within ±[`MAX_COEFFICIENT_SD`].
+pub(crate) fn check_coefficients(shape: &[f64], expression: &[f64]) -> Result<()> {
+    for (what, coefficients) in [("shape", shape), ("expression", expression)] {
+        if let Some((i, c)) = coefficients
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !(0.0..=MAX_COEFFICIENT_SD).contains(&c.abs()))
+        {
+            return Err(AbsFitError::config(
+                "face parameters",
+                format!(
+                    "{what} coefficient {i} = {c} must lie within ±{MAX_COEFFICIENT_SD} \
+                     standard deviations"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl FaceParams {
+    /// Checks every physical parameter against its documented range: coefficients within
+    /// ±[`MAX_COEFFICIENT_SD`], the pose's angles within ±90° and translations within ±1 m
+    /// ([`Pose::validate`]), m ∈ [0, 1], s in [`ANTENNA_CM_RANGE`], D in
+    /// [`DYNAMIC_RANGE_DB_RANGE`]. What a user asks to simulate must pass; predictions that
+    /// stray a little outside m, s and D are clamped by the physics renderer instead.
+    pub fn validate(&self) -> Result<()> {
+        check_coefficients(&self.shape, &self.expression)?;
+        self.pose.validate()?;
+        let r = &self.render;
+        for (name, value, (lo, hi)) in [
+            ("material", r.material, (0.0, 1.0)),
+            ("antenna size (cm)", r.antenna_cm, ANTENNA_CM_RANGE),
+            (
+                "dynamic range (dB)",
+                r.dynamic_range_db,
+                DYNAMIC_RANGE_DB_RANGE,
+            ),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(AbsFitError::config(
+                    "face parameters",
+                    format!("{name} = {value} must lie in [{lo}, {hi}]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A sampled face with its rendering parameters.
     pub fn from_sample(sample: FaceSample, render: RenderParams) -> Self {
         Self {
@@ -275,6 +332,36 @@ impl ParamLayout {
             pose_scales: PoseScales::new(scaling, sampling),
             render_ranges: RenderRanges::default(),
         }
+    }
+
+    /// The largest |scaled value| each column can hold for a physically valid face
+    /// ([`FaceParams::validate`]): [`MAX_COEFFICIENT_SD`] for coefficients, the pose limits
+    /// ([`morphable::MAX_TRANSLATION_M`], [`morphable::MAX_ANGLE_RAD`]) over each column's scale,
+    /// and the physical ranges of m, s and D mapped like the rendering columns. Readers refuse
+    /// stored values beyond these: a parameter of 1e30 is corruption, not a face.
+    pub fn column_limits(&self) -> Vec<f64> {
+        let mut limits = vec![MAX_COEFFICIENT_SD; self.n_shape + self.n_expression];
+        let scales = &self.pose_scales;
+        limits.extend(
+            scales.translation_m[..self.n_translation()]
+                .iter()
+                .map(|s| morphable::MAX_TRANSLATION_M / s),
+        );
+        limits.extend(
+            scales
+                .angle_rad
+                .iter()
+                .map(|s| morphable::MAX_ANGLE_RAD / s),
+        );
+        let r = &self.render_ranges;
+        for ((lo, hi), range) in [
+            ((0.0, 1.0), r.material),
+            (ANTENNA_CM_RANGE, r.antenna_cm),
+            (DYNAMIC_RANGE_DB_RANGE, r.dynamic_range_db),
+        ] {
+            limits.push(to_unit(lo, range).abs().max(to_unit(hi, range).abs()));
+        }
+        limits
     }
 
     /// How the pose columns are scaled, for notes under tables: e.g. "t_x, t_y, t_z / 5 cm;

@@ -270,5 +270,92 @@ fn garbage_in_a_finished_dataset_is_refused() {
         write_npy(dir.join("level_db.npy"), &level).unwrap();
         write_npy(dir.join("depth_m.npy"), &depth).unwrap();
     }
+    // Parameters beyond what a physically valid face can hold (a coefficient of 1e30, a yaw
+    // column of 1e30) are refused with their column.
+    let params = read_npy::<f32, ndarray::Ix2>(dir.join("params.npy")).unwrap();
+    let yaw = manifest(9, (0, 9), 1)
+        .layout
+        .range(abs_fit::ParamGroup::Rotation)
+        .start;
+    for (column, name) in [(0, "shape_0"), (yaw, "yaw_scaled")] {
+        let mut altered = params.clone();
+        altered[[4, column]] = 1e30;
+        write_npy(dir.join("params.npy"), &altered).unwrap();
+        let err = Dataset::open(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "params.npy: sample 4 column {name} is 1000000000000000000000000000000"
+            )),
+            "{err}"
+        );
+    }
+    write_npy(dir.join("params.npy"), &params).unwrap();
     Dataset::open(&dir).expect("restored");
+}
+
+/// Every physical parameter has a documented range, checked by the library: each nonsense value
+/// is a typed error naming it, while every face the paper's distribution draws passes.
+#[test]
+fn physical_ranges_are_checked_in_the_library() {
+    use abs_fit::{FaceDistribution, FaceParams, ParamLayout, PhysicsRenderer, Preset};
+    use morphable::{Pose, SamplingConfig};
+    use nalgebra::Vector3;
+
+    let good = FaceParams {
+        shape: vec![1.0, -2.0],
+        expression: vec![0.5],
+        pose: Pose {
+            yaw: 30f64.to_radians(),
+            ..Pose::identity()
+        },
+        render: abs_fit::RenderParams {
+            material: 0.3,
+            antenna_cm: 0.25,
+            dynamic_range_db: 20.0,
+        },
+    };
+    good.validate().expect("a yaw of 30° is legal");
+    type Spoil = fn(&mut FaceParams);
+    let cases: [(&str, Spoil); 10] = [
+        ("material", |f| f.render.material = 2.0),
+        ("material", |f| f.render.material = -1.0),
+        ("antenna", |f| f.render.antenna_cm = 0.0),
+        ("antenna", |f| f.render.antenna_cm = 1e9),
+        ("dynamic range", |f| f.render.dynamic_range_db = f64::NAN),
+        ("yaw", |f| f.pose.yaw = 1e10),
+        ("pitch", |f| f.pose.pitch = std::f64::consts::PI),
+        ("t_x", |f| f.pose.translation.x = 5.0),
+        ("shape coefficient 1", |f| f.shape[1] = 100.0),
+        ("expression coefficient 0", |f| {
+            f.expression[0] = f64::INFINITY
+        }),
+    ];
+    for (name, spoil) in cases {
+        let mut face = good.clone();
+        spoil(&mut face);
+        let err = face.validate().expect_err(name).to_string();
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    // The paper's distribution stays inside every range.
+    let layout = ParamLayout::default();
+    let distribution = FaceDistribution {
+        sampling: SamplingConfig::default(),
+        layout,
+        seed: 3,
+    };
+    for i in 0..500 {
+        let face = distribution.draw(i).0;
+        face.validate().unwrap_or_else(|e| panic!("face {i}: {e}"));
+    }
+    // A face moved into the array is refused when it is placed, before any simulation.
+    let config = Preset::Tiny.dataset().unwrap();
+    let renderer =
+        PhysicsRenderer::new(morphable::builtin::builtin(), layout, config.imaging).unwrap();
+    let mut inside = good.clone();
+    inside.pose.translation = Vector3::new(0.0, 0.0, -0.249);
+    let err = renderer.placed_mesh(&inside).unwrap_err().to_string();
+    assert!(err.contains("from the array plane"), "{err}");
+    renderer
+        .placed_mesh(&good)
+        .expect("the default placement is valid");
 }

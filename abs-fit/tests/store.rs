@@ -73,7 +73,7 @@ pub fn sample_arrays(range: std::ops::Range<usize>) -> SampleArrays {
     let p = ParamLayout::default().len();
     let start = range.start;
     SampleArrays {
-        params: Array2::from_shape_fn((n, p), |(i, j)| ((start + i) * 100 + j) as f32 * 1e-3),
+        params: Array2::from_shape_fn((n, p), |(i, j)| ((start + i) * 100 + j) as f32 * 1e-5),
         level_db: Array3::from_shape_fn((n, H, W), |(i, r, c)| {
             -((((start + i) + r * W + c) % 40) as f32)
         }),

@@ -590,3 +590,86 @@ fn absurd_sizes_are_refused_before_any_work() {
     }
     assert!(!out.exists(), "nothing was written");
 }
+
+/// Nonsense physical arguments, ignored options and conflicting options are refused with a
+/// sentence naming the value, before anything is written (issue 18, item 8). The ranges live
+/// in the libraries (`FaceParams::validate`, `Pose::validate`, `LearningRate::validate`,
+/// `ImagingConfig::check_in_view`, `PhysicsRenderer::placed_mesh`); these are their faces on the
+/// command line.
+#[test]
+fn nonsense_physical_arguments_are_refused() {
+    let out = temp_dir("nonsense");
+    // The train cases need a dataset to get past opening it.
+    let dataset = out.join("dataset");
+    ok(&radar_face(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--samples",
+        "4",
+        "--out",
+        s(&dataset),
+    ]));
+    let never = "/nonexistent/never-written";
+    let sim = |extra: &[&'static str]| {
+        let mut args = vec!["simulate", "--preset", "tiny", "--out", s(&out)];
+        args.extend_from_slice(extra);
+        args
+    };
+    let train = |extra: &[&'static str]| {
+        let mut args = vec!["train", "--dataset", s(&dataset), "--input", "depth"];
+        args.extend_from_slice(extra);
+        args.extend(["--out", never]);
+        args
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (sim(&["--material", "2"]), "material = 2 must lie in [0, 1]"),
+        (sim(&["--material=-1"]), "material = -1"),
+        (sim(&["--antenna-cm", "0"]), "antenna size (cm) = 0"),
+        (sim(&["--antenna-cm=-1"]), "antenna size (cm) = -1"),
+        (
+            sim(&["--antenna-cm", "1e9"]),
+            "antenna size (cm) = 1000000000",
+        ),
+        (sim(&["--yaw", "1e10"]), "yaw"),
+        (sim(&["--pitch", "180"]), "pitch"),
+        (sim(&["--shape", "100"]), "shape coefficient 0 = 100"),
+        (sim(&["--translation-cm=0,0,-24.9"]), "from the array plane"),
+        (sim(&["--point", "0,0,100"]), "outside the imaged box"),
+        (
+            sim(&["--point", "0,0,0.28", "--shape", "1"]),
+            "cannot be used with",
+        ),
+        (sim(&["--range-db", "0"]), "dynamic range (dB) = 0"),
+        (
+            train(&["--stage", "decoder", "--encoder", "/tmp"]),
+            "--encoder does not apply to --stage decoder",
+        ),
+        (
+            train(&["--stage", "encoder", "--learning-rate", "1e30"]),
+            "must lie in (0, 1]",
+        ),
+        (vec!["inspect", s(&dataset), "--count", "0"], "--count 0"),
+        // An output that cannot be written is named.
+        (
+            vec![
+                "inspect",
+                s(&dataset),
+                "--sheet",
+                "/nonexistent/dir/sheet.png",
+            ],
+            "/nonexistent/dir/sheet.png",
+        ),
+    ];
+    let before = std::fs::read_dir(&out).unwrap().count();
+    for (args, expected) in cases {
+        let output = radar_face(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_ne!(output.status.code(), Some(0), "{args:?} was accepted");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // No refused run wrote anything: only the dataset is there.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), before);
+    assert!(!Path::new(never).exists());
+}

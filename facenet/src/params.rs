@@ -162,7 +162,7 @@ impl ParamStore {
     ///
     /// # Errors
     /// [`FacenetError::Io`] if the file cannot be read, [`FacenetError::Weights`] naming the first
-    /// missing, unexpected or misshapen tensor.
+    /// missing, unexpected, misshapen or non-finite tensor.
     pub fn load(&self, path: &Path) -> Result<()> {
         let bytes = std::fs::read(path).map_err(|e| FacenetError::io(path, e))?;
         let vars = self.named_vars();
@@ -193,6 +193,17 @@ impl ParamStore {
                         tensor.dims(),
                         var.dims()
                     ),
+                ));
+            }
+            // A NaN or infinite weight poisons every prediction: refuse it by name.
+            let values = tensor
+                .to_dtype(DType::F64)?
+                .flatten_all()?
+                .to_vec1::<f64>()?;
+            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(FacenetError::weights(
+                    path,
+                    format!("tensor '{name}' holds {v} at element {i}: weights must be finite"),
                 ));
             }
             var.set(&tensor.to_dtype(var.dtype())?)?;

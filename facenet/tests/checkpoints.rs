@@ -274,6 +274,42 @@ fn weights_of_another_architecture_are_rejected() {
     ));
 }
 
+/// A weight file with a NaN or an infinity is refused by name, whatever the tensor: such
+/// weights would turn every prediction into NaN.
+#[test]
+fn non_finite_weights_are_rejected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = NetworkSize::Tiny.resnet(1, 2, Head::Linear);
+    let net = Network::new(config.clone(), 0, DType::F32, &Device::Cpu).expect("resnet");
+    let clean = dir.path().join("clean.safetensors");
+    net.save_weights(&clean).expect("save");
+    let tensors = candle_core::safetensors::load(&clean, &Device::Cpu).expect("read back");
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    // The first, a middle and the last tensor, each with a NaN and with an infinity.
+    for name in [names[0], names[names.len() / 2], names[names.len() - 1]] {
+        for bad in [f32::NAN, f32::NEG_INFINITY] {
+            let mut spoiled = tensors.clone();
+            let t = &spoiled[name];
+            let mut values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let last = values.len() - 1;
+            values[last] = bad;
+            let replaced = candle_core::Tensor::from_vec(values, t.shape(), &Device::Cpu).unwrap();
+            spoiled.insert(name.clone(), replaced);
+            let path = dir.path().join("spoiled.safetensors");
+            candle_core::safetensors::save(&spoiled, &path).expect("write");
+            match Network::from_weights(config.clone(), &path, &Device::Cpu) {
+                Err(FacenetError::Weights { reason, .. }) => assert!(
+                    reason.contains(&format!("tensor '{name}'")) && reason.contains("finite"),
+                    "{reason}"
+                ),
+                other => panic!("{name} = {bad}: expected a weights error, got {other:?}"),
+            }
+        }
+    }
+    Network::from_weights(config, &clean, &Device::Cpu).expect("clean weights load");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 

@@ -42,5 +42,5 @@ pub use mesh::Mesh;
 pub use model::{
     LinearMorphableModel, MorphableModel, PcaBlock, PcaModel, Truncated, check_coefficients,
 };
-pub use pose::{DEFAULT_DISTANCE_M, Placement, Pose};
+pub use pose::{DEFAULT_DISTANCE_M, MAX_ANGLE_RAD, MAX_TRANSLATION_M, Placement, Pose};
 pub use sampling::{FaceSample, SamplingConfig};

@@ -34,23 +34,44 @@ impl Pose {
             * Rotation3::from_axis_angle(&Vector3::z_axis(), self.roll)
     }
 
-    /// Checks that every number is finite.
+    /// Checks that every angle lies within ±[`MAX_ANGLE_RAD`] (90°) and every translation
+    /// within ±[`MAX_TRANSLATION_M`] (1 m): generous against the paper's ±5° to ±10° and ±5 cm,
+    /// but a face turned past side-on looks away from the array, and a head pose is not a
+    /// metre-scale move.
     pub fn validate(&self) -> Result<()> {
-        let all = [self.yaw, self.pitch, self.roll];
-        if all
-            .iter()
-            .chain(self.translation.iter())
-            .all(|v| v.is_finite())
-        {
-            Ok(())
-        } else {
+        let refuse = |reason: String| {
             Err(MorphableError::Config {
                 name: "pose",
-                reason: format!("non-finite value in {self:?}"),
+                reason,
             })
+        };
+        for (name, angle) in [
+            ("yaw", self.yaw),
+            ("pitch", self.pitch),
+            ("roll", self.roll),
+        ] {
+            if !(0.0..=MAX_ANGLE_RAD).contains(&angle.abs()) {
+                return refuse(format!(
+                    "{name} = {angle} rad ({:.4}°) must lie within ±90°",
+                    angle.to_degrees()
+                ));
+            }
         }
+        for (name, t) in ["t_x", "t_y", "t_z"].iter().zip(self.translation.iter()) {
+            if !(0.0..=MAX_TRANSLATION_M).contains(&t.abs()) {
+                return refuse(format!(
+                    "{name} = {t} m must lie within ±{MAX_TRANSLATION_M} m"
+                ));
+            }
+        }
+        Ok(())
     }
 }
+
+/// The largest |yaw|, |pitch| and |roll| a [`Pose`] may have: 90°.
+pub const MAX_ANGLE_RAD: f64 = std::f64::consts::FRAC_PI_2;
+/// The largest |t_x|, |t_y| and |t_z| a [`Pose`] may have (m).
+pub const MAX_TRANSLATION_M: f64 = 1.0;
 
 /// Default distance (m) from the array plane to the mean face's closest point.
 pub const DEFAULT_DISTANCE_M: f64 = 0.25;

@@ -207,7 +207,9 @@ pub struct SampleArrays {
 
 impl SampleArrays {
     /// Checks the arrays of samples `range` (row 0 is sample `range.start`) read from or bound
-    /// for `at`: the shapes `manifest` declares, finite parameters, levels ≤ 0 dB (or −∞ where
+    /// for `at`: the shapes `manifest` declares, finite parameters within their columns'
+    /// physical limits ([`ParamLayout::column_limits`](crate::ParamLayout::column_limits)),
+    /// levels ≤ 0 dB (or −∞ where
     /// nothing was seen, never NaN) and finite depths. Errors name the file, the sample and the
     /// value.
     pub(super) fn validate(
@@ -220,11 +222,26 @@ impl SampleArrays {
         let first = range.start;
         let bad =
             |file: &str, what: String| Err(AbsFitError::dataset(at, format!("{file}: {what}")));
-        if let Some(((row, col), v)) = self.params.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        // f32 storage rounds a value at a limit by a relative 6e-8.
+        let limits: Vec<f32> = manifest
+            .layout
+            .column_limits()
+            .iter()
+            .map(|l| (l * (1.0 + 1e-6)) as f32)
+            .collect();
+        if let Some(((row, col), v)) = self.params.indexed_iter().find(|((_, col), v)| {
+            let limit = limits.get(*col).copied().unwrap_or(f32::INFINITY);
+            !(0.0..=limit).contains(&v.abs())
+        }) {
             let name = manifest.param_names.get(col).map_or("?", String::as_str);
             return bad(
                 PARAMS_FILE,
-                format!("sample {} column {name} is {v}", first + row),
+                format!(
+                    "sample {} column {name} is {v}: a physically valid face has at most {} \
+                     in this column",
+                    first + row,
+                    limits[col]
+                ),
             );
         }
         let pixel =

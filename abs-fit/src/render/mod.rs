@@ -8,7 +8,7 @@ mod physics;
 
 pub use depth_raster::DepthRasterRenderer;
 pub use learned::LearnedRenderer;
-pub use physics::{PhysicsRenderer, Rendering};
+pub use physics::{MIN_DISTANCE_M, PhysicsRenderer, Rendering};
 
 use candle_core::Tensor;
 

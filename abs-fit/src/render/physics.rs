@@ -11,7 +11,11 @@ use radar_sim::{
 
 use super::Renderer;
 use crate::dataset::{InputKind, write_input_image};
-use crate::{FaceParams, ImagingConfig, ParamLayout, Result};
+use crate::{AbsFitError, FaceParams, ImagingConfig, ParamLayout, Result};
+
+/// The closest a face may come to the array plane (m): well inside the near field of the
+/// ±7 cm aperture; the presets place faces 25 cm away.
+pub const MIN_DISTANCE_M: f64 = 0.05;
 
 /// Renders faces of any [`MorphableModel`] with any array of [`ImagingConfig`].
 ///
@@ -97,10 +101,32 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
         Ok(self.model.instance(&face.shape, &face.expression)?)
     }
 
-    /// The face mesh placed in radar space (m).
+    /// The face mesh placed in radar space (m). Errors: coefficients beyond
+    /// ±[`MAX_COEFFICIENT_SD`](crate::params::MAX_COEFFICIENT_SD), a pose outside its ranges
+    /// ([`Pose::validate`](morphable::Pose::validate)), or a face closer than
+    /// [`MIN_DISTANCE_M`] to the array plane.
     pub fn placed_mesh(&self, face: &FaceParams) -> Result<Mesh> {
+        crate::params::check_coefficients(&face.shape, &face.expression)?;
         face.pose.validate()?;
-        Ok(self.placement.place(&self.model_mesh(face)?, &face.pose))
+        let mesh = self.placement.place(&self.model_mesh(face)?, &face.pose);
+        let nearest = mesh
+            .vertices
+            .iter()
+            .map(|v| v.z)
+            .fold(f64::INFINITY, f64::min);
+        if !(MIN_DISTANCE_M..).contains(&nearest) {
+            return Err(AbsFitError::config(
+                "face placement",
+                format!(
+                    "the face's nearest point is {:.1} mm from the array plane; it must be at \
+                     least {:.0} mm away (translation {:?} m)",
+                    nearest * 1e3,
+                    MIN_DISTANCE_M * 1e3,
+                    face.pose.translation.as_slice()
+                ),
+            ));
+        }
+        Ok(mesh)
     }
 
     /// The simulation settings of one face: its material and antenna size, and `seed`.

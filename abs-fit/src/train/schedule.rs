@@ -35,13 +35,17 @@ impl LearningRate {
         }
     }
 
-    /// Checks that both rates are finite and positive and the fraction lies in [0, 1].
+    /// The largest learning rate accepted: Adam's steps are about the rate in size, and the
+    /// parameters are O(1), so a rate above 1 throws them away (the paper's largest is 0.01).
+    pub const MAX: f64 = 1.0;
+
+    /// Checks that both rates lie in (0, [`LearningRate::MAX`]] and the fraction in [0, 1].
     pub fn validate(&self) -> Result<()> {
         for (field, lr) in [("start", self.start), ("end", self.end)] {
-            if !(lr.is_finite() && lr > 0.0) {
+            if !(lr.is_finite() && lr > 0.0 && lr <= Self::MAX) {
                 return Err(AbsFitError::config(
                     "learning rate",
-                    format!("{field} = {lr} must be finite and positive"),
+                    format!("{field} = {lr} must lie in (0, {}]", Self::MAX),
                 ));
             }
         }

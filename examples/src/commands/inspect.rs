@@ -16,7 +16,7 @@ pub struct Args {
     /// Contact sheet PNG (default: DIR/contact_sheet.png).
     #[arg(long)]
     sheet: Option<PathBuf>,
-    /// Samples on the contact sheet.
+    /// Samples on the contact sheet (at least 1).
     #[arg(long, default_value_t = 16)]
     count: usize,
     /// Dynamic range (dB) of the pictures.
@@ -25,6 +25,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> CliResult {
+    if args.count == 0 {
+        return Err("--count 0: the contact sheet needs at least one sample".into());
+    }
     let dataset = Dataset::open(&args.dir)?;
     let m = dataset.manifest();
     println!("dataset      {}", args.dir.display());

@@ -54,8 +54,15 @@ pub struct Args {
     /// Dynamic range (dB) of the amplitude and depth pictures.
     #[arg(long, default_value_t = 20.0)]
     range_db: f32,
-    /// Image point targets at x,y,z (m) instead of a face; repeat for several.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, action = clap::ArgAction::Append)]
+    /// Image point targets at x,y,z (m) instead of a face; repeat for several. The face's
+    /// options (model, coefficients, pose) do not apply and are refused beside it.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        action = clap::ArgAction::Append,
+        conflicts_with_all = ["model", "shape", "expression", "yaw", "pitch", "roll", "translation_cm"]
+    )]
     point: Vec<f64>,
 }
 
@@ -75,6 +82,20 @@ pub fn run(args: Args) -> CliResult {
         .into());
     }
     let config = args.preset.dataset()?;
+    // Every range is checked before anything is written.
+    if args.point.is_empty() {
+        face_of(&args).validate()?;
+    } else {
+        config.imaging.check_in_view(&positions(&args))?;
+        // The material, antenna size and dynamic range have the ranges they have for a face.
+        FaceParams {
+            shape: Vec::new(),
+            expression: Vec::new(),
+            pose: Pose::identity(),
+            render: render_params(&args),
+        }
+        .validate()?;
+    }
     let out = create_dir(&args.out)?;
     let rendering = if args.point.is_empty() {
         simulate_face(&args, &config, &out)?
@@ -103,22 +124,7 @@ fn simulate_face(
     out: &Path,
 ) -> CliResult<Rendering> {
     let model = load_model(args.model.as_deref())?;
-    let t = &args.translation_cm;
-    let face = FaceParams {
-        shape: args.shape.clone(),
-        expression: args.expression.clone(),
-        pose: Pose {
-            yaw: args.yaw.to_radians(),
-            pitch: args.pitch.to_radians(),
-            roll: args.roll.to_radians(),
-            translation: Vector3::new(t[0], t[1], t[2]) / 100.0,
-        },
-        render: RenderParams {
-            material: args.material,
-            antenna_cm: args.antenna_cm,
-            dynamic_range_db: args.range_db as f64,
-        },
-    };
+    let face = face_of(args);
     println!(
         "{}: {} vertices, {} + {} components",
         model.name(),
@@ -127,24 +133,54 @@ fn simulate_face(
         model.n_expression()
     );
     let renderer = PhysicsRenderer::new(&model, config.layout, config.imaging.clone())?;
+    // Placing the face checks that it stays in front of the array, before anything is written.
+    let placed = renderer.placed_mesh(&face)?;
     write_ply(&out.join("mesh.ply"), &renderer.model_mesh(&face)?, None)?;
-    write_ply(
-        &out.join("mesh_radar.ply"),
-        &renderer.placed_mesh(&face)?,
-        None,
-    )?;
+    write_ply(&out.join("mesh_radar.ply"), &placed, None)?;
     let params = serde_json::to_string_pretty(&face)?;
     morphable::export::atomic_write(&out.join("params.json"), params.as_bytes())?;
     Ok(renderer.render_face(&face, args.seed)?)
 }
 
-fn simulate_points(args: &Args, config: &abs_fit::dataset::DatasetConfig) -> CliResult<Rendering> {
-    let points = args
-        .point
+/// The point targets of the command line.
+fn positions(args: &Args) -> Vec<Point3<f64>> {
+    args.point
         .chunks(3)
-        .map(|p| PointScatterer::new(Point3::new(p[0], p[1], p[2]), 1e-4))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| Point3::new(p[0], p[1], p[2]))
+        .collect()
+}
+
+/// The face of the command line.
+fn face_of(args: &Args) -> FaceParams {
+    let t = &args.translation_cm;
+    FaceParams {
+        shape: args.shape.clone(),
+        expression: args.expression.clone(),
+        pose: Pose {
+            yaw: args.yaw.to_radians(),
+            pitch: args.pitch.to_radians(),
+            roll: args.roll.to_radians(),
+            translation: Vector3::new(t[0], t[1], t[2]) / 100.0,
+        },
+        render: render_params(args),
+    }
+}
+
+/// The material, antenna size and dynamic range of the command line.
+fn render_params(args: &Args) -> RenderParams {
+    RenderParams {
+        material: args.material,
+        antenna_cm: args.antenna_cm,
+        dynamic_range_db: f64::from(args.range_db),
+    }
+}
+
+fn simulate_points(args: &Args, config: &abs_fit::dataset::DatasetConfig) -> CliResult<Rendering> {
     let imaging = &config.imaging;
+    let points = positions(args)
+        .into_iter()
+        .map(|p| PointScatterer::new(p, 1e-4))
+        .collect::<Result<Vec<_>, _>>()?;
     let simulation = SimulationConfig {
         material: Material::with_exponent(args.material, imaging.simulation.material.exponent)?,
         pattern: ElementPattern::sinc(args.antenna_cm)?,

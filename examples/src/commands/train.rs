@@ -55,17 +55,18 @@ pub struct Args {
     /// A constant Adam learning rate instead of the paper's schedule.
     #[arg(long)]
     learning_rate: Option<f64>,
-    /// The encoder's network for pose and rendering parameters: alexnet (the paper) or resnet
-    /// (learns rotation on the small presets).
-    #[arg(long, default_value = "alexnet")]
-    pose_network: facenet::PoseNetwork,
+    /// The encoder's network for pose and rendering parameters: alexnet (the paper, the
+    /// default) or resnet (learns rotation on the small presets). Encoder stage only.
+    #[arg(long)]
+    pose_network: Option<facenet::PoseNetwork>,
     /// Where the network trains: cpu, or cuda / cuda:N with a build that has `--features cuda`.
     #[arg(long, default_value = "cpu")]
     device: facenet::ComputeDevice,
-    /// The trained encoder the autoencoder starts from.
+    /// The trained encoder the autoencoder starts from (autoencoder stage only).
     #[arg(long)]
     encoder: Option<PathBuf>,
-    /// The trained decoder (learned renderer) the autoencoder trains through.
+    /// The trained decoder (learned renderer) the autoencoder trains through (autoencoder
+    /// stage only).
     #[arg(long)]
     decoder: Option<PathBuf>,
     /// Stage directory: `model.json` and the checkpoint. Running again resumes.
@@ -98,6 +99,7 @@ fn overridden(schedule: TrainSchedule, args: &Args) -> TrainSchedule {
 /// Trains the chosen stage on the dataset's training split in `--out` (resuming what is there)
 /// and prints one line on the trained network.
 pub fn run(args: Args) -> CliResult {
+    refuse_ignored(&args)?;
     let dataset = Dataset::open(&args.dataset)?;
     let started = Instant::now();
     let mut bar = Bar::new("steps");
@@ -115,7 +117,7 @@ pub fn run(args: Args) -> CliResult {
                 let paper = EncoderTrainConfig::paper(preset);
                 let config = EncoderTrainConfig {
                     schedule: overridden(paper.schedule, &args),
-                    pose_network: args.pose_network,
+                    pose_network: args.pose_network.unwrap_or(facenet::PoseNetwork::AlexNet),
                     ..paper
                 };
                 let encoder = train_encoder(&dataset, input, &config, &args.out, &mut bar)?;
@@ -174,6 +176,34 @@ pub fn run(args: Args) -> CliResult {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Options the chosen stage would ignore are an error, not silently dropped: `--encoder` and
+/// `--decoder` belong to the autoencoder stage, `--pose-network` to the encoder stage.
+fn refuse_ignored(args: &Args) -> CliResult {
+    let stage = stage_name(args.stage);
+    let ignored = [
+        (
+            "--encoder",
+            args.encoder.is_some() && args.stage != Stage::Autoencoder,
+        ),
+        (
+            "--decoder",
+            args.decoder.is_some() && args.stage != Stage::Autoencoder,
+        ),
+        (
+            "--pose-network",
+            args.pose_network.is_some() && args.stage != Stage::Encoder,
+        ),
+    ];
+    match ignored.iter().find(|(_, ignored)| *ignored) {
+        Some((option, _)) => Err(format!(
+            "{option} does not apply to --stage {stage}: --encoder and --decoder belong to \
+             --stage autoencoder, --pose-network to --stage encoder"
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 fn stage_name(stage: Stage) -> &'static str {
