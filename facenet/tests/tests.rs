@@ -3,6 +3,7 @@
 mod checkpoints;
 mod configs;
 mod gradients;
+mod reliability;
 mod shapes;
 mod support;
 mod training;
