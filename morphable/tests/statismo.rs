@@ -12,25 +12,24 @@ use morphable::statismo::{
     self, CellIndexType, FormatVersion, LoadOptions, NoiseVarianceShape, SaveOptions, Storage,
 };
 use morphable::{MorphableError, MorphableModel, PcaBlock, PcaModel};
-use proptest::prelude::*;
 
 // ---- helpers ---------------------------------------------------------------------------------
 
 /// A fresh temporary directory (the `tempfile` crate's, removed on drop).
-struct TempDir(tempfile::TempDir);
+pub(crate) struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(tempfile::tempdir().expect("create temp dir"))
     }
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.path().join(name)
     }
 }
 
 /// A random model on a `side × side` grid: a gently curved sheet, Gaussian basis columns,
 /// decreasing variances, a non-zero expression mean and shape noise.
-fn grid_model(side: usize, n_shape: usize, n_expression: usize, seed: u64) -> PcaModel {
+pub(crate) fn grid_model(side: usize, n_shape: usize, n_expression: usize, seed: u64) -> PcaModel {
     let sheet = Sheet {
         pitch: 8.0,
         height: 60.0,
@@ -155,7 +154,7 @@ enum VersionForm {
 }
 
 #[derive(Debug, Clone)]
-struct RawFile {
+pub(crate) struct RawFile {
     shape: RawBlock,
     expression: Option<RawBlock>,
     version: VersionForm,
@@ -176,7 +175,7 @@ const EXPRESSION_MEAN: f32 = 0.1;
 impl RawFile {
     /// A valid tiny model: orthonormal unit-vector bases, version 0.9, one expression
     /// component moving vertex 3 along z with λ = 1.
-    fn valid() -> Self {
+    pub(crate) fn valid() -> Self {
         // (12 × 2) row-major: u0 = e_2 (vertex 0, z), u1 = e_3 (vertex 1, x).
         let mut basis = vec![0.0f32; 24];
         basis[2 * 2] = 1.0;
@@ -213,7 +212,7 @@ impl RawFile {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut file = FileBuilder::new();
         let mut children = vec![self.block_group(file.create_group("shape"), &self.shape)];
         if let Some(expression) = &self.expression {
@@ -918,79 +917,6 @@ fn public_types_are_send_and_sync() {
     check::<NoiseVarianceShape>();
 }
 
-// ---- no input may panic ------------------------------------------------------------------------
-
-fn fuzz_seeds() -> &'static [Vec<u8>] {
-    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
-    SEEDS.get_or_init(|| {
-        let model = grid_model(3, 2, 1, 9);
-        let deflate = SaveOptions {
-            storage: Storage::Deflate { level: 6 },
-            noise_shape: NoiseVarianceShape::Scalar,
-            ..SaveOptions::default()
-        };
-        vec![
-            RawFile::valid().bytes(),
-            statismo::to_bytes(&model, &SaveOptions::default()).expect("bytes"),
-            statismo::to_bytes(&model, &deflate).expect("bytes"),
-        ]
-    })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
-
-    /// Random byte edits and truncations of valid files: load answers a typed error or a model
-    /// whose instances within ±10 σ are finite and within the stated bound; it never panics.
-    #[test]
-    fn damaged_files_never_panic(
-        seed in 0usize..3,
-        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12),
-        cut in prop::option::weighted(0.25, any::<prop::sample::Index>()),
-        coefficients in prop::collection::vec(-10.0f64..10.0, 8),
-    ) {
-        let mut bytes = fuzz_seeds()[seed].clone();
-        for (at, value) in edits {
-            let i = at.index(bytes.len());
-            bytes[i] = value;
-        }
-        if let Some(cut) = cut {
-            bytes.truncate(cut.index(bytes.len()));
-        }
-        // From memory, and from disk, where the file is read on demand.
-        let dir = TempDir::new();
-        let path = dir.path("fuzz.h5");
-        std::fs::write(&path, &bytes).expect("write");
-        let outcome = std::panic::catch_unwind(|| {
-            let in_memory = statismo::from_bytes(bytes, "fuzz", &LoadOptions::new());
-            (in_memory, statismo::load(&path))
-        });
-        let Ok((in_memory, on_disk)) = outcome else {
-            return Err(TestCaseError::fail("load panicked"));
-        };
-        for model in [in_memory, on_disk].into_iter().flatten() {
-            let n_shape = model.n_shape().min(4);
-            let n_expression = model.n_expression().min(4);
-            let mesh = model
-                .instance(&coefficients[..n_shape], &coefficients[4..4 + n_expression])
-                .expect("an instance of a loaded model");
-            let bound = instance_bound_mm(&model);
-            for c in mesh.vertices.iter().flat_map(|v| v.iter()) {
-                prop_assert!(c.is_finite() && c.abs() <= bound, "{c} beyond {bound} mm");
-            }
-        }
-    }
-}
-
-/// The bound every loaded model's instances obey for coefficients within ±10 σ: the two
-/// blocks' means within `PcaBlock::MAX_COORDINATE_MM` each, and each of the K components
-/// moving a coordinate by at most 10 · `PcaBlock::MAX_DISPLACEMENT_MM`.
-fn instance_bound_mm(model: &PcaModel) -> f64 {
-    let k = (model.n_shape() + model.n_expression()) as f64;
-    2.0 * f64::from(PcaBlock::MAX_COORDINATE_MM)
-        + k * 10.0 * f64::from(PcaBlock::MAX_DISPLACEMENT_MM)
-}
-
 // ---- the real model ------------------------------------------------------------------------------
 
 /// The real face model (ICT-FaceKit Light, statismo layout), in the project's shared folder
@@ -1102,43 +1028,10 @@ fn real_ict_face_model_loads_as_a_face() {
     );
 }
 
-fn real_model_bytes() -> Option<&'static [u8]> {
+/// The real model's bytes, read once.
+pub(crate) fn real_model_bytes() -> Option<&'static [u8]> {
     static BYTES: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     BYTES
         .get_or_init(|| ict_model_path().and_then(|p| std::fs::read(p).ok()))
         .as_deref()
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
-    /// The real model's file is in the C library's older format (version 0 superblock,
-    /// version 1 object headers without checksums), so edits to its metadata reach deeper
-    /// into the parser than edits to checksummed files do. Its metadata sits in the first and
-    /// last few kilobytes; edits land there.
-    #[test]
-    fn damaged_real_model_never_panics(
-        edits in prop::collection::vec((any::<bool>(), 0usize..16_384, any::<u8>()), 1..6),
-        cut in prop::option::weighted(0.1, any::<prop::sample::Index>()),
-    ) {
-        let Some(original) = real_model_bytes() else {
-            return Ok(());
-        };
-        let mut bytes = original.to_vec();
-        let len = bytes.len();
-        for (from_end, offset, value) in edits {
-            let at = if from_end { len - 1 - offset % len } else { offset % len };
-            bytes[at] = value;
-        }
-        if let Some(cut) = cut {
-            bytes.truncate(cut.index(bytes.len()));
-        }
-        let outcome = std::panic::catch_unwind(|| {
-            let options = LoadOptions::new()
-                .with_max_shape_components(2)
-                .with_max_expression_components(2);
-            statismo::from_bytes(bytes, "fuzz", &options).map(|m| m.n_vertices())
-        });
-        prop_assert!(outcome.is_ok(), "load panicked");
-    }
 }

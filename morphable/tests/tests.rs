@@ -2,4 +2,5 @@
 
 mod builtin;
 mod core;
+mod reliability;
 mod statismo;
