@@ -611,8 +611,10 @@ fn nonsense_physical_arguments_are_refused() {
         s(&dataset),
     ]));
     let never = "/nonexistent/never-written";
+    // Refused runs must not even create their output directory.
+    let sim_out = out.join("simulated");
     let sim = |extra: &[&'static str]| {
-        let mut args = vec!["simulate", "--preset", "tiny", "--out", s(&out)];
+        let mut args = vec!["simulate", "--preset", "tiny", "--out", s(&sim_out)];
         args.extend_from_slice(extra);
         args
     };
@@ -671,5 +673,6 @@ fn nonsense_physical_arguments_are_refused() {
     }
     // No refused run wrote anything: only the dataset is there.
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), before);
+    assert!(!sim_out.exists());
     assert!(!Path::new(never).exists());
 }

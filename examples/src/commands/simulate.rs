@@ -6,7 +6,7 @@ use abs_fit::{FaceParams, PhysicsRenderer, Preset, RenderParams, Rendering};
 use backproject::{ColourMap, DynamicRange};
 use clap::Args as ClapArgs;
 use morphable::export::write_ply;
-use morphable::{MorphableModel, Pose};
+use morphable::{Mesh, MorphableModel, PcaModel, Pose};
 use nalgebra::{Point3, Vector3};
 use radar_sim::{ElementPattern, Material, PointScatterer, Scene, SimulationConfig};
 
@@ -82,9 +82,14 @@ pub fn run(args: Args) -> CliResult {
         .into());
     }
     let config = args.preset.dataset()?;
-    // Every range is checked before anything is written.
-    if args.point.is_empty() {
-        face_of(&args).validate()?;
+    // Every range is checked, and the face placed, before anything is written.
+    let face = if args.point.is_empty() {
+        let face = face_of(&args);
+        face.validate()?;
+        let model = load_model(args.model.as_deref())?;
+        let renderer = PhysicsRenderer::new(model, config.layout, config.imaging.clone())?;
+        let placed = renderer.placed_mesh(&face)?;
+        Some((renderer, face, placed))
     } else {
         config.imaging.check_in_view(&positions(&args))?;
         // The material, antenna size and dynamic range have the ranges they have for a face.
@@ -95,12 +100,14 @@ pub fn run(args: Args) -> CliResult {
             render: render_params(&args),
         }
         .validate()?;
-    }
+        None
+    };
     let out = create_dir(&args.out)?;
-    let rendering = if args.point.is_empty() {
-        simulate_face(&args, &config, &out)?
-    } else {
-        simulate_points(&args, &config)?
+    let rendering = match face {
+        Some((renderer, face, placed)) => {
+            simulate_face(&renderer, &face, &placed, args.seed, &out)?
+        }
+        None => simulate_points(&args, &config)?,
     };
     write_outputs(&rendering, args.range_db, &out)?;
     let stats = &rendering.report.stats;
@@ -118,13 +125,16 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+/// Writes the face's meshes (model space and `placed` in radar space) and parameters to `out`
+/// and renders it.
 fn simulate_face(
-    args: &Args,
-    config: &abs_fit::dataset::DatasetConfig,
+    renderer: &PhysicsRenderer<PcaModel>,
+    face: &FaceParams,
+    placed: &Mesh,
+    seed: u64,
     out: &Path,
 ) -> CliResult<Rendering> {
-    let model = load_model(args.model.as_deref())?;
-    let face = face_of(args);
+    let model = renderer.model();
     println!(
         "{}: {} vertices, {} + {} components",
         model.name(),
@@ -132,14 +142,11 @@ fn simulate_face(
         model.n_shape(),
         model.n_expression()
     );
-    let renderer = PhysicsRenderer::new(&model, config.layout, config.imaging.clone())?;
-    // Placing the face checks that it stays in front of the array, before anything is written.
-    let placed = renderer.placed_mesh(&face)?;
-    write_ply(&out.join("mesh.ply"), &renderer.model_mesh(&face)?, None)?;
-    write_ply(&out.join("mesh_radar.ply"), &placed, None)?;
-    let params = serde_json::to_string_pretty(&face)?;
+    write_ply(&out.join("mesh.ply"), &renderer.model_mesh(face)?, None)?;
+    write_ply(&out.join("mesh_radar.ply"), placed, None)?;
+    let params = serde_json::to_string_pretty(face)?;
     morphable::export::atomic_write(&out.join("params.json"), params.as_bytes())?;
-    Ok(renderer.render_face(&face, args.seed)?)
+    Ok(renderer.render_face(face, seed)?)
 }
 
 /// The point targets of the command line.
