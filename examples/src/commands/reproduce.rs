@@ -19,8 +19,9 @@
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
 //! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). The `quick` row aims
-//! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes (measured on 2026-11-21:
-//! 6 min 13 s, half of it generating the dataset, and 72 min 20 s, a quarter of it generating).
+//! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes (`quick` measured on
+//! 2026-12-04 on an idle machine: 9 min 38 s; `cpu` on 2026-11-21: 72 min 20 s, a quarter of it
+//! generating; on 2026-12-04, sharing the cores with builds and tests, 1 h 40 min).
 //! The CPU presets spend their budget on more faces and fewer epochs, because the small networks overfit a few hundred faces: on the built-in model,
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
