@@ -130,6 +130,29 @@ pub struct RenderParams {
     pub dynamic_range_db: f64,
 }
 
+impl RenderParams {
+    /// Checks m ∈ [0, 1], s in [`ANTENNA_CM_RANGE`] and D in [`DYNAMIC_RANGE_DB_RANGE`].
+    pub fn validate(&self) -> Result<()> {
+        for (name, value, (lo, hi)) in [
+            ("material", self.material, (0.0, 1.0)),
+            ("antenna size (cm)", self.antenna_cm, ANTENNA_CM_RANGE),
+            (
+                "dynamic range (dB)",
+                self.dynamic_range_db,
+                DYNAMIC_RANGE_DB_RANGE,
+            ),
+        ] {
+            if !(lo..=hi).contains(&value) {
+                return Err(AbsFitError::config(
+                    "face parameters",
+                    format!("{name} = {value} must lie in [{lo}, {hi}]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sampling ranges of the rendering parameters: m ~ U(material), s ~ U(antenna_cm),
 /// D ~ U(dynamic_range_db). The defaults are the paper's: [0, 1], [0.2, 0.3] cm, [15, 30] dB.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -248,24 +271,7 @@ impl FaceParams {
     pub fn validate(&self) -> Result<()> {
         check_coefficients(&self.shape, &self.expression)?;
         self.pose.validate()?;
-        let r = &self.render;
-        for (name, value, (lo, hi)) in [
-            ("material", r.material, (0.0, 1.0)),
-            ("antenna size (cm)", r.antenna_cm, ANTENNA_CM_RANGE),
-            (
-                "dynamic range (dB)",
-                r.dynamic_range_db,
-                DYNAMIC_RANGE_DB_RANGE,
-            ),
-        ] {
-            if !(lo..=hi).contains(&value) {
-                return Err(AbsFitError::config(
-                    "face parameters",
-                    format!("{name} = {value} must lie in [{lo}, {hi}]"),
-                ));
-            }
-        }
-        Ok(())
+        self.render.validate()
     }
 
     /// A sampled face with its rendering parameters.

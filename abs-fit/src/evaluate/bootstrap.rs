@@ -304,15 +304,16 @@ pub fn table1(rows: &[FaceErrors], bootstrap: &Bootstrap) -> Result<Vec<Table1Ro
     Ok(rows
         .iter()
         .map(|errors| {
-            let cells = Cell::ALL.map(|cell| bootstrap.interval(resampled(&errors.values(cell))));
+            let per_cell = Cell::ALL.map(|cell| resampled(&errors.values(cell)));
             // The Mean baseline's own ratio is 1 on every resample: no interval to show.
             let reference = mean_distances
                 .as_ref()
                 .filter(|_| errors.method != MEAN_BASELINE);
             let ratio_to_mean = reference.map(|reference| {
-                let own = resampled(&errors.values(Cell::PointDistance));
+                let own = &per_cell[Cell::PointDistance as usize];
                 bootstrap.interval(own.iter().zip(reference).map(|(a, b)| a / b).collect())
             });
+            let cells = per_cell.map(|values| bootstrap.interval(values));
             Table1Row {
                 intervals: Some(RowIntervals {
                     cells,

@@ -98,8 +98,12 @@ impl CosineMatrix {
     /// Fraction of rows whose largest value lies on the diagonal (a tie with the diagonal
     /// counts as on it): 1 for a model that tells every class apart.
     pub fn diagonal_max_fraction(&self) -> f64 {
-        let on_diagonal = self.above_diagonal().iter().filter(|&&b| b == 0).count();
-        on_diagonal as f64 / self.n_classes() as f64
+        self.diagonal_max_count() as f64 / self.n_classes() as f64
+    }
+
+    /// The number of rows whose largest value lies on the diagonal (ties count as on it).
+    pub fn diagonal_max_count(&self) -> usize {
+        self.above_diagonal().iter().filter(|&&b| b == 0).count()
     }
 
     /// Per row, the number of off-diagonal cells larger than the diagonal one.

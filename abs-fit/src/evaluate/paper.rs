@@ -22,6 +22,15 @@ pub struct PaperTable1Row {
 }
 
 impl PaperTable1Row {
+    /// The mean over the paper's 23 scored elements of this row's group values,
+    /// (10·shape + 7·expression + 3·translation + 3·rotation) / 23: what its printed Total is.
+    pub fn total_over_23_elements(&self) -> f64 {
+        (10.0 * self.l2_shape
+            + 7.0 * self.l2_expression
+            + 3.0 * (self.l2_translation + self.l2_rotation))
+            / 23.0
+    }
+
     /// The row as a [`Table1Row`] with [`RowSource::Paper`] and no render error.
     pub fn to_row(&self) -> Table1Row {
         Table1Row {

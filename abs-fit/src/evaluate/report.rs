@@ -146,13 +146,7 @@ pub fn markdown_table(rows: &[Table1Row], options: &TableOptions) -> String {
 pub fn paper_total_residual() -> f64 {
     PAPER_TABLE1
         .iter()
-        .map(|r| {
-            let total = (10.0 * r.l2_shape
-                + 7.0 * r.l2_expression
-                + 3.0 * (r.l2_translation + r.l2_rotation))
-                / 23.0;
-            (total - r.l2_total).abs()
-        })
+        .map(|r| (r.total_over_23_elements() - r.l2_total).abs())
         .fold(0.0, f64::max)
 }
 
@@ -180,10 +174,7 @@ pub fn paper_protocol_markdown(measured: &[Table1Row]) -> String {
         mean.l2_expression,
         mean.l2_translation,
         mean.l2_rotation,
-        (10.0 * mean.l2_shape
-            + 7.0 * mean.l2_expression
-            + 3.0 * (mean.l2_translation + mean.l2_rotation))
-            / 23.0,
+        mean.total_over_23_elements(),
         paper_total_residual(),
         mean.l2_translation,
         mean.l2_rotation,
@@ -444,7 +435,7 @@ pub fn cosine_markdown(
             .zip(report.large.matrices())
         {
             let k = figure.n_classes();
-            let on_diagonal = (figure.diagonal_max_fraction() * k as f64).round();
+            let on_diagonal = figure.diagonal_max_count();
             let scaled = large.diagonal_maximum(k, bootstrap)?;
             let paper = PAPER_DIAGONAL_MAXIMA
                 .iter()

@@ -93,13 +93,7 @@ pub fn run(args: Args) -> CliResult {
     } else {
         config.imaging.check_in_view(&positions(&args))?;
         // The material, antenna size and dynamic range have the ranges they have for a face.
-        FaceParams {
-            shape: Vec::new(),
-            expression: Vec::new(),
-            pose: Pose::identity(),
-            render: render_params(&args),
-        }
-        .validate()?;
+        render_params(&args).validate()?;
         None
     };
     let out = create_dir(&args.out)?;
