@@ -6,9 +6,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::facets::{self, Facet};
 use crate::scene::Triangle;
 use crate::visibility::Occluders;
-use crate::{PointScatterer, Scene};
+use crate::{ConvergedSurface, PointScatterer, Scene};
 
 /// One surface sample: where the surface integral is evaluated (docs/physics.md §3).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,14 +37,24 @@ pub struct Hit {
 /// the array centre crosses a triangle of the scene.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SceneSample {
-    /// Visible hits.
+    /// Visible hits: the whole surface integral ([`SurfaceModel::Sampled`](crate::SurfaceModel))
+    /// or the coherent part evaluated by hits ([`CoherentIntegral::Hits`](crate::CoherentIntegral)).
     pub hits: Vec<Hit>,
+    /// Visible facets of the converged model's coherent part
+    /// ([`CoherentIntegral::Facets`](crate::CoherentIntegral)).
+    pub facets: Vec<Facet>,
+    /// Visible diffuse cells of the converged model (weight ℓ², height δ as `roughness_m`).
+    pub diffuse: Vec<Hit>,
     /// Visible point scatterers.
     pub points: Vec<PointScatterer>,
     /// Hits sampled before the visibility test.
     pub hits_sampled: usize,
     /// Hits dropped because the scene hides them from the array centre.
     pub hits_hidden: usize,
+    /// Facets dropped because the scene hides their centroid from the array centre.
+    pub facets_hidden: usize,
+    /// Diffuse cells dropped because the scene hides them from the array centre.
+    pub diffuse_hidden: usize,
     /// Point scatterers dropped because a surface hides them.
     pub points_hidden: usize,
     /// Degenerate triangles (repeated corners or zero area), skipped.
@@ -74,6 +85,8 @@ pub(crate) enum Stream {
     Hit = 2,
     /// Noise of transmitter row t.
     Noise = 3,
+    /// The diffuse cells of a triangle (keyed by the surface seed and the triangle's identity).
+    Diffuse = 4,
 }
 
 /// The random generator of `domain`, item `index`.
@@ -83,32 +96,60 @@ pub(crate) fn rng(seed: u64, domain: Stream, index: u64) -> ChaCha8Rng {
     rng
 }
 
-/// Samples `count` hits over `triangles` (their total area `area`) and tests their visibility
-/// from `centre`.
+/// What [`sample_scene`] evaluates the surfaces with.
+pub(crate) struct SamplePlan<'a> {
+    /// Hits over the surfaces (0 for none), their seed and roughness σ_r (m).
+    pub hits: usize,
+    pub seed: u64,
+    pub roughness_m: f64,
+    /// The boundary taper of the hits and facets; `None`: 1.
+    pub taper: Option<&'a facets::Taper>,
+    /// Facets with this longest edge (m) for this aperture, if any.
+    pub facets: Option<(f64, facets::Aperture)>,
+    /// The diffuse field of this model, surface seed and cell weight (m²), if any.
+    pub diffuse: Option<(&'a ConvergedSurface, u64, f64)>,
+}
+
+/// Samples the scene as `plan` says and tests what it sampled for visibility from `centre`.
 ///
-/// Area-stratified (systematic) sampling: the triangles are laid end to end along their
-/// cumulative area, cut into `count` strata of equal area, and hit k falls at cumulative area
-/// (k + u)·area/count, u ~ U(0, 1) drawn once; inside its triangle it lies uniformly at random.
-/// So every triangle receives its area's share of hits to within one, and every hit weighs
-/// area/count. Normals are the triangles' (flat) normals turned toward `centre`.
+/// Hits are area-stratified (systematic): the triangles are laid end to end along their
+/// cumulative area, cut into `plan.hits` strata of equal area, and hit k falls at cumulative
+/// area (k + u)·area/count, u ~ U(0, 1) drawn once; inside its triangle it lies uniformly at
+/// random. So every triangle receives its area's share of hits to within one, and every hit
+/// weighs area/count. Normals are the triangles' (flat) normals turned toward `centre`.
 pub(crate) fn sample_scene(
     scene: &Scene,
     triangles: &[Triangle],
     degenerate_triangles: usize,
-    count: usize,
     centre: Point3<f64>,
-    seed: u64,
-    roughness_sigma_m: f64,
+    plan: &SamplePlan,
 ) -> SceneSample {
     let area: f64 = triangles.iter().map(|t| t.area).sum();
     let occluders = Occluders::new(triangles, centre);
-    let candidates = stratified_hits(triangles, area, count, centre, seed, roughness_sigma_m);
+    let candidates = stratified_hits(triangles, area, plan.hits, centre, plan.seed, plan.roughness_m);
     let hits_sampled = candidates.len();
     let hits: Vec<Hit> = candidates
         .into_par_iter()
         .filter(|(hit, tri)| occluders.is_visible(&hit.position, Some(*tri)))
-        .map(|(hit, _)| hit)
+        .map(|(hit, tri)| Hit {
+            area_m2: hit.area_m2 * plan.taper.map_or(1.0, |w| w.at(&triangles[tri], &hit.position)),
+            ..hit
+        })
         .collect();
+    let (facets, facets_hidden) = match &plan.facets {
+        Some((edge, aperture)) => {
+            let none = facets::Taper::new(scene, triangles, 0.0);
+            let taper = plan.taper.unwrap_or(&none);
+            facets::facets(triangles, taper, *edge, aperture, &occluders, centre)
+        }
+        None => (Vec::new(), 0),
+    };
+    let (diffuse, diffuse_hidden) = match plan.diffuse {
+        Some((surface, seed, weight)) => {
+            facets::diffuse_cells(triangles, surface, seed, weight, &occluders, centre)
+        }
+        None => (Vec::new(), 0),
+    };
     let points: Vec<PointScatterer> = (scene.points().iter())
         .filter(|p| occluders.is_visible(&p.position(), None))
         .copied()
@@ -117,6 +158,10 @@ pub(crate) fn sample_scene(
         hits_hidden: hits_sampled - hits.len(),
         points_hidden: scene.points().len() - points.len(),
         hits,
+        facets,
+        facets_hidden,
+        diffuse,
+        diffuse_hidden,
         points,
         hits_sampled,
         degenerate_triangles,

@@ -9,8 +9,10 @@
 //!   positions); dead channels via [`ChannelMask`]; [`virtual_aperture`].
 //! - [`FrequencySweep`]: stepped frequencies, 72–82 GHz in 128 steps by default.
 //! - Scenes: [`Surface`]s (triangles, m) and [`PointScatterer`]s in a [`Scene`].
-//! - The forward model: [`Simulator`] with a [`SimulationConfig`] ([`HitDensity`],
-//!   [`Material`], [`ElementPattern`], roughness, noise, seed, [`SumMethod`]) gives a
+//! - The forward model: [`Simulator`] with a [`SimulationConfig`] ([`SurfaceModel`]: the
+//!   converged model of [`ConvergedSurface`] — physical optics on [`Facet`]s plus an explicit
+//!   diffuse field — or the paper-like sampled one; [`HitDensity`], [`Material`],
+//!   [`ElementPattern`], noise, the sampling and surface seeds, [`SumMethod`]) gives a
 //!   [`SignalCube`] (complex f32, `[tx, rx, frequency]`) and [`SimulationStats`].
 //! - [`npy`]: NumPy `.npy` reading and writing for any ndarray.
 //!
@@ -32,9 +34,9 @@
 //! let simulator = Simulator::new(&Qar50::new(), sweep, SimulationConfig::default())?;
 //! let report = simulator.simulate(&Scene::from_surface(plate))?;
 //! assert_eq!(report.cube.data().dim(), (94, 94, 8));
-//! // 16 cm² at (at most) 2 mm spacing: about 400 hits, none hidden.
-//! assert!(report.stats.hit_spacing_m <= 0.002);
-//! assert!((400..=401).contains(&report.stats.hits_used));
+//! // The converged model: each triangle (hypotenuse 56.6 mm) is split four times into 256
+//! // facets of at most 5.4 mm (docs/physics.md §3.5), none hidden.
+//! assert_eq!(report.stats.facets_used, 512);
 //! # Ok::<(), radar_sim::RadarError>(())
 //! ```
 
@@ -42,6 +44,7 @@ mod array;
 mod config;
 mod cube;
 mod error;
+mod facets;
 mod hits;
 mod kernel;
 mod layouts;
@@ -55,9 +58,12 @@ mod sweep;
 mod visibility;
 
 pub use array::{ArrayGeometry, validate_array, virtual_aperture};
-pub use config::{HitDensity, SimulationConfig, SumMethod};
+pub use config::{
+    CoherentIntegral, ConvergedSurface, HitDensity, SimulationConfig, SumMethod, SurfaceModel,
+};
 pub use cube::SignalCube;
 pub use error::{RadarError, Result};
+pub use facets::Facet;
 pub use hits::{Hit, SceneSample};
 pub use layouts::{BoundaryArray, CustomArray, Qar50};
 pub use mask::ChannelMask;

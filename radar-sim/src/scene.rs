@@ -146,6 +146,9 @@ pub(crate) struct Triangle {
     pub corners: [Point3<f64>; 3],
     pub normal: Vector3<f64>,
     pub area: f64,
+    /// Where it came from: surface index << 32 | triangle index (0 outside a scene). The
+    /// surface's random field is keyed on it, so it moves with the triangle.
+    pub id: u64,
 }
 
 impl Triangle {
@@ -168,6 +171,7 @@ impl Triangle {
             corners,
             normal: cross / twice_area,
             area: 0.5 * twice_area,
+            id: 0,
         })
     }
 }
@@ -288,10 +292,13 @@ impl Scene {
     pub(crate) fn triangles(&self) -> (Vec<Triangle>, usize) {
         let mut degenerate = 0;
         let mut out = Vec::new();
-        for surface in &self.surfaces {
+        for (s, surface) in self.surfaces.iter().enumerate() {
             for t in 0..surface.triangles.len() {
                 match surface.corners(t).and_then(Triangle::new) {
-                    Some(tri) => out.push(tri),
+                    Some(tri) => out.push(Triangle {
+                        id: ((s as u64) << 32) | t as u64,
+                        ..tri
+                    }),
                     None => degenerate += 1,
                 }
             }

@@ -5,12 +5,14 @@ use ndarray::Array3;
 use num_complex::Complex32;
 
 use crate::array::validate_array;
-use crate::hits::sample_scene;
-use crate::kernel::{self, Channels, Source, fast};
+use crate::facets::{Aperture, Facet, Taper, diffuse_cell_weight, facet_count};
+use crate::hits::{SamplePlan, sample_scene};
+use crate::kernel::fast::MAX_PHASE_SPREAD;
+use crate::kernel::{self, Channels, Reflectance, Source, fast};
 use crate::noise::{add_noise, apply_mask, mean_power};
 use crate::{
-    ArrayGeometry, ChannelMask, FrequencySweep, Hit, RadarError, Result, Scene, SceneSample,
-    SignalCube, SimulationConfig, SumMethod,
+    ArrayGeometry, ChannelMask, CoherentIntegral, FrequencySweep, Hit, RadarError, Result,
+    SPEED_OF_LIGHT, Scene, SceneSample, SignalCube, SimulationConfig, SumMethod, SurfaceModel,
 };
 
 /// An SFCW MIMO radar simulator (docs/physics.md §3) for one array, one sweep and one set of
@@ -102,6 +104,14 @@ pub struct SimulationStats {
     pub hits_hidden: usize,
     /// Hits in the sum (the visible ones).
     pub hits_used: usize,
+    /// Facets of the converged model's coherent part in the sum.
+    pub facets_used: usize,
+    /// Facets hidden from the array centre, dropped.
+    pub facets_hidden: usize,
+    /// Diffuse cells of the converged model in the sum.
+    pub diffuse_used: usize,
+    /// Diffuse cells hidden from the array centre, dropped.
+    pub diffuse_hidden: usize,
     /// Point scatterers in the sum.
     pub points_used: usize,
     /// Point scatterers hidden behind a surface, dropped.
@@ -156,21 +166,85 @@ impl Simulator {
         scene.check_in_front(self.array_z())?;
         let (triangles, degenerate) = scene.triangles();
         let area: f64 = triangles.iter().map(|t| t.area).sum();
-        let hits = if triangles.is_empty() {
+        let hits_for_area = if triangles.is_empty() {
             0.0
         } else {
             self.config.hits.hits_for_area(area)
         };
-        self.check_memory(hits + scene.points().len() as f64, triangles.len())?;
-        Ok(sample_scene(
-            scene,
-            &triangles,
-            degenerate,
-            hits as usize,
-            self.centre,
-            self.config.seed,
-            self.config.roughness_m,
-        ))
+        let points = scene.points().len() as f64;
+        let centre = self.centre;
+        match &self.config.surface {
+            SurfaceModel::Sampled => {
+                self.check_memory(hits_for_area + points, triangles.len())?;
+                let plan = SamplePlan {
+                    hits: hits_for_area as usize,
+                    seed: self.config.seed,
+                    roughness_m: self.config.roughness_m,
+                    taper: None,
+                    facets: None,
+                    diffuse: None,
+                };
+                Ok(sample_scene(scene, &triangles, degenerate, centre, &plan))
+            }
+            SurfaceModel::Converged(surface) => {
+                let facets = match surface.coherent {
+                    CoherentIntegral::Facets { max_edge_m } => {
+                        Some((self.facet_edge_m(max_edge_m), self.aperture()))
+                    }
+                    CoherentIntegral::Hits => None,
+                };
+                let hits = if facets.is_some() { 0.0 } else { hits_for_area };
+                let n_facets = facets.map_or(0.0, |(e, _)| facet_count(&triangles, e));
+                let cells = area / surface.correlation_length_m.powi(2);
+                self.check_memory(hits + n_facets + cells + points, triangles.len())?;
+                let taper = Taper::new(scene, &triangles, surface.boundary_taper_m);
+                let plan = SamplePlan {
+                    hits: hits as usize,
+                    seed: self.config.seed,
+                    roughness_m: 0.0,
+                    taper: Some(&taper),
+                    facets,
+                    diffuse: Some((
+                        surface,
+                        self.config.surface_seed,
+                        diffuse_cell_weight(
+                            surface.correlation_length_m,
+                            self.config.material.exponent,
+                            self.sweep.centre_wavelength(),
+                        ),
+                    )),
+                };
+                Ok(sample_scene(scene, &triangles, degenerate, centre, &plan))
+            }
+        }
+    }
+
+    /// The longest facet edge used (m): the configured one, or shorter where the facets' phase
+    /// spread could pass [`MAX_PHASE_SPREAD`] while their lobe is still above the floor:
+    /// r = k·|q·ρ| ≤ k_max·2·sin θ_cut·(2/3)·edge, θ_cut where cos^{n_s}θ falls to 1e-6
+    /// (docs/physics.md §3.5). 5.4 mm at 82 GHz with n_s = 50.
+    pub fn facet_edge_m(&self, configured_m: f64) -> f64 {
+        let k_max = 2.0 * std::f64::consts::PI * self.sweep.stop_hz() / SPEED_OF_LIGHT;
+        let cut = Aperture::lobe_cut_rad(self.config.material.exponent);
+        let spread_limit = MAX_PHASE_SPREAD as f64 / (k_max * 2.0 * cut.sin() * (2.0 / 3.0));
+        configured_m.min(spread_limit)
+    }
+
+    /// The elements' bounding rectangle in the array plane and the lobe cut.
+    fn aperture(&self) -> Aperture {
+        let (mut low, mut high) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for p in self.tx.iter().chain(&self.rx) {
+            for (axis, v) in [p.x, p.y].into_iter().enumerate() {
+                low[axis] = low[axis].min(v);
+                high[axis] = high[axis].max(v);
+            }
+        }
+        Aperture {
+            low,
+            high,
+            z: self.array_z(),
+            cut_rad: Aperture::lobe_cut_rad(self.config.material.exponent),
+        }
     }
 
     /// Samples and simulates a scene.
@@ -181,21 +255,40 @@ impl Simulator {
     /// Simulates an already sampled scene (for instance to evaluate one sample with both
     /// [`SumMethod`]s). Its hits must be finite, in front of the array, with unit normals.
     pub fn simulate_sample(&self, sample: &SceneSample) -> Result<SimulationReport> {
-        self.check_memory((sample.hits.len() + sample.points.len()) as f64, 0)?;
+        let sources = sample.hits.len() + sample.facets.len() + sample.diffuse.len();
+        self.check_memory((sources + sample.points.len()) as f64, 0)?;
         self.check_hits(&sample.hits)?;
+        self.check_facets(&sample.facets)?;
+        self.check_hits(&sample.diffuse)?;
         let channels = self.channels();
-        let hits: Vec<Source> = sample.hits.iter().map(Source::from).collect();
+        let sources = |items: &[Hit]| items.iter().map(Source::from).collect::<Vec<Source>>();
+        let (hits, diffuse) = (sources(&sample.hits), sources(&sample.diffuse));
+        let facets: Vec<Source> = sample.facets.iter().map(Source::from).collect();
         let points: Vec<Source> = sample.points.iter().map(Source::from).collect();
+        let material = &self.config.material;
+        let (coherent, incoherent) = match self.config.surface {
+            SurfaceModel::Sampled => (Reflectance::of(material), Reflectance::diffuse(material)),
+            SurfaceModel::Converged(_) => (
+                Reflectance::specular(material),
+                Reflectance::diffuse(material),
+            ),
+        };
+        // Sets whose reflectance is 0 (m = 0 or 1) add nothing and are skipped.
+        let sets: Vec<(&[Source], Option<Reflectance>)> = [
+            (&hits[..], Some(coherent)),
+            (&facets[..], Some(coherent)),
+            (&diffuse[..], Some(incoherent)),
+            (&points[..], None),
+        ]
+        .into_iter()
+        .filter(|(s, r)| !s.is_empty() && r.is_none_or(|r| r.diffuse != 0.0 || r.specular != 0.0))
+        .collect();
         let mut signal = match self.config.method {
-            SumMethod::Direct => {
-                let sources: Vec<Source> = hits.into_iter().chain(points).collect();
-                kernel::direct::simulate(&channels, &self.config.material, &sources)
-            }
+            SumMethod::Direct => kernel::direct::simulate(&channels, &sets),
             SumMethod::Fast => {
-                let sets = [
-                    fast::SourceSet::new(&channels, &hits, Some(&self.config.material)),
-                    fast::SourceSet::new(&channels, &points, None),
-                ];
+                let sets: Vec<fast::SourceSet> = (sets.iter())
+                    .map(|(s, r)| fast::SourceSet::new(&channels, s, r.as_ref()))
+                    .collect();
                 let mut out = vec![Complex32::new(0.0, 0.0); self.n_samples()];
                 fast::simulate(&channels, &sets, &mut out);
                 out
@@ -221,6 +314,10 @@ impl Simulator {
                 hits_sampled: sample.hits_sampled,
                 hits_hidden: sample.hits_hidden,
                 hits_used: sample.hits.len(),
+                facets_used: sample.facets.len(),
+                facets_hidden: sample.facets_hidden,
+                diffuse_used: sample.diffuse.len(),
+                diffuse_hidden: sample.diffuse_hidden,
                 points_used: sample.points.len(),
                 points_hidden: sample.points_hidden,
                 degenerate_triangles: sample.degenerate_triangles,
@@ -291,6 +388,30 @@ impl Simulator {
                     "hit {i} ({:?}) is not finite, not in front of the array (z > {array_z} m) \
                      or has no unit normal",
                     hits[i]
+                ),
+            )),
+        }
+    }
+
+    /// Facets given from outside are checked like hits.
+    fn check_facets(&self, facets: &[Facet]) -> Result<()> {
+        let array_z = self.array_z();
+        let bad = |f: &Facet| {
+            let finite = (f.centroid.coords.iter())
+                .chain(f.normal.iter())
+                .chain(f.offsets.iter().flat_map(|o| o.iter()))
+                .all(|v| v.is_finite())
+                && f.weight_m2.is_finite();
+            !(finite && f.centroid.z > array_z && (f.normal.norm() - 1.0).abs() < 1e-6)
+        };
+        match facets.iter().position(bad) {
+            None => Ok(()),
+            Some(i) => Err(RadarError::config(
+                "scene sample",
+                format!(
+                    "facet {i} ({:?}) is not finite, not in front of the array (z > {array_z} m) \
+                     or has no unit normal",
+                    facets[i]
                 ),
             )),
         }

@@ -1,7 +1,9 @@
 //! Scenes and settings shared by the tests.
 
 use nalgebra::{Point3, Vector3};
-use radar_sim::{CustomArray, ElementPattern, PointScatterer, Scene, SimulationConfig, Surface};
+use radar_sim::{
+    CustomArray, ElementPattern, PointScatterer, Scene, SimulationConfig, Surface, SurfaceModel,
+};
 
 /// A face-sized convex stand-in: the front of an ellipsoid 150 × 200 mm across and 60 mm deep
 /// (semi-axes 75 × 100 × 60 mm), its closest point 25 cm from the array, meshed at about 3 mm.
@@ -50,6 +52,14 @@ pub fn noiseless() -> SimulationConfig {
 pub fn noiseless_isotropic() -> SimulationConfig {
     SimulationConfig {
         pattern: ElementPattern::Isotropic,
+        ..noiseless()
+    }
+}
+
+/// The paper-like sampled model (random hits), without noise.
+pub fn sampled() -> SimulationConfig {
+    SimulationConfig {
+        surface: SurfaceModel::Sampled,
         ..noiseless()
     }
 }

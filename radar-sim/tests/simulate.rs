@@ -8,7 +8,7 @@ use radar_sim::{
     Simulator, SumMethod, Surface,
 };
 
-use crate::common::{face_stand_in, noiseless, plate, point};
+use crate::common::{face_stand_in, noiseless, plate, point, sampled};
 
 fn reduced_qar50(factor: usize) -> CustomArray {
     CustomArray::decimated(&Qar50::new(), factor).unwrap()
@@ -48,7 +48,7 @@ fn fast_agrees_with_direct_on_a_face_sized_scene() {
         let config = SimulationConfig {
             material: Material::with_exponent(m, exponent).unwrap(),
             hits: HitDensity::Spacing(0.003),
-            ..noiseless()
+            ..sampled()
         };
         let fast = Simulator::new(&array, sweep(16), config).unwrap();
         let direct = Simulator::new(
@@ -191,7 +191,7 @@ fn dead_channels_read_zero_and_the_others_are_untouched() {
 fn default_hits_sample_the_surface_at_2_mm_or_finer() {
     let face = face_stand_in();
     let area = face.area_m2();
-    let sim = Simulator::new(&Qar50::new(), sweep(2), noiseless()).unwrap();
+    let sim = Simulator::new(&Qar50::new(), sweep(2), sampled()).unwrap();
     let sample = sim.sample(&Scene::from_surface(face)).unwrap();
     assert_eq!(
         sample.hits_sampled,
@@ -211,7 +211,7 @@ fn hits_are_stratified_by_area_and_lie_on_the_surface() {
     let plate = plate(Point3::new(0.0, 0.0, 0.3), 0.04);
     let config = SimulationConfig {
         hits: HitDensity::Count(101),
-        ..noiseless()
+        ..sampled()
     };
     let sim = Simulator::new(&Qar50::new(), sweep(2), config).unwrap();
     let sample = sim.sample(&Scene::from_surface(plate)).unwrap();
@@ -238,7 +238,7 @@ fn hidden_hits_are_dropped_and_counted() {
         .with_surface(plate(Point3::new(0.0, 0.0, 0.3), 0.03));
     let config = SimulationConfig {
         hits: HitDensity::Count(340),
-        ..noiseless()
+        ..sampled()
     };
     let report = run(&Qar50::new(), 2, &scene, config);
     assert!(
@@ -248,6 +248,14 @@ fn hidden_hits_are_dropped_and_counted() {
     );
     assert_eq!(report.stats.hits_used + report.stats.hits_hidden, 340);
     assert!(report.stats.hits_used > 0);
+    // The converged model's facets: at 82 GHz and n_s = 50 the longest facet edge is 5.4 mm,
+    // so the 5 cm plate's triangles (hypotenuse 70.7 mm) are split 4 times (4.4 mm) into 256
+    // pieces each, the 3 cm plate's (42.4 mm) 3 times (5.3 mm) into 64: all 128 hidden.
+    let report = run(&Qar50::new(), 2, &scene, noiseless());
+    assert_eq!(
+        (report.stats.facets_used, report.stats.facets_hidden),
+        (512, 128)
+    );
 }
 
 #[test]
@@ -305,7 +313,7 @@ fn a_hit_budget_over_the_memory_limit_is_refused() {
     // 1 µm spacing on 100 cm²: 10^10 hits.
     let config = SimulationConfig {
         hits: HitDensity::Spacing(1e-6),
-        ..noiseless()
+        ..sampled()
     };
     let sim = Simulator::new(&Qar50::new(), sweep(2), config).unwrap();
     assert!(matches!(
@@ -363,7 +371,15 @@ fn non_finite_scenes_are_typed_errors() {
 
 #[test]
 fn hand_edited_samples_are_checked() {
-    let sim = Simulator::new(&Qar50::new(), sweep(2), noiseless()).unwrap();
+    let converged = Simulator::new(&Qar50::new(), sweep(2), noiseless()).unwrap();
+    let scene = Scene::from_surface(plate(Point3::new(0.0, 0.0, 0.3), 0.02));
+    let mut sample = converged.sample(&scene).unwrap();
+    sample.facets[0].normal *= 2.0;
+    assert!(converged.simulate_sample(&sample).is_err());
+    let mut sample = converged.sample(&scene).unwrap();
+    sample.facets[1].offsets[0].x = f64::INFINITY;
+    assert!(converged.simulate_sample(&sample).is_err());
+    let sim = Simulator::new(&Qar50::new(), sweep(2), sampled()).unwrap();
     let scene = Scene::from_surface(plate(Point3::new(0.0, 0.0, 0.3), 0.02));
     let mut sample = sim.sample(&scene).unwrap();
     sample.hits[3].position.z = f64::NAN;

@@ -1,6 +1,7 @@
 //! Integration tests of `radar-sim` (one test binary per crate).
 
 mod common;
+mod facets;
 mod geometry;
 mod materials;
 mod npy;

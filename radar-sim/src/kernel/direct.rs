@@ -4,11 +4,19 @@
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
-use super::{Channels, Source};
-use crate::{Material, SPEED_OF_LIGHT};
+use super::{Channels, Reflectance, Source};
+use crate::SPEED_OF_LIGHT;
+use crate::facets::facet_integral;
 
-/// The amplitude a_h(t, r) and the effective path L = d_t + d_r − 2δ_h (m) of one term.
-fn term(channels: &Channels, material: &Material, t: usize, r: usize, s: &Source) -> (f64, f64) {
+/// One term: the amplitude a_h(t, r), the effective path L = d_t + d_r − 2δ_h (m) and, for a
+/// facet, q·ρ_i at its corners (m), q = ω_i + ω_o.
+fn term(
+    channels: &Channels,
+    reflectance: &Reflectance,
+    t: usize,
+    r: usize,
+    s: &Source,
+) -> (f64, f64, Option<[f64; 3]>) {
     let to_tx = channels.view(&channels.tx[t], &s.position);
     let to_rx = channels.view(&channels.rx[r], &s.position);
     let spreading = to_tx.gain * to_rx.gain / (to_tx.distance * to_rx.distance);
@@ -17,24 +25,31 @@ fn term(channels: &Channels, material: &Material, t: usize, r: usize, s: &Source
             let cos_i = n.dot(&to_tx.direction).max(0.0);
             let cos_o = n.dot(&to_rx.direction).max(0.0);
             s.weight
-                * material.brdf(&n, &to_tx.direction, &to_rx.direction)
+                * reflectance.factor(&n, &to_tx.direction, &to_rx.direction)
                 * cos_i
                 * cos_o
                 * spreading
         }
         None => s.weight * spreading,
     };
+    let corners = s.offsets.map(|[a, b]| {
+        let q = to_tx.direction + to_rx.direction;
+        let (qa, qb) = (q.dot(&a), q.dot(&b));
+        [qa, qb, -qa - qb]
+    });
     (
         amplitude,
         to_tx.distance + to_rx.distance - 2.0 * s.roughness_m,
+        corners,
     )
 }
 
-/// s(t, r, f) for every channel, `[tx][rx][frequency]` row-major.
+/// s(t, r, f) for every channel, `[tx][rx][frequency]` row-major: the sources of each set with
+/// its reflectance (`None`: isotropic points), added. A facet's term is multiplied by its exact
+/// normalised integral F(k·q·ρ) at every frequency.
 pub(crate) fn simulate(
     channels: &Channels,
-    material: &Material,
-    sources: &[Source],
+    sets: &[(&[Source], Option<Reflectance>)],
 ) -> Vec<Complex32> {
     let (n_rx, n_f) = (channels.rx.len(), channels.sweep.steps());
     let frequencies = channels.sweep.frequencies();
@@ -51,14 +66,19 @@ pub(crate) fn simulate(
                     continue;
                 }
                 acc.fill(Complex64::new(0.0, 0.0));
-                for s in sources {
-                    let (amplitude, path) = term(channels, material, t, r, s);
-                    if amplitude == 0.0 {
-                        continue;
-                    }
-                    for (a, f) in acc.iter_mut().zip(&frequencies) {
-                        let phase = -2.0 * std::f64::consts::PI * f * path / SPEED_OF_LIGHT;
-                        *a += Complex64::from_polar(amplitude, phase);
+                for (sources, reflectance) in sets {
+                    let reflectance = reflectance.unwrap_or(ISOTROPIC);
+                    for s in sources.iter() {
+                        let (amplitude, path, corners) = term(channels, &reflectance, t, r, s);
+                        if amplitude == 0.0 {
+                            continue;
+                        }
+                        for (a, f) in acc.iter_mut().zip(&frequencies) {
+                            let k = 2.0 * std::f64::consts::PI * f / SPEED_OF_LIGHT;
+                            let facet = corners
+                                .map_or(Complex64::new(1.0, 0.0), |c| facet_integral(c.map(|x| k * x)));
+                            *a += Complex64::from_polar(amplitude, -k * path) * facet;
+                        }
                     }
                 }
                 for (out, a) in samples.iter_mut().zip(&acc) {
@@ -68,3 +88,10 @@ pub(crate) fn simulate(
         });
     out
 }
+
+/// Point scatterers: no material factor (their `normal` is `None`, so it is never used).
+const ISOTROPIC: Reflectance = Reflectance {
+    diffuse: 1.0,
+    specular: 0.0,
+    exponent: 0.0,
+};

@@ -22,8 +22,8 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 
 use super::lanes::{C32x8, F32x8, LANES, Multiplier};
-use super::{Channels, Source};
-use crate::{Material, SPEED_OF_LIGHT};
+use super::{Channels, Reflectance, SUB_BANDS, Source};
+use crate::SPEED_OF_LIGHT;
 
 /// Chunks of [`LANES`] sources per block: a block's phasors and step powers (14 KiB, see
 /// [`Block`]) stay in L1 while every frequency pass runs over them.
@@ -35,7 +35,7 @@ const FREQ_BLOCK: usize = 4;
 type Lane = F32x8;
 
 /// Fields per (element, source) in a [`SideTable`], and their order.
-const FIELDS: usize = 9;
+const FIELDS: usize = 11;
 const GAIN: usize = 0;
 const COS: usize = 1;
 const WX: usize = 2;
@@ -45,6 +45,8 @@ const P0_RE: usize = 5;
 const P0_IM: usize = 6;
 const STEP_RE: usize = 7;
 const STEP_IM: usize = 8;
+const B0: usize = 9;
+const B1: usize = 10;
 
 /// Bytes of working memory per (element, source) pair.
 pub(crate) const BYTES_PER_ELEMENT_SOURCE: u64 = (FIELDS * std::mem::size_of::<f32>()) as u64;
@@ -53,7 +55,9 @@ pub(crate) const BYTES_PER_ELEMENT_SOURCE: u64 = (FIELDS * std::mem::size_of::<f
 /// - GAIN: the amplitude factor, (w_h on the TX side)·max(0, n·ω)·g/d for a hit,
 ///   (σ on the TX side)·g/d for a point;
 /// - COS: n·ω (0 for points); WX, WY, WZ: ω, the unit vector from the source to the element;
-/// - P0: exp(−j2πf_0·L/c); STEP: exp(−j2πΔf·L/c).
+/// - P0: exp(−j2πf_0·L/c); STEP: exp(−j2πΔf·L/c);
+/// - B0, B1: ω·ρ_0 and ω·ρ_1, a facet's corners 0 and 1 (relative to its centroid) along ω
+///   (0 for hits and points).
 type Fields = [Lane; FIELDS];
 
 /// One side (TX or RX) of the separable factors, per element and source, sources padded to
@@ -115,6 +119,10 @@ impl SideTable {
                     put(P0_IM, s0);
                     put(STEP_RE, cd);
                     put(STEP_IM, sd);
+                    if let Some([a, b]) = s.offsets {
+                        put(B0, view.direction.dot(&a));
+                        put(B1, view.direction.dot(&b));
+                    }
                 }
             });
         Self { n_chunks, data }
@@ -143,16 +151,16 @@ enum Exponent {
 }
 
 impl Lobe {
-    fn of(material: &Material) -> Self {
-        let n_s = material.exponent;
+    fn of(reflectance: &Reflectance) -> Self {
+        let n_s = reflectance.exponent;
         let exponent = if n_s.fract() == 0.0 && n_s <= u32::MAX as f64 {
             Exponent::Whole(n_s as u32)
         } else {
             Exponent::Real(n_s as f32)
         };
         Self {
-            diffuse: material.diffuse_weight() as f32,
-            specular: material.specular_weight() as f32,
+            diffuse: reflectance.diffuse as f32,
+            specular: reflectance.specular as f32,
             exponent,
         }
     }
@@ -175,6 +183,8 @@ impl Lobe {
 struct Block {
     z: [C32x8; CHUNKS],
     pow: [[Multiplier; FREQ_BLOCK]; CHUNKS],
+    /// Facet sets only: each facet's normalised integral F per sub-band.
+    facet: [[C32x8; SUB_BANDS]; CHUNKS],
 }
 
 /// Per-thread scratch.
@@ -190,6 +200,7 @@ impl Scratch {
             block: Box::new(Block {
                 z: [C32x8::default(); CHUNKS],
                 pow: [[Multiplier::default(); FREQ_BLOCK]; CHUNKS],
+                facet: [[C32x8::default(); SUB_BANDS]; CHUNKS],
             }),
             acc: vec![C32x8::default(); n_freq],
         }
@@ -201,15 +212,69 @@ pub(crate) struct SourceSet {
     tx: SideTable,
     rx: SideTable,
     lobe: Lobe,
+    /// Facets: the sub-bands of their integral. `None` for hits and points.
+    bands: Option<Bands>,
 }
 
 impl SourceSet {
-    /// Surface hits (`material` applies) or point scatterers (`material = None`).
-    pub fn new(channels: &Channels, sources: &[Source], material: Option<&Material>) -> Self {
+    /// Surface hits or facets (`reflectance` applies) or point scatterers
+    /// (`reflectance = None`). Facets are sources with `offsets`; a set is all facets or none.
+    pub fn new(channels: &Channels, sources: &[Source], reflectance: Option<&Reflectance>) -> Self {
+        let facets = sources.first().is_some_and(|s| s.offsets.is_some());
         Self {
             tx: SideTable::build(channels, channels.tx, sources, true),
             rx: SideTable::build(channels, channels.rx, sources, false),
-            lobe: material.map_or_else(Lobe::isotropic, Lobe::of),
+            lobe: reflectance.map_or_else(Lobe::isotropic, Lobe::of),
+            bands: facets.then(|| Bands::new(channels)),
+        }
+    }
+}
+
+/// The sub-bands of a facet set: which sub-band each frequency pass uses, and each sub-band's
+/// mean wavenumber over the reference k_c (the sweep's centre), at which a facet's integral is
+/// taken for the whole sub-band. Within a sub-band of width Δk the integral moves by at most
+/// Δk/2·max|q·ρ| (docs/physics.md §3.5).
+struct Bands {
+    /// k_c (rad/m): u_i = k_c·q·ρ_i.
+    k_centre: f32,
+    /// The sub-band of each full pass of FREQ_BLOCK frequencies, then of each tail frequency.
+    of_pass: Vec<usize>,
+    /// k_b/k_c per sub-band.
+    scale: [f32; SUB_BANDS],
+}
+
+impl Bands {
+    fn new(channels: &Channels) -> Self {
+        let frequencies = channels.sweep.frequencies();
+        let n_f = frequencies.len();
+        let band = |i: f64| ((i * SUB_BANDS as f64 / n_f as f64) as usize).min(SUB_BANDS - 1);
+        let passes = n_f / FREQ_BLOCK;
+        // A full pass belongs to the sub-band of its middle; a tail frequency to its own.
+        let of_pass: Vec<usize> = (0..passes)
+            .map(|p| band((p * FREQ_BLOCK) as f64 + (FREQ_BLOCK as f64 - 1.0) / 2.0))
+            .chain((passes * FREQ_BLOCK..n_f).map(|i| band(i as f64)))
+            .collect();
+        let f_centre = 0.5 * (channels.sweep.start_hz() + channels.sweep.stop_hz());
+        let (mut sum, mut count) = ([0.0f64; SUB_BANDS], [0usize; SUB_BANDS]);
+        for (i, f) in frequencies.iter().enumerate() {
+            let b = if i < passes * FREQ_BLOCK {
+                of_pass[i / FREQ_BLOCK]
+            } else {
+                of_pass[passes + i - passes * FREQ_BLOCK]
+            };
+            sum[b] += f / f_centre;
+            count[b] += 1;
+        }
+        Self {
+            k_centre: (2.0 * std::f64::consts::PI * f_centre / SPEED_OF_LIGHT) as f32,
+            of_pass,
+            scale: std::array::from_fn(|b| {
+                if count[b] == 0 {
+                    1.0
+                } else {
+                    (sum[b] / count[b] as f64) as f32
+                }
+            }),
         }
     }
 }
@@ -235,7 +300,7 @@ fn simulate_with(channels: &Channels, sets: &[SourceSet], out: &mut [Complex32],
                 let tx = set.tx.row(t);
                 for (r, samples) in row.chunks_mut(n_f).enumerate() {
                     if channels.is_alive(t, r) {
-                        channel(fma, tx, set.rx.row(r), &set.lobe, &mut scratch, samples);
+                        channel(fma, tx, set.rx.row(r), set, &mut scratch, samples);
                     }
                 }
             }
@@ -255,29 +320,42 @@ fn has_fma() -> bool {
 }
 
 /// One channel: adds Σ_h a_h·z_h(f) to `out` (one entry per frequency).
-fn channel(fma: bool, tx: Row, rx: Row, lobe: &Lobe, scratch: &mut Scratch, out: &mut [Complex32]) {
+fn channel(
+    fma: bool,
+    tx: Row,
+    rx: Row,
+    set: &SourceSet,
+    scratch: &mut Scratch,
+    out: &mut [Complex32],
+) {
     #[cfg(target_arch = "x86_64")]
     if fma {
         // SAFETY: `fma` is true only where the CPU reports AVX2 and FMA (`has_fma`).
-        unsafe { channel_avx2_fma(tx, rx, lobe, scratch, out) };
+        unsafe { channel_avx2_fma(tx, rx, set, scratch, out) };
         return;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = fma;
-    channel_impl::<false>(tx, rx, lobe, scratch, out);
+    channel_impl::<false>(tx, rx, set, scratch, out);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn channel_avx2_fma(tx: Row, rx: Row, lobe: &Lobe, scratch: &mut Scratch, out: &mut [Complex32]) {
-    channel_impl::<true>(tx, rx, lobe, scratch, out);
+fn channel_avx2_fma(
+    tx: Row,
+    rx: Row,
+    set: &SourceSet,
+    scratch: &mut Scratch,
+    out: &mut [Complex32],
+) {
+    channel_impl::<true>(tx, rx, set, scratch, out);
 }
 
 #[inline(always)]
 fn channel_impl<const FMA: bool>(
     tx: Row,
     rx: Row,
-    lobe: &Lobe,
+    set: &SourceSet,
     scratch: &mut Scratch,
     out: &mut [Complex32],
 ) {
@@ -287,13 +365,27 @@ fn channel_impl<const FMA: bool>(
     for start in (0..n_chunks).step_by(CHUNKS) {
         let chunks = (n_chunks - start).min(CHUNKS);
         let range = start..start + chunks;
-        prepare::<FMA>(&tx[range.clone()], &rx[range], lobe, block);
+        prepare::<FMA>(&tx[range.clone()], &rx[range.clone()], &set.lobe, block);
         let (blocked, rest) = acc.as_chunks_mut::<FREQ_BLOCK>();
-        for acc in blocked {
-            sweep::<FMA>(block, chunks, acc);
-        }
-        for acc in rest {
-            sweep_one::<FMA>(block, chunks, acc);
+        match &set.bands {
+            None => {
+                for acc in blocked {
+                    sweep::<FMA>(block, chunks, acc);
+                }
+                for acc in rest {
+                    sweep_one::<FMA>(block, chunks, acc);
+                }
+            }
+            Some(bands) => {
+                prepare_facets::<FMA>(&tx[range.clone()], &rx[range], bands, block);
+                let n_blocked = blocked.len();
+                for (acc, &b) in blocked.iter_mut().zip(&bands.of_pass) {
+                    sweep_facets::<FMA>(block, chunks, b, acc);
+                }
+                for (acc, &b) in rest.iter_mut().zip(&bands.of_pass[n_blocked..]) {
+                    sweep_one_facets::<FMA>(block, chunks, b, acc);
+                }
+            }
         }
     }
     for (o, a) in out.iter_mut().zip(acc.iter()) {
@@ -395,6 +487,106 @@ fn sweep_one<const FMA: bool>(b: &mut Block, chunks: usize, acc: &mut C32x8) {
     *acc += a;
 }
 
+/// The largest number of series terms of a facet integral (r ≤ 8 needs ~30 for 1e-6).
+const MAX_TERMS: usize = 40;
+/// The largest phase spread r = max|u_i| (rad) of a facet integral in f32: the series' largest
+/// term, r^r/r! ≈ 400 at r = 8, keeps its rounding error near 3e-5. Facets past it, which the
+/// sampling splits so that only terms with a negligible lobe reach it (docs/physics.md §3.5),
+/// are left out.
+pub(crate) const MAX_PHASE_SPREAD: f32 = 8.0;
+
+/// Fills `b.facet` with each facet's normalised integral F per sub-band, in f32 lanes: u_i =
+/// k_c·q·ρ_i from the tables (q·ρ_i = ω_t·ρ_i + ω_r·ρ_i, ρ_2 = −ρ_0 − ρ_1), then the series
+/// F(s·u) = Σ_m g_m·(j·s)^m of [`facet_integral`](crate::facets::facet_integral), with g_m =
+/// 2·h_m/(m + 2)! by the scaled recurrence g_m = −e_2·g_{m−2}/((m+1)(m+2)) +
+/// e_3·g_{m−3}/(m(m+1)(m+2)) (no overflow) and Horner's rule in j·s per sub-band. The number
+/// of terms is the same for a chunk's lanes: until r^m/m! < 1e-6, r the chunk's largest
+/// s·|u_i|. Lanes with r > [`MAX_PHASE_SPREAD`] get F = 0.
+#[inline(always)]
+fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, bands: &Bands, b: &mut Block) {
+    let k = F32x8::splat(bands.k_centre);
+    let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
+    for (facet, (t, r)) in b.facet[..tx.len()].iter_mut().zip(tx.iter().zip(rx)) {
+        let u0 = k * (t[B0] + r[B0]);
+        let u1 = k * (t[B1] + r[B1]);
+        let u2 = -(u0 + u1);
+        let e2 = u0 * u1 + (u0 + u1) * u2;
+        let e3 = u0 * u1 * u2;
+        // Per lane r = s_max·max|u_i|; lanes past MAX_PHASE_SPREAD are left out (F = 0).
+        let spread = u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
+        let keep = spread.map(|r| if r <= MAX_PHASE_SPREAD { 1.0 } else { 0.0 });
+        let largest = (0..LANES).fold(0.0f32, |m, l| m.max(spread.0[l] * keep.0[l]));
+        let mut g = [F32x8::default(); MAX_TERMS];
+        g[0] = F32x8::splat(1.0);
+        let (mut terms, mut bound) = (1, 1.0f32);
+        for m in 1..MAX_TERMS {
+            let mf = m as f32;
+            let back2 = if m >= 2 { g[m - 2] } else { F32x8::default() };
+            let mut next = -(e2 * back2) * F32x8::splat(1.0 / ((mf + 1.0) * (mf + 2.0)));
+            if m >= 3 {
+                next += e3 * g[m - 3] * F32x8::splat(1.0 / (mf * (mf + 1.0) * (mf + 2.0)));
+            }
+            g[m] = next;
+            terms = m + 1;
+            bound *= largest / mf;
+            if m > 3 && bound < 1e-6 {
+                break;
+            }
+        }
+        for (out, &s) in facet.iter_mut().zip(&bands.scale) {
+            // Horner in z = j·s: (a + jb)·(js) = −b·s + j·a·s.
+            let s = F32x8::splat(s);
+            let (mut re, mut im) = (g[terms - 1], F32x8::default());
+            for &coefficient in g[..terms - 1].iter().rev() {
+                let next_re = (-im).mul_add::<FMA>(s, coefficient);
+                im = re * s;
+                re = next_re;
+            }
+            *out = C32x8 {
+                re: re * keep,
+                im: im * keep,
+            };
+        }
+    }
+}
+
+/// [`sweep`] for facets: the accumulated value is z·F_b (the facet integral of sub-band `band`),
+/// while z itself follows the recurrence.
+#[inline(always)]
+fn sweep_facets<const FMA: bool>(
+    b: &mut Block,
+    chunks: usize,
+    band: usize,
+    acc: &mut [C32x8; FREQ_BLOCK],
+) {
+    let [mut a0, mut a1, mut a2, mut a3] = [C32x8::default(); FREQ_BLOCK];
+    let pows = b.pow[..chunks].iter();
+    for ((z, [p1, p2, p3, p4]), facet) in b.z[..chunks].iter_mut().zip(pows).zip(&b.facet) {
+        let v = z.mul::<FMA>(facet[band]);
+        let sum = v.re + v.im;
+        a0 += v;
+        a1 += p1.times::<FMA>(v, sum);
+        a2 += p2.times::<FMA>(v, sum);
+        a3 += p3.times::<FMA>(v, sum);
+        *z = p4.times::<FMA>(*z, z.re + z.im);
+    }
+    for (acc, a) in acc.iter_mut().zip([a0, a1, a2, a3]) {
+        *acc += a;
+    }
+}
+
+/// [`sweep_one`] for facets.
+#[inline(always)]
+fn sweep_one_facets<const FMA: bool>(b: &mut Block, chunks: usize, band: usize, acc: &mut C32x8) {
+    let mut a = C32x8::default();
+    let pows = b.pow[..chunks].iter();
+    for ((z, pow), facet) in b.z[..chunks].iter_mut().zip(pows).zip(&b.facet) {
+        a += z.mul::<FMA>(facet[band]);
+        *z = pow[0].times::<FMA>(*z, z.re + z.im);
+    }
+    *acc += a;
+}
+
 #[cfg(test)]
 mod tests {
     use nalgebra::{Point3, Vector3};
@@ -429,12 +621,13 @@ mod tests {
                     normal: Some(Vector3::new(0.1 * a.sin(), 0.1 * a.cos(), -1.0).normalize()),
                     weight: 1e-6,
                     roughness_m: 1e-4 * a.sin(),
+                    offsets: None,
                 }
             })
             .collect();
-        let material = Material::default();
-        let sets = [SourceSet::new(&channels, &sources, Some(&material))];
-        let reference = super::super::direct::simulate(&channels, &material, &sources);
+        let reflectance = Reflectance::of(&crate::Material::default());
+        let sets = [SourceSet::new(&channels, &sources, Some(&reflectance))];
+        let reference = super::super::direct::simulate(&channels, &[(&sources, Some(reflectance))]);
         let norm: f32 = reference.iter().map(|s| s.norm_sqr()).sum();
         for fma in [false, true] {
             let mut out = vec![Complex32::new(0.0, 0.0); reference.len()];

@@ -13,18 +13,21 @@ mod lanes;
 
 use nalgebra::{Point3, Vector3};
 
-use crate::{ChannelMask, ElementPattern, FrequencySweep, Hit, PointScatterer};
+use crate::facets::Facet;
+use crate::{ChannelMask, ElementPattern, FrequencySweep, Hit, Material, PointScatterer};
 
 /// A scatterer as both kernels see it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Source {
     pub position: Point3<f64>,
-    /// The unit normal of a surface hit; `None` for an isotropic point scatterer.
+    /// The unit normal of a surface hit or facet; `None` for an isotropic point scatterer.
     pub normal: Option<Vector3<f64>>,
-    /// Area weight w_h (m²) of a hit, reflectivity σ (m²) of a point.
+    /// Area weight w_h (m²) of a hit or facet, reflectivity σ (m²) of a point.
     pub weight: f64,
-    /// Roughness displacement δ_h (m); 0 for points.
+    /// Roughness displacement δ_h (m); 0 for points and facets.
     pub roughness_m: f64,
+    /// A facet's corners 0 and 1 relative to its centroid (m); `None` for hits and points.
+    pub offsets: Option<[Vector3<f64>; 2]>,
 }
 
 impl From<&Hit> for Source {
@@ -34,6 +37,7 @@ impl From<&Hit> for Source {
             normal: Some(hit.normal),
             weight: hit.area_m2,
             roughness_m: hit.roughness_m,
+            offsets: None,
         }
     }
 }
@@ -45,9 +49,77 @@ impl From<&PointScatterer> for Source {
             normal: None,
             weight: point.reflectivity_m2(),
             roughness_m: 0.0,
+            offsets: None,
         }
     }
 }
+
+impl From<&Facet> for Source {
+    fn from(facet: &Facet) -> Self {
+        Self {
+            position: facet.centroid,
+            normal: Some(facet.normal),
+            weight: facet.weight_m2,
+            roughness_m: 0.0,
+            offsets: Some(facet.offsets),
+        }
+    }
+}
+
+/// The angular factor of a set of surface sources: diffuse + specular·max(0, n·H)^exponent
+/// (1/sr). The whole material, or one of its two parts (docs/physics.md §3.3–§3.4).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reflectance {
+    pub diffuse: f64,
+    pub specular: f64,
+    pub exponent: f64,
+}
+
+impl Reflectance {
+    /// The whole material: (1 − m)/π + m·(n_s + 1)/(2π)·max(0, n·H)^{n_s}.
+    pub fn of(material: &Material) -> Self {
+        Self {
+            diffuse: material.diffuse_weight(),
+            specular: material.specular_weight(),
+            exponent: material.exponent,
+        }
+    }
+    /// The Blinn-Phong part alone (the converged model's coherent part).
+    pub fn specular(material: &Material) -> Self {
+        Self {
+            diffuse: 0.0,
+            ..Self::of(material)
+        }
+    }
+    /// The Lambert part alone (the converged model's diffuse cells).
+    pub fn diffuse(material: &Material) -> Self {
+        Self {
+            specular: 0.0,
+            ..Self::of(material)
+        }
+    }
+    /// The factor for unit vectors `normal`, `to_tx` (ω_i) and `to_rx` (ω_o); the specular term
+    /// is 0 where ω_i + ω_o = 0.
+    pub fn factor(&self, normal: &Vector3<f64>, to_tx: &Vector3<f64>, to_rx: &Vector3<f64>) -> f64 {
+        let half = to_tx + to_rx;
+        let len = half.norm();
+        let cos_h = if len > 0.0 {
+            normal.dot(&half).max(0.0) / len
+        } else {
+            0.0
+        };
+        let lobe = if self.specular == 0.0 {
+            0.0
+        } else {
+            cos_h.powf(self.exponent)
+        };
+        self.diffuse + self.specular * lobe
+    }
+}
+
+/// The frequency sub-bands of the facet kernels: within each, a facet's integral is taken at
+/// the sub-band's mean wavenumber (docs/physics.md §3.5).
+pub(crate) const SUB_BANDS: usize = 4;
 
 /// What the kernels need to know about the array and the sweep.
 pub(crate) struct Channels<'a> {

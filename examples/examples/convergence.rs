@@ -1,0 +1,190 @@
+//! Convergence of the radar images against how the surface integral is evaluated
+//! (docs/physics.md §3.4–§3.5): three faces at the `cpu` preset's imaging (64 × 64 level
+//! images, unpooled), for material factors 0, 0.5 and 1.
+//!
+//! For each face and material it renders
+//! - the converged model (facets) with two sampling seeds and one surface seed,
+//! - the same model with its coherent part evaluated by random hits at a fine spacing (the dense
+//!   reference, default 0.25 mm),
+//! - the paper-like sampled model at the preset's 3 mm with two seeds,
+//!
+//! and prints the Pearson correlation of the dB level images over the pixels where either
+//! image is above −20 dB, the median depth difference where both are, the fraction of face
+//! pixels above −20 dB, and the simulation time.
+//!
+//! `cargo run --release -p radar-face --example convergence [-- REFERENCE_SPACING_MM]`
+
+use std::time::Instant;
+
+use abs_fit::{FaceParams, PhysicsRenderer, Preset, RenderParams};
+use backproject::ImageProducts;
+use morphable::{MorphableModel, Pose};
+use radar_sim::{CoherentIntegral, ConvergedSurface, HitDensity, SimulationConfig, SurfaceModel};
+
+type Error = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Error> {
+    let reference_mm: f64 = match std::env::args().nth(1) {
+        Some(a) => a.parse()?,
+        None => 0.25,
+    };
+    let model = morphable::builtin::builtin().model();
+    let dataset = Preset::Cpu.dataset()?;
+    let mut imaging = dataset.imaging.clone();
+    imaging.pool = 1;
+    let faces = faces(model)?;
+    println!(
+        "| face | m | facets: seed ↔ seed | facets ↔ {reference_mm} mm hits | depth Δ median (mm) | \
+         sampled 3 mm: seed ↔ seed | valid face pixels (facets) | facets (s) | {reference_mm} mm (s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, face) in &faces {
+        for m in materials() {
+            let face = FaceParams {
+                render: RenderParams {
+                    material: m,
+                    ..face.render
+                },
+                ..face.clone()
+            };
+            let converged = ConvergedSurface::default();
+            let render = |surface: SurfaceModel, hits: f64, seed: u64| -> Result<_, Error> {
+                let mut imaging = imaging.clone();
+                imaging.simulation = SimulationConfig {
+                    surface,
+                    hits: HitDensity::Spacing(hits),
+                    surface_seed: 7,
+                    ..imaging.simulation
+                };
+                let renderer =
+                    PhysicsRenderer::new(model.clone(), dataset.layout.clone(), imaging)?;
+                let start = Instant::now();
+                let rendering = renderer.render_face(&face, seed)?;
+                if std::env::var_os("CONVERGENCE_STATS").is_some() {
+                    eprintln!("{:?}", rendering.report.stats);
+                }
+                Ok((rendering.products, start.elapsed().as_secs_f64()))
+            };
+            let facets = SurfaceModel::Converged(converged);
+            let dense = SurfaceModel::Converged(ConvergedSurface {
+                coherent: CoherentIntegral::Hits,
+                ..converged
+            });
+            let (a, time_a) = render(facets, 0.003, 1)?;
+            let (b, _) = render(facets, 0.003, 2)?;
+            let (reference, time_ref) = render(dense, reference_mm * 1e-3, 3)?;
+            let (old_a, _) = render(SurfaceModel::Sampled, 0.003, 1)?;
+            let (old_b, _) = render(SurfaceModel::Sampled, 0.003, 2)?;
+            println!(
+                "| {name} | {m} | {:.4} | {:.4} | {:.2} | {:.3} | {:.2} | {time_a:.2} | {time_ref:.1} |",
+                correlation(&a, &b),
+                correlation(&a, &reference),
+                depth_difference_mm(&a, &reference),
+                correlation(&old_a, &old_b),
+                valid_fraction(&a),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The issue's three faces: the mean face; shape (1.5, −1, 0.5) at yaw 4°, pitch −6°;
+/// expression (2, −1) at roll 8°. Antenna 0.25 cm, 20 dB.
+fn faces(model: &dyn MorphableModel) -> Result<Vec<(&'static str, FaceParams)>, Error> {
+    let zeros = |n: usize| vec![0.0; n];
+    let (n_s, n_e) = (10, 5);
+    let render = RenderParams {
+        material: 0.5,
+        antenna_cm: 0.25,
+        dynamic_range_db: 20.0,
+    };
+    let _ = model;
+    let mut shape = zeros(n_s);
+    shape[..3].copy_from_slice(&[1.5, -1.0, 0.5]);
+    let mut expression = zeros(n_e);
+    expression[..2].copy_from_slice(&[2.0, -1.0]);
+    let deg = std::f64::consts::PI / 180.0;
+    Ok(vec![
+        (
+            "mean",
+            FaceParams {
+                shape: zeros(n_s),
+                expression: zeros(n_e),
+                pose: Pose::identity(),
+                render,
+            },
+        ),
+        (
+            "shape, yaw 4°, pitch −6°",
+            FaceParams {
+                shape,
+                expression: zeros(n_e),
+                pose: Pose {
+                    yaw: 4.0 * deg,
+                    pitch: -6.0 * deg,
+                    ..Pose::identity()
+                },
+                render,
+            },
+        ),
+        (
+            "expression, roll 8°",
+            FaceParams {
+                shape: zeros(n_s),
+                expression,
+                pose: Pose {
+                    roll: 8.0 * deg,
+                    ..Pose::identity()
+                },
+                render,
+            },
+        ),
+    ])
+}
+
+/// Pearson correlation of two dB level images over the pixels where either is above −20 dB.
+fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
+    let (a, b) = (a.level_db().db(), b.level_db().db());
+    let pairs: Vec<(f64, f64)> = (a.iter().zip(b.iter()))
+        .filter(|(x, y)| **x > -20.0 || **y > -20.0)
+        .map(|(x, y)| (x.max(-40.0) as f64, y.max(-40.0) as f64))
+        .collect();
+    let n = pairs.len() as f64;
+    let (mx, my) = (
+        pairs.iter().map(|p| p.0).sum::<f64>() / n,
+        pairs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, y) in &pairs {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx).powi(2);
+        syy += (y - my).powi(2);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// Median |depth difference| (mm) over the pixels where both images are above −20 dB.
+fn depth_difference_mm(a: &ImageProducts, b: &ImageProducts) -> f64 {
+    let mut d: Vec<f64> = (a.level_db().db().iter())
+        .zip(b.level_db().db().iter())
+        .zip(a.depth_m().depth_m().iter().zip(b.depth_m().depth_m().iter()))
+        .filter(|((x, y), _)| **x > -20.0 && **y > -20.0)
+        .map(|(_, (p, q))| ((p - q).abs() * 1e3) as f64)
+        .collect();
+    d.sort_by(f64::total_cmp);
+    d.get(d.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The fraction of pixels above −20 dB.
+fn valid_fraction(a: &ImageProducts) -> f64 {
+    let db = a.level_db().db();
+    db.iter().filter(|x| **x > -20.0).count() as f64 / db.len() as f64
+}
+
+/// The material factors: 0, 0.5 and 1, or the list in `CONVERGENCE_MATERIALS` (commas).
+fn materials() -> Vec<f64> {
+    match std::env::var("CONVERGENCE_MATERIALS") {
+        Ok(list) => list.split(',').filter_map(|m| m.trim().parse().ok()).collect(),
+        Err(_) => vec![0.0, 0.5, 1.0],
+    }
+}
