@@ -1,5 +1,5 @@
 //! `abs-fit` benchmarks: one dataset sample (face → simulation → back-projection → images)
-//! per preset, on the built-in model; one analysis-by-synthesis fit with the differentiable
+//! per preset and forward model (converged, sampled), on the built-in model; one analysis-by-synthesis fit with the differentiable
 //! depth renderer; and the learned renderer of the `cpu` preset (one image, and one fit through
 //! it), the other half of issue 7's render-time comparison.
 
@@ -13,18 +13,27 @@ use abs_fit::{
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, criterion_group};
 use morphable::builtin::builtin;
+use radar_sim::SurfaceModel;
 
 fn sample(c: &mut Criterion) {
     let mut group = c.benchmark_group("abs_fit/dataset_sample");
     group.sample_size(10);
+    // The converged model (the default) beside the paper-like sampled one, in the same run.
+    let physics = [
+        ("converged", SurfaceModel::default()),
+        ("sampled", SurfaceModel::Sampled),
+    ];
     for preset in [Preset::Tiny, Preset::Quick, Preset::Cpu, Preset::Paper] {
-        let config = preset.dataset().expect("preset configs are valid");
-        let renderer = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone())
-            .expect("preset imaging is valid");
-        let (face, seed) = config.draw(0);
-        group.bench_function(preset.name(), |b| {
-            b.iter(|| renderer.image_products(black_box(&face), seed))
-        });
+        for (name, surface) in physics {
+            let mut config = preset.dataset().expect("preset configs are valid");
+            config.imaging.simulation.surface = surface;
+            let renderer = PhysicsRenderer::new(builtin(), config.layout, config.imaging.clone())
+                .expect("preset imaging is valid");
+            let (face, seed) = config.draw(0);
+            group.bench_function(format!("{}/{name}", preset.name()), |b| {
+                b.iter(|| renderer.image_products(black_box(&face), seed))
+            });
+        }
     }
     group.finish();
 }

@@ -5,6 +5,7 @@ mod fitting;
 mod generate;
 mod geometry;
 mod params;
+mod physics;
 mod reliability;
 mod store;
 mod training;

@@ -59,7 +59,7 @@ fn main() -> Result<(), Error> {
                 let renderer =
                     PhysicsRenderer::new(model.clone(), dataset.layout.clone(), imaging)?;
                 let start = Instant::now();
-                let rendering = renderer.render_face(&face, seed)?;
+                let rendering = renderer.render_face_seeded(&face, seed, 7)?;
                 if std::env::var_os("CONVERGENCE_STATS").is_some() {
                     eprintln!("{:?}", rendering.report.stats);
                 }
@@ -167,7 +167,12 @@ fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
 fn depth_difference_mm(a: &ImageProducts, b: &ImageProducts) -> f64 {
     let mut d: Vec<f64> = (a.level_db().db().iter())
         .zip(b.level_db().db().iter())
-        .zip(a.depth_m().depth_m().iter().zip(b.depth_m().depth_m().iter()))
+        .zip(
+            a.depth_m()
+                .depth_m()
+                .iter()
+                .zip(b.depth_m().depth_m().iter()),
+        )
         .filter(|((x, y), _)| **x > -20.0 && **y > -20.0)
         .map(|(_, (p, q))| ((p - q).abs() * 1e3) as f64)
         .collect();
@@ -184,7 +189,10 @@ fn valid_fraction(a: &ImageProducts) -> f64 {
 /// The material factors: 0, 0.5 and 1, or the list in `CONVERGENCE_MATERIALS` (commas).
 fn materials() -> Vec<f64> {
     match std::env::var("CONVERGENCE_MATERIALS") {
-        Ok(list) => list.split(',').filter_map(|m| m.trim().parse().ok()).collect(),
+        Ok(list) => list
+            .split(',')
+            .filter_map(|m| m.trim().parse().ok())
+            .collect(),
         Err(_) => vec![0.0, 0.5, 1.0],
     }
 }

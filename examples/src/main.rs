@@ -96,6 +96,37 @@ pub fn load_model(path: Option<&Path>) -> CliResult<PcaModel> {
     })
 }
 
+/// The forward model of `simulate`, `generate` and `reproduce` (docs/physics.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Physics {
+    /// The converged model: physical optics on facets plus an explicit diffuse field.
+    Converged,
+    /// The paper-like model: the whole material integrated at random hits with per-hit
+    /// roughness (images depend on the hit sampling).
+    Sampled,
+}
+
+impl std::str::FromStr for Physics {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "converged" => Ok(Self::Converged),
+            "sampled" => Ok(Self::Sampled),
+            other => Err(format!("'{other}': expected converged or sampled")),
+        }
+    }
+}
+
+impl Physics {
+    /// The surface model this names.
+    pub fn model(self) -> radar_sim::SurfaceModel {
+        match self {
+            Self::Converged => radar_sim::SurfaceModel::default(),
+            Self::Sampled => radar_sim::SurfaceModel::Sampled,
+        }
+    }
+}
+
 /// Creates a directory and its parents, saying which one failed.
 pub fn create_dir(dir: &Path) -> CliResult<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -112,7 +112,7 @@ impl ConvergedSurface {
     /// The default longest facet edge (m).
     pub const DEFAULT_MAX_EDGE_M: f64 = 0.006;
     /// The default correlation length ℓ (m).
-    pub const DEFAULT_CORRELATION_LENGTH_M: f64 = 0.003;
+    pub const DEFAULT_CORRELATION_LENGTH_M: f64 = 0.004;
     /// The default height spread σ_h (m).
     pub const DEFAULT_HEIGHT_SPREAD_M: f64 = 0.001;
     /// The default boundary taper width W (m).

@@ -108,7 +108,7 @@ pub(crate) struct Aperture {
 }
 
 /// The smallest specular lobe factor cos^{n_s}θ_H that the facet sampling keeps.
-pub(crate) const LOBE_FLOOR: f64 = 1e-6;
+pub(crate) const LOBE_FLOOR: f64 = 1e-3;
 
 impl Aperture {
     /// The angle beyond which the lobe cos^{n_s} θ falls below [`LOBE_FLOOR`] (π/2 for
@@ -172,9 +172,8 @@ pub(crate) fn facets(
                 return (out, hidden);
             }
             split(t.corners, max_edge_m, &mut |corners| {
-                let centroid = Point3::from(
-                    (corners[0].coords + corners[1].coords + corners[2].coords) / 3.0,
-                );
+                let centroid =
+                    Point3::from((corners[0].coords + corners[1].coords + corners[2].coords) / 3.0);
                 if !occluders.is_visible(&centroid, Some(i)) {
                     hidden += 1;
                     return;
@@ -183,7 +182,10 @@ pub(crate) fn facets(
                 if weight == 0.0 {
                     return;
                 }
-                let area = 0.5 * (corners[1] - corners[0]).cross(&(corners[2] - corners[0])).norm();
+                let area = 0.5
+                    * (corners[1] - corners[0])
+                        .cross(&(corners[2] - corners[0]))
+                        .norm();
                 let normal = if t.normal.dot(&(centre - centroid)) < 0.0 {
                     -t.normal
                 } else {
@@ -200,7 +202,10 @@ pub(crate) fn facets(
         })
         .collect();
     let hidden = per_triangle.iter().map(|(_, h)| h).sum();
-    (per_triangle.into_iter().flat_map(|(f, _)| f).collect(), hidden)
+    (
+        per_triangle.into_iter().flat_map(|(f, _)| f).collect(),
+        hidden,
+    )
 }
 
 /// Calls `emit` on the pieces of a triangle split in four (at its edge midpoints) until every
@@ -223,8 +228,13 @@ fn split(corners: [Point3<f64>; 3], max_edge_m: f64, emit: &mut impl FnMut([Poin
 /// expected diffuse power, area·A_eq·((1 − m)/π)², stands to the coherent return of a flat
 /// patch, (area·m·(n_s + 1)/(2π))², as Lambert's σ⁰ = 4·cos θ_i·cos θ_o stands to physical
 /// optics' σ = 4π·area²/λ² at equal albedo (docs/physics.md §3.4). It does not depend on ℓ.
-pub(crate) fn diffuse_cell_weight(correlation_length_m: f64, exponent: f64, wavelength_m: f64) -> f64 {
-    let equivalent_area = ((exponent + 1.0) / 2.0).powi(2) * wavelength_m.powi(2) / std::f64::consts::PI;
+pub(crate) fn diffuse_cell_weight(
+    correlation_length_m: f64,
+    exponent: f64,
+    wavelength_m: f64,
+) -> f64 {
+    let equivalent_area =
+        ((exponent + 1.0) / 2.0).powi(2) * wavelength_m.powi(2) / std::f64::consts::PI;
     correlation_length_m * equivalent_area.sqrt()
 }
 
@@ -297,7 +307,10 @@ pub(crate) fn diffuse_cells(
         })
         .collect();
     let hidden = per_triangle.iter().map(|(_, h)| h).sum();
-    (per_triangle.into_iter().flat_map(|(c, _)| c).collect(), hidden)
+    (
+        per_triangle.into_iter().flat_map(|(c, _)| c).collect(),
+        hidden,
+    )
 }
 
 /// The normalised facet integral F = (1/A)∫_T exp(j·k·q·ρ) dA over a triangle with the phase

@@ -126,13 +126,23 @@ pub(crate) fn sample_scene(
 ) -> SceneSample {
     let area: f64 = triangles.iter().map(|t| t.area).sum();
     let occluders = Occluders::new(triangles, centre);
-    let candidates = stratified_hits(triangles, area, plan.hits, centre, plan.seed, plan.roughness_m);
+    let candidates = stratified_hits(
+        triangles,
+        area,
+        plan.hits,
+        centre,
+        plan.seed,
+        plan.roughness_m,
+    );
     let hits_sampled = candidates.len();
     let hits: Vec<Hit> = candidates
         .into_par_iter()
         .filter(|(hit, tri)| occluders.is_visible(&hit.position, Some(*tri)))
         .map(|(hit, tri)| Hit {
-            area_m2: hit.area_m2 * plan.taper.map_or(1.0, |w| w.at(&triangles[tri], &hit.position)),
+            area_m2: hit.area_m2
+                * plan
+                    .taper
+                    .map_or(1.0, |w| w.at(&triangles[tri], &hit.position)),
             ..hit
         })
         .collect();

@@ -35,7 +35,7 @@
 //! let report = simulator.simulate(&Scene::from_surface(plate))?;
 //! assert_eq!(report.cube.data().dim(), (94, 94, 8));
 //! // The converged model: each triangle (hypotenuse 56.6 mm) is split four times into 256
-//! // facets of at most 5.4 mm (docs/physics.md §3.5), none hidden.
+//! // facets of at most 6 mm (docs/physics.md §3.5), none hidden.
 //! assert_eq!(report.stats.facets_used, 512);
 //! # Ok::<(), radar_sim::RadarError>(())
 //! ```

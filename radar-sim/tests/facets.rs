@@ -89,7 +89,12 @@ fn a_small_plate_returns_in_proportion_to_its_area_and_peaks_at_its_range() {
     let signal = |side: f64| {
         let scene = Scene::from_surface(plate(Point3::new(0.0, 0.0, d), side));
         let report = sim.simulate(&scene).unwrap();
-        report.cube.data().iter().map(|s| Complex64::new(s.re as f64, s.im as f64)).collect::<Vec<_>>()
+        report
+            .cube
+            .data()
+            .iter()
+            .map(|s| Complex64::new(s.re as f64, s.im as f64))
+            .collect::<Vec<_>>()
     };
     let (small, large) = (signal(0.003), signal(0.006));
     // Coherent: amplitude ∝ area (4×), not √area; both far inside the Fresnel zone.
@@ -99,7 +104,9 @@ fn a_small_plate_returns_in_proportion_to_its_area_and_peaks_at_its_range() {
     let r = (d * d + delta * delta).sqrt();
     let cos = d / r;
     let half_angle_lobe = 1.0; // H is along the normal at the plate's centre
-    let expected = Material::new(1.0).unwrap().specular_weight() * half_angle_lobe * 0.006f64.powi(2)
+    let expected = Material::new(1.0).unwrap().specular_weight()
+        * half_angle_lobe
+        * 0.006f64.powi(2)
         * cos
         * cos
         / (r * r);
@@ -110,7 +117,12 @@ fn a_small_plate_returns_in_proportion_to_its_area_and_peaks_at_its_range() {
     let response = |z: f64| {
         let path = 2.0 * (z * z + delta * delta).sqrt();
         (large.iter().zip(&frequencies))
-            .map(|(s, f)| s * Complex64::from_polar(1.0, 2.0 * std::f64::consts::PI * f * path / SPEED_OF_LIGHT))
+            .map(|(s, f)| {
+                s * Complex64::from_polar(
+                    1.0,
+                    2.0 * std::f64::consts::PI * f * path / SPEED_OF_LIGHT,
+                )
+            })
             .sum::<Complex64>()
             .norm()
     };
@@ -132,10 +144,18 @@ fn the_sampling_seed_does_not_matter_and_the_surface_seed_does() {
             surface_seed,
             ..noiseless()
         };
-        Simulator::new(&array, sweep, config).unwrap().simulate(&scene).unwrap().cube
+        Simulator::new(&array, sweep, config)
+            .unwrap()
+            .simulate(&scene)
+            .unwrap()
+            .cube
     };
     let reference = run(1, 5);
-    assert_eq!(run(2, 5), reference, "sampling seed changed a converged signal");
+    assert_eq!(
+        run(2, 5),
+        reference,
+        "sampling seed changed a converged signal"
+    );
     let other_surface = run(1, 6);
     assert!(other_surface.relative_error(&reference).unwrap() > 0.01);
 }
@@ -198,12 +218,18 @@ fn diffuse_power_follows_lambert_whatever_the_correlation_length() {
                     }),
                     ..noiseless()
                 };
-                let report = Simulator::new(&array, sweep, config).unwrap().simulate(&scene).unwrap();
+                let report = Simulator::new(&array, sweep, config)
+                    .unwrap()
+                    .simulate(&scene)
+                    .unwrap();
                 report.cube.data()[[0, 0, 0]].norm_sqr() as f64
             })
             .sum::<f64>()
             / 300.0;
         let ratio = mean / expected;
-        assert!((0.85..1.15).contains(&ratio), "ℓ = {length}: E|s|² ratio {ratio}");
+        assert!(
+            (0.85..1.15).contains(&ratio),
+            "ℓ = {length}: E|s|² ratio {ratio}"
+        );
     }
 }

@@ -248,7 +248,7 @@ fn hidden_hits_are_dropped_and_counted() {
     );
     assert_eq!(report.stats.hits_used + report.stats.hits_hidden, 340);
     assert!(report.stats.hits_used > 0);
-    // The converged model's facets: at 82 GHz and n_s = 50 the longest facet edge is 5.4 mm,
+    // The converged model's facets: at 82 GHz and n_s = 50 the longest facet edge is 6 mm,
     // so the 5 cm plate's triangles (hypotenuse 70.7 mm) are split 4 times (4.4 mm) into 256
     // pieces each, the 3 cm plate's (42.4 mm) 3 times (5.3 mm) into 64: all 128 hidden.
     let report = run(&Qar50::new(), 2, &scene, noiseless());

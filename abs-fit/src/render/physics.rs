@@ -129,9 +129,15 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
         Ok(mesh)
     }
 
-    /// The simulation settings of one face: its material and antenna size, and `seed`.
-    /// Predicted parameters may stray outside the physical ranges: they are clamped.
-    fn face_simulation(&self, face: &FaceParams, seed: u64) -> Result<SimulationConfig> {
+    /// The simulation settings of one face: its material and antenna size, and the sampling
+    /// and surface seeds. Predicted parameters may stray outside the physical ranges: they are
+    /// clamped.
+    fn face_simulation(
+        &self,
+        face: &FaceParams,
+        sampling_seed: u64,
+        surface_seed: u64,
+    ) -> Result<SimulationConfig> {
         let base = self.imaging.simulation;
         Ok(SimulationConfig {
             material: Material::with_exponent(
@@ -139,19 +145,34 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
                 base.material.exponent,
             )?,
             pattern: ElementPattern::sinc(face.render.antenna_cm.max(0.0))?,
-            seed,
+            seed: sampling_seed,
+            surface_seed,
             ..base
         })
     }
 
     /// Everything about one face's rendering: the signal, the volume and the (pooled) images.
+    /// `seed` is both the sampling seed and the surface seed (their random streams are
+    /// independent): datasets draw one per sample.
     pub fn render_face(&self, face: &FaceParams, seed: u64) -> Result<Rendering> {
+        self.render_face_seeded(face, seed, seed)
+    }
+
+    /// [`PhysicsRenderer::render_face`] with the two seeds apart: `sampling_seed` (numerical
+    /// sampling and noise) and `surface_seed` (the diffuse field's realisation, the physical
+    /// speckle; docs/physics.md §3.4).
+    pub fn render_face_seeded(
+        &self,
+        face: &FaceParams,
+        sampling_seed: u64,
+        surface_seed: u64,
+    ) -> Result<Rendering> {
         let mesh = self.placed_mesh(face)?;
         let scene = Scene::from_surface(Surface::new(mesh.vertices, mesh.triangles)?);
         self.imaging.image_scene(
             self.array.as_ref(),
             &scene,
-            self.face_simulation(face, seed)?,
+            self.face_simulation(face, sampling_seed, surface_seed)?,
         )
     }
 

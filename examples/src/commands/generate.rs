@@ -8,7 +8,7 @@ use abs_fit::{PoseScaling, Preset};
 use clap::Args as ClapArgs;
 
 use crate::progress::Bar;
-use crate::{CliResult, load_model};
+use crate::{CliResult, Physics, load_model};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -37,6 +37,10 @@ pub struct Args {
     /// range, onto [−1, 1]) or fixed (translation / 5 cm, angles / 10°).
     #[arg(long, default_value = "sampling-range")]
     pose_scaling: PoseScaling,
+    /// The forward model: converged (physical optics on facets plus an explicit diffuse field,
+    /// the default) or sampled (the paper-like random hits of earlier datasets).
+    #[arg(long, default_value = "converged")]
+    physics: Physics,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -61,6 +65,7 @@ pub fn run(args: Args) -> CliResult {
         config.seed = seed;
     }
     config.set_pose_scaling(args.pose_scaling);
+    config.imaging.simulation.surface = args.physics.model();
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("out/datasets").join(match args.shard {
             Some((i, n)) => format!("{}-shard-{i}-of-{n}", args.preset.name()),

@@ -69,7 +69,7 @@ use morphable::PcaModel;
 use crate::commands::fit::write_faces;
 use crate::pictures::{heatmap, save_png};
 use crate::progress::Bar;
-use crate::{CliResult, create_dir, load_model};
+use crate::{CliResult, Physics, create_dir, load_model};
 
 /// Command-line options.
 #[derive(Debug, ClapArgs)]
@@ -90,6 +90,10 @@ pub struct Args {
     /// range, onto [−1, 1]) or fixed (translation / 5 cm, angles / 10°).
     #[arg(long, default_value = "sampling-range")]
     pose_scaling: PoseScaling,
+    /// The forward model: converged (physical optics on facets plus an explicit diffuse field,
+    /// the default) or sampled (the paper-like random hits of earlier datasets).
+    #[arg(long, default_value = "converged")]
+    physics: Physics,
     /// Epochs of every training stage instead of the preset's budget.
     #[arg(long)]
     epochs: Option<usize>,
@@ -261,6 +265,7 @@ pub fn run(args: Args) -> CliResult {
         config.n_samples = n;
     }
     config.set_pose_scaling(args.pose_scaling);
+    config.imaging.simulation.surface = args.physics.model();
     let dataset = generate(
         &model,
         &config,

@@ -11,7 +11,7 @@ use nalgebra::{Point3, Vector3};
 use radar_sim::{ElementPattern, Material, PointScatterer, Scene, SimulationConfig};
 
 use crate::pictures::{colour_picture, save_png, side_by_side};
-use crate::{CliResult, create_dir, load_model};
+use crate::{CliResult, Physics, create_dir, load_model};
 
 #[derive(Debug, ClapArgs)]
 pub struct Args {
@@ -24,9 +24,17 @@ pub struct Args {
     /// Output directory.
     #[arg(long, short, default_value = "out/simulate")]
     out: PathBuf,
-    /// Seed of hit jitter, roughness and noise.
+    /// The sampling (numerical) seed: hit positions of the sampled evaluations, and the noise.
+    /// The converged model's image does not depend on it beyond the noise.
+    #[arg(long, alias = "seed", default_value_t = 0)]
+    sampling_seed: u64,
+    /// The surface seed: the realisation of the diffuse random field (the physical speckle).
     #[arg(long, default_value_t = 0)]
-    seed: u64,
+    surface_seed: u64,
+    /// The forward model: converged (physical optics on facets plus an explicit diffuse field,
+    /// the default) or sampled (the paper-like random hits).
+    #[arg(long, default_value = "converged")]
+    physics: Physics,
     /// Shape coefficients (standard deviations), comma-separated; missing ones are 0.
     #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
     shape: Vec<f64>,
@@ -81,7 +89,8 @@ pub fn run(args: Args) -> CliResult {
         )
         .into());
     }
-    let config = args.preset.dataset()?;
+    let mut config = args.preset.dataset()?;
+    config.imaging.simulation.surface = args.physics.model();
     // Every range is checked, and the face placed, before anything is written.
     let face = if args.point.is_empty() {
         let face = face_of(&args);
@@ -98,18 +107,33 @@ pub fn run(args: Args) -> CliResult {
     };
     let out = create_dir(&args.out)?;
     let rendering = match face {
-        Some((renderer, face, placed)) => {
-            simulate_face(&renderer, &face, &placed, args.seed, &out)?
-        }
+        Some((renderer, face, placed)) => simulate_face(
+            &renderer,
+            &face,
+            &placed,
+            (args.sampling_seed, args.surface_seed),
+            &out,
+        )?,
         None => simulate_points(&args, &config)?,
     };
     write_outputs(&rendering, args.range_db, &out)?;
     let stats = &rendering.report.stats;
+    if stats.hits_sampled > 0 {
+        println!(
+            "{} hits used ({} hidden, spacing {:.2} mm)",
+            stats.hits_used,
+            stats.hits_hidden,
+            stats.hit_spacing_m * 1e3
+        );
+    }
+    if stats.facets_used + stats.diffuse_used > 0 {
+        println!(
+            "{} facets ({} hidden), {} diffuse cells ({} hidden)",
+            stats.facets_used, stats.facets_hidden, stats.diffuse_used, stats.diffuse_hidden
+        );
+    }
     println!(
-        "{} hits used ({} hidden, spacing {:.2} mm), {} point targets; signal {} × {} × {}",
-        stats.hits_used,
-        stats.hits_hidden,
-        stats.hit_spacing_m * 1e3,
+        "{} point targets; signal {} × {} × {}",
         stats.points_used,
         rendering.report.cube.n_tx(),
         rendering.report.cube.n_rx(),
@@ -125,7 +149,7 @@ fn simulate_face(
     renderer: &PhysicsRenderer<PcaModel>,
     face: &FaceParams,
     placed: &Mesh,
-    seed: u64,
+    (sampling_seed, surface_seed): (u64, u64),
     out: &Path,
 ) -> CliResult<Rendering> {
     let model = renderer.model();
@@ -140,7 +164,7 @@ fn simulate_face(
     write_ply(&out.join("mesh_radar.ply"), placed, None)?;
     let params = serde_json::to_string_pretty(face)?;
     morphable::export::atomic_write(&out.join("params.json"), params.as_bytes())?;
-    Ok(renderer.render_face(face, seed)?)
+    Ok(renderer.render_face_seeded(face, sampling_seed, surface_seed)?)
 }
 
 /// The point targets of the command line.
@@ -185,7 +209,8 @@ fn simulate_points(args: &Args, config: &abs_fit::dataset::DatasetConfig) -> Cli
     let simulation = SimulationConfig {
         material: Material::with_exponent(args.material, imaging.simulation.material.exponent)?,
         pattern: ElementPattern::sinc(args.antenna_cm)?,
-        seed: args.seed,
+        seed: args.sampling_seed,
+        surface_seed: args.surface_seed,
         ..imaging.simulation
     };
     Ok(imaging.image_scene(

@@ -75,8 +75,9 @@ pub(crate) fn simulate(
                         }
                         for (a, f) in acc.iter_mut().zip(&frequencies) {
                             let k = 2.0 * std::f64::consts::PI * f / SPEED_OF_LIGHT;
-                            let facet = corners
-                                .map_or(Complex64::new(1.0, 0.0), |c| facet_integral(c.map(|x| k * x)));
+                            let facet = corners.map_or(Complex64::new(1.0, 0.0), |c| {
+                                facet_integral(c.map(|x| k * x))
+                            });
                             *a += Complex64::from_polar(amplitude, -k * path) * facet;
                         }
                     }

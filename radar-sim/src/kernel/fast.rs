@@ -185,6 +185,8 @@ struct Block {
     pow: [[Multiplier; FREQ_BLOCK]; CHUNKS],
     /// Facet sets only: each facet's normalised integral F per sub-band.
     facet: [[C32x8; SUB_BANDS]; CHUNKS],
+    /// Facet sets only: the series coefficients g_m of one chunk (scratch, written before read).
+    series: [F32x8; MAX_TERMS],
 }
 
 /// Per-thread scratch.
@@ -201,6 +203,7 @@ impl Scratch {
                 z: [C32x8::default(); CHUNKS],
                 pow: [[Multiplier::default(); FREQ_BLOCK]; CHUNKS],
                 facet: [[C32x8::default(); SUB_BANDS]; CHUNKS],
+                series: [F32x8::default(); MAX_TERMS],
             }),
             acc: vec![C32x8::default(); n_freq],
         }
@@ -500,12 +503,13 @@ pub(crate) const MAX_PHASE_SPREAD: f32 = 8.0;
 /// F(s·u) = Σ_m g_m·(j·s)^m of [`facet_integral`](crate::facets::facet_integral), with g_m =
 /// 2·h_m/(m + 2)! by the scaled recurrence g_m = −e_2·g_{m−2}/((m+1)(m+2)) +
 /// e_3·g_{m−3}/(m(m+1)(m+2)) (no overflow) and Horner's rule in j·s per sub-band. The number
-/// of terms is the same for a chunk's lanes: until r^m/m! < 1e-6, r the chunk's largest
+/// of terms is the same for a chunk's lanes: until r^m/m! < 1e-4, r the chunk's largest
 /// s·|u_i|. Lanes with r > [`MAX_PHASE_SPREAD`] get F = 0.
 #[inline(always)]
 fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, bands: &Bands, b: &mut Block) {
     let k = F32x8::splat(bands.k_centre);
     let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
+    let g = &mut b.series;
     for (facet, (t, r)) in b.facet[..tx.len()].iter_mut().zip(tx.iter().zip(rx)) {
         let u0 = k * (t[B0] + r[B0]);
         let u1 = k * (t[B1] + r[B1]);
@@ -513,10 +517,10 @@ fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, bands: &Bands, b: &mut Bloc
         let e2 = u0 * u1 + (u0 + u1) * u2;
         let e3 = u0 * u1 * u2;
         // Per lane r = s_max·max|u_i|; lanes past MAX_PHASE_SPREAD are left out (F = 0).
-        let spread = u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
+        let spread =
+            u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
         let keep = spread.map(|r| if r <= MAX_PHASE_SPREAD { 1.0 } else { 0.0 });
         let largest = (0..LANES).fold(0.0f32, |m, l| m.max(spread.0[l] * keep.0[l]));
-        let mut g = [F32x8::default(); MAX_TERMS];
         g[0] = F32x8::splat(1.0);
         let (mut terms, mut bound) = (1, 1.0f32);
         for m in 1..MAX_TERMS {
@@ -529,7 +533,7 @@ fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, bands: &Bands, b: &mut Bloc
             g[m] = next;
             terms = m + 1;
             bound *= largest / mf;
-            if m > 3 && bound < 1e-6 {
+            if m > 3 && bound < 1e-4 {
                 break;
             }
         }

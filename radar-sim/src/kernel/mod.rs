@@ -119,7 +119,7 @@ impl Reflectance {
 
 /// The frequency sub-bands of the facet kernels: within each, a facet's integral is taken at
 /// the sub-band's mean wavenumber (docs/physics.md §3.5).
-pub(crate) const SUB_BANDS: usize = 4;
+pub(crate) const SUB_BANDS: usize = 2;
 
 /// What the kernels need to know about the array and the sweep.
 pub(crate) struct Channels<'a> {
