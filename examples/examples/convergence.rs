@@ -38,7 +38,9 @@ fn main() -> Result<(), Error> {
          sampled 3 mm: seed ↔ seed | valid face pixels (facets) | facets (s) | {reference_mm} mm (s) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (name, face) in &faces {
+    // `CONVERGENCE_TAPER_ONLY=1` prints only the taper table.
+    let main_table = std::env::var_os("CONVERGENCE_TAPER_ONLY").is_none();
+    for (name, face) in faces.iter().filter(|_| main_table) {
         for m in materials() {
             let face = FaceParams {
                 render: RenderParams {
@@ -57,7 +59,7 @@ fn main() -> Result<(), Error> {
                     ..imaging.simulation
                 };
                 let renderer =
-                    PhysicsRenderer::new(model.clone(), dataset.layout.clone(), imaging)?;
+                    PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
                 let start = Instant::now();
                 let rendering = renderer.render_face_seeded(&face, seed, 7)?;
                 if std::env::var_os("CONVERGENCE_STATS").is_some() {
@@ -83,6 +85,71 @@ fn main() -> Result<(), Error> {
                 correlation(&old_a, &old_b),
                 valid_fraction(&a),
             );
+        }
+    }
+    taper_table(model, &dataset, &imaging, &faces)?;
+    Ok(())
+}
+
+/// The boundary taper (docs/physics.md §3.4), before and after: the fraction of pixels above
+/// −20 dB that lie outside the face (where the noise-free depth raster has no face), for the
+/// converged model without a taper and with the default 10 mm.
+fn taper_table(
+    model: &morphable::PcaModel,
+    dataset: &abs_fit::dataset::DatasetConfig,
+    imaging: &abs_fit::ImagingConfig,
+    faces: &[(&'static str, FaceParams)],
+) -> Result<(), Error> {
+    use abs_fit::{DepthRasterRenderer, Renderer};
+    let raster = DepthRasterRenderer::new(model.clone(), dataset.layout, imaging)?;
+    println!();
+    println!(
+        "| face | m | valid pixels outside the face, no taper | with the 10 mm taper | valid pixels, no taper → taper |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, face) in faces {
+        let row = candle_core::Tensor::from_vec(
+            dataset.layout.to_vector(face),
+            (1, dataset.layout.len()),
+            &candle_core::Device::Cpu,
+        )?;
+        let mask: Vec<bool> = (raster.render(&row)?.flatten_all()?.to_vec1::<f32>()?)
+            .into_iter()
+            .map(|d| d > 0.0)
+            .collect();
+        for m in materials() {
+            let face = FaceParams {
+                render: RenderParams {
+                    material: m,
+                    ..face.render
+                },
+                ..face.clone()
+            };
+            let outside = |taper_m: f64| -> Result<(f64, usize), Error> {
+                let mut imaging = imaging.clone();
+                imaging.simulation.surface = SurfaceModel::Converged(ConvergedSurface {
+                    boundary_taper_m: taper_m,
+                    ..ConvergedSurface::default()
+                });
+                let renderer =
+                    PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
+                let rendering = renderer.render_face_seeded(&face, 1, 7)?;
+                if std::env::var_os("CONVERGENCE_STATS").is_some() {
+                    eprintln!("taper {taper_m}: {:?}", rendering.report.stats);
+                }
+                let products = rendering.products;
+                let valid: Vec<bool> = products
+                    .level_db()
+                    .db()
+                    .iter()
+                    .map(|x| *x > -20.0)
+                    .collect();
+                let n = valid.iter().filter(|v| **v).count();
+                let out = valid.iter().zip(&mask).filter(|(v, m)| **v && !**m).count();
+                Ok((out as f64 / n as f64, n))
+            };
+            let ((before, n_before), (after, n_after)) = (outside(0.0)?, outside(0.010)?);
+            println!("| {name} | {m} | {before:.3} | {after:.3} | {n_before} → {n_after} |");
         }
     }
     Ok(())

@@ -233,3 +233,36 @@ fn diffuse_power_follows_lambert_whatever_the_correlation_length() {
         );
     }
 }
+
+#[test]
+fn the_boundary_taper_weighs_facets_by_their_distance_to_the_edge() {
+    // A 4 cm plate facing a near-monostatic pair: with a 1 cm taper the facets' weights
+    // follow sin²(π/2·min(d/W, 1)) of their centroids' distance d to the plate's edge.
+    let (d, side, width) = (0.3, 0.04, 0.01);
+    let array = pair(Point3::new(-0.005, 0.0, 0.0), Point3::new(0.005, 0.0, 0.0));
+    let sweep = FrequencySweep::new(72e9, 82e9, 4).unwrap();
+    let scene = Scene::from_surface(plate(Point3::new(0.0, 0.0, d), side));
+    let sample = |taper: f64| {
+        let config = SimulationConfig {
+            surface: SurfaceModel::Converged(ConvergedSurface {
+                boundary_taper_m: taper,
+                ..ConvergedSurface::default()
+            }),
+            ..specular_plate_config(SumMethod::Fast)
+        };
+        Simulator::new(&array, sweep, config)
+            .unwrap()
+            .sample(&scene)
+            .unwrap()
+    };
+    let (plain, tapered) = (sample(0.0), sample(width));
+    assert_eq!(plain.facets.len(), tapered.facets.len());
+    for (p, t) in plain.facets.iter().zip(&tapered.facets) {
+        let c = t.centroid;
+        let edge = (side / 2.0 - c.x.abs()).min(side / 2.0 - c.y.abs());
+        let expected = (std::f64::consts::FRAC_PI_2 * (edge / width).min(1.0))
+            .sin()
+            .powi(2);
+        approx::assert_relative_eq!(t.weight_m2, p.weight_m2 * expected, max_relative = 1e-9);
+    }
+}
