@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use super::lanes::{C32x8, F32x8, LANES, Multiplier};
 use super::{Channels, Reflectance, SUB_BANDS, Source};
 use crate::SPEED_OF_LIGHT;
+use crate::facets::LOBE_FLOOR;
 
 /// Chunks of [`LANES`] sources per block: a block's phasors and step powers (14 KiB, see
 /// [`Block`]) stay in L1 while every frequency pass runs over them.
@@ -187,6 +188,8 @@ struct Block {
     facet: [[C32x8; SUB_BANDS]; CHUNKS],
     /// Facet sets only: the series coefficients g_m of one chunk (scratch, written before read).
     series: [F32x8; MAX_TERMS],
+    /// The position in the table rows of each kept chunk.
+    active: [usize; CHUNKS],
 }
 
 /// Per-thread scratch.
@@ -204,6 +207,7 @@ impl Scratch {
                 pow: [[Multiplier::default(); FREQ_BLOCK]; CHUNKS],
                 facet: [[C32x8::default(); SUB_BANDS]; CHUNKS],
                 series: [F32x8::default(); MAX_TERMS],
+                active: [0; CHUNKS],
             }),
             acc: vec![C32x8::default(); n_freq],
         }
@@ -368,7 +372,9 @@ fn channel_impl<const FMA: bool>(
     for start in (0..n_chunks).step_by(CHUNKS) {
         let chunks = (n_chunks - start).min(CHUNKS);
         let range = start..start + chunks;
-        prepare::<FMA>(&tx[range.clone()], &rx[range.clone()], &set.lobe, block);
+        // Facets whose lobe is below the floor in every lane of a chunk are left out.
+        let floor = (set.bands.as_ref()).map(|_| set.lobe.specular * LOBE_FLOOR as f32);
+        let chunks = prepare::<FMA>(&tx[range.clone()], &rx[range.clone()], &set.lobe, floor, block);
         let (blocked, rest) = acc.as_chunks_mut::<FREQ_BLOCK>();
         match &set.bands {
             None => {
@@ -380,7 +386,7 @@ fn channel_impl<const FMA: bool>(
                 }
             }
             Some(bands) => {
-                prepare_facets::<FMA>(&tx[range.clone()], &rx[range], bands, block);
+                prepare_facets::<FMA>(&tx[range.clone()], &rx[range], chunks, bands, block);
                 let n_blocked = blocked.len();
                 for (acc, &b) in blocked.iter_mut().zip(&bands.of_pass) {
                     sweep_facets::<FMA>(block, chunks, b, acc);
@@ -396,31 +402,43 @@ fn channel_impl<const FMA: bool>(
     }
 }
 
-/// Fills the first `tx.len()` chunks of a block with z_h = a_h(t, r)·exp(−j2πf_0·L/c) and the
-/// powers of the step exp(−j2πΔf·L/c), L = L_t + L_r.
+/// Fills the block with z_h = a_h(t, r)·exp(−j2πf_0·L/c) and the powers of the step
+/// exp(−j2πΔf·L/c), L = L_t + L_r, for the chunks of `tx`/`rx`, and returns how many it kept.
+/// With a `floor` (facet sets), a chunk whose lobe is below it in every lane is left out, and
+/// the kept chunks are packed at the front of the block, their positions in `b.active`.
 #[inline(always)]
-fn prepare<const FMA: bool>(tx: Row, rx: Row, lobe: &Lobe, b: &mut Block) {
-    let chunks = tx.len();
+fn prepare<const FMA: bool>(
+    tx: Row,
+    rx: Row,
+    lobe: &Lobe,
+    floor: Option<f32>,
+    b: &mut Block,
+) -> usize {
     let complex = |f: &Fields, re: usize, im: usize| C32x8 {
         re: f[re],
         im: f[im],
     };
-    let sources = tx.iter().zip(rx);
-    for ((z, pow), (t, r)) in b.z[..chunks]
-        .iter_mut()
-        .zip(&mut b.pow[..chunks])
-        .zip(sources)
-    {
-        let amplitude = t[GAIN] * r[GAIN] * material_factor(t, r, lobe);
+    let mut kept = 0;
+    for (i, (t, r)) in tx.iter().zip(rx).enumerate() {
+        let factor = material_factor(t, r, lobe);
+        if let Some(floor) = floor
+            && factor.0.iter().all(|f| *f < floor)
+        {
+            continue;
+        }
+        let amplitude = t[GAIN] * r[GAIN] * factor;
         let phasor = complex(t, P0_RE, P0_IM).mul::<FMA>(complex(r, P0_RE, P0_IM));
-        *z = phasor.scale(amplitude);
+        b.z[kept] = phasor.scale(amplitude);
         let step = complex(t, STEP_RE, STEP_IM).mul::<FMA>(complex(r, STEP_RE, STEP_IM));
         let mut power = step;
-        for p in pow.iter_mut() {
+        for p in b.pow[kept].iter_mut() {
             *p = Multiplier::new(power);
             power = power.mul::<FMA>(step);
         }
+        b.active[kept] = i;
+        kept += 1;
     }
+    kept
 }
 
 /// f_mat for one chunk: diffuse + specular·(cos θ_H)^n_s.
@@ -506,11 +524,12 @@ pub(crate) const MAX_PHASE_SPREAD: f32 = 8.0;
 /// of terms is the same for a chunk's lanes: until r^m/m! < 1e-4, r the chunk's largest
 /// s·|u_i|. Lanes with r > [`MAX_PHASE_SPREAD`] get F = 0.
 #[inline(always)]
-fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, bands: &Bands, b: &mut Block) {
+fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, kept: usize, bands: &Bands, b: &mut Block) {
     let k = F32x8::splat(bands.k_centre);
     let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
     let g = &mut b.series;
-    for (facet, (t, r)) in b.facet[..tx.len()].iter_mut().zip(tx.iter().zip(rx)) {
+    for (facet, &i) in b.facet.iter_mut().zip(&b.active[..kept]) {
+        let (t, r) = (&tx[i], &rx[i]);
         let u0 = k * (t[B0] + r[B0]);
         let u1 = k * (t[B1] + r[B1]);
         let u2 = -(u0 + u1);
