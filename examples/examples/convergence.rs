@@ -58,8 +58,7 @@ fn main() -> Result<(), Error> {
                     surface_seed: 7,
                     ..imaging.simulation
                 };
-                let renderer =
-                    PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
+                let renderer = PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
                 let start = Instant::now();
                 let rendering = renderer.render_face_seeded(&face, seed, 7)?;
                 if std::env::var_os("CONVERGENCE_STATS").is_some() {
@@ -131,8 +130,7 @@ fn taper_table(
                     boundary_taper_m: taper_m,
                     ..ConvergedSurface::default()
                 });
-                let renderer =
-                    PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
+                let renderer = PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
                 let rendering = renderer.render_face_seeded(&face, 1, 7)?;
                 if std::env::var_os("CONVERGENCE_STATS").is_some() {
                     eprintln!("taper {taper_m}: {:?}", rendering.report.stats);

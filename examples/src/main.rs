@@ -38,6 +38,9 @@ enum Command {
     /// Table 1: the L2 errors and point distances of encoders and baselines on the validation
     /// split at D = 20 dB.
     Evaluate(commands::evaluate::Args),
+    /// Two `reproduce` runs over the same faces (e.g. two forward models) compared face by
+    /// face: every Table 1 cell as a paired difference with its interval.
+    Compare(commands::compare::Args),
     /// Fit faces by analysis-by-synthesis from an encoder's prediction and write the fitted
     /// meshes and images.
     Fit(commands::fit::Args),
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Fit(args) => commands::fit::run(args),
         Command::Reproduce(args) => commands::reproduce::run(args),
     };

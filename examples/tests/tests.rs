@@ -510,6 +510,61 @@ fn reproduce_tiny_writes_every_result() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(err.contains("24 of 24 samples already done"), "{err}");
     assert!(err.contains("3 of 3 steps already done"), "{err}");
+    // A run compared with itself, face by face: every paired difference is exactly 0.
+    let compared = out.join("compare");
+    ok(&radar_face(&[
+        "compare",
+        "--a",
+        s(&out),
+        "--b",
+        s(&out),
+        "--out",
+        s(&compared),
+    ]));
+    let md = std::fs::read_to_string(compared.join("compare.md")).unwrap();
+    for network in [
+        "Mean baseline",
+        "encoder-depth",
+        "autoencoder-amplitude-depth",
+    ] {
+        assert!(
+            md.contains(&format!("| {network} | point distance (mm) |")),
+            "{md}"
+        );
+    }
+    let rows: Vec<&str> = md
+        .lines()
+        .filter(|l| l.contains(" L2 |") || l.contains("(mm) |"))
+        .collect();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(row.contains("| +0.0000 | [+0.0000, +0.0000] |"), "{row}");
+    }
+    // Other faces (another seed) are refused: a paired comparison needs the same faces.
+    let other = temp_dir("compare-other");
+    ok(&radar_face(&[
+        "generate",
+        "--preset",
+        "tiny",
+        "--samples",
+        "24",
+        "--seed",
+        "7",
+        "--out",
+        s(&other.join("dataset")),
+    ]));
+    let refused = radar_face(&[
+        "compare",
+        "--a",
+        s(&out),
+        "--b",
+        s(&other),
+        "--out",
+        s(&compared),
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("validation faces differ"), "{err}");
 }
 
 /// A closed standard output (`radar-face … | head -1`) ends the program quietly: no panic

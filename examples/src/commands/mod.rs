@@ -1,3 +1,4 @@
+pub mod compare;
 pub mod evaluate;
 pub mod fit;
 pub mod generate;

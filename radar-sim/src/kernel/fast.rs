@@ -374,7 +374,13 @@ fn channel_impl<const FMA: bool>(
         let range = start..start + chunks;
         // Facets whose lobe is below the floor in every lane of a chunk are left out.
         let floor = (set.bands.as_ref()).map(|_| set.lobe.specular * LOBE_FLOOR as f32);
-        let chunks = prepare::<FMA>(&tx[range.clone()], &rx[range.clone()], &set.lobe, floor, block);
+        let chunks = prepare::<FMA>(
+            &tx[range.clone()],
+            &rx[range.clone()],
+            &set.lobe,
+            floor,
+            block,
+        );
         let (blocked, rest) = acc.as_chunks_mut::<FREQ_BLOCK>();
         match &set.bands {
             None => {
