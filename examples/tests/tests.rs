@@ -522,6 +522,7 @@ fn reproduce_tiny_writes_every_result() {
         s(&compared),
     ]));
     let md = std::fs::read_to_string(compared.join("compare.md")).unwrap();
+    assert!(md.contains("| decoder-depth | image correlation |"), "{md}");
     for network in [
         "Mean baseline",
         "encoder-depth",
@@ -534,7 +535,7 @@ fn reproduce_tiny_writes_every_result() {
     }
     let rows: Vec<&str> = md
         .lines()
-        .filter(|l| l.contains(" L2 |") || l.contains("(mm) |"))
+        .filter(|l| l.contains(" L2 |") || l.contains("(mm) |") || l.contains("| image "))
         .collect();
     assert!(!rows.is_empty());
     for row in rows {
