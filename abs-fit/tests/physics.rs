@@ -51,21 +51,9 @@ fn images(
 
 /// Pearson correlation of the dB level images over the pixels where either is above −20 dB.
 fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
-    let pairs: Vec<(f64, f64)> = (a.level_db().db().iter())
-        .zip(b.level_db().db().iter())
-        .filter(|(x, y)| **x > -20.0 || **y > -20.0)
-        .map(|(x, y)| (f64::from(x.max(-40.0)), f64::from(y.max(-40.0))))
-        .collect();
-    let n = pairs.len() as f64;
-    let mean_x = pairs.iter().map(|p| p.0).sum::<f64>() / n;
-    let mean_y = pairs.iter().map(|p| p.1).sum::<f64>() / n;
-    let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-    for (x, y) in &pairs {
-        xy += (x - mean_x) * (y - mean_y);
-        xx += (x - mean_x).powi(2);
-        yy += (y - mean_y).powi(2);
-    }
-    xy / (xx * yy).sqrt()
+    (a.level_db().correlation(b.level_db(), -20.0))
+        .unwrap()
+        .expect("bright pixels to correlate")
 }
 
 /// Median |depth difference| (m) where both images are above −20 dB.
@@ -166,4 +154,26 @@ fn the_material_factor_still_matters() {
         fractions[0] > 2.0 * fractions[3],
         "m = 0 and m = 1 look alike: {fractions:?}"
     );
+}
+
+#[test]
+fn the_expected_image_over_surface_seeds_converges() {
+    let mut config = Preset::Tiny.dataset().unwrap();
+    config.imaging.pool = 1;
+    let renderer = PhysicsRenderer::new(builtin(), config.layout, config.imaging).unwrap();
+    let face = face(0.3);
+    // One seed is that rendering.
+    let one = renderer.expected_products(&face, 1, 4..5).unwrap();
+    let single = renderer.render_face_seeded(&face, 1, 4).unwrap().products;
+    assert!(correlation(&one, &single) > 0.9999);
+    // Two disjoint sets of seeds agree better the more seeds each holds: the speckle averages
+    // out toward E|V|².
+    let agreement = |k: u64| {
+        let a = renderer.expected_products(&face, 1, 0..k).unwrap();
+        let b = renderer.expected_products(&face, 1, 100..100 + k).unwrap();
+        correlation(&a, &b)
+    };
+    let (few, many) = (agreement(1), agreement(6));
+    assert!(many > few + 0.05, "1 seed: {few}, 6 seeds: {many}");
+    assert!(renderer.expected_products(&face, 1, 3..3).is_err());
 }

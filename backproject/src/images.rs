@@ -148,6 +148,36 @@ impl LevelImage {
             range,
         }
     }
+
+    /// The Pearson correlation of two level images over the pixels where either is above
+    /// `floor_db` (e.g. −20 dB), each level clamped below at `floor_db` − 20 dB so that −∞ and
+    /// the noise floor count as dark, not as outliers; `None` when fewer than two pixels qualify
+    /// or either image is constant there. How alike two renderings of one face are
+    /// (docs/physics.md §3.4). Errors: different shapes.
+    pub fn correlation(&self, other: &LevelImage, floor_db: f32) -> Result<Option<f64>> {
+        if self.shape() != other.shape() {
+            return Err(BackprojectError::Shape {
+                what: "level images to correlate",
+                expected: format!("{:?}", self.shape()),
+                actual: format!("{:?}", other.shape()),
+            });
+        }
+        let low = floor_db - 20.0;
+        let pairs: Vec<(f64, f64)> = (self.db.iter().zip(other.db.iter()))
+            .filter(|(x, y)| **x > floor_db || **y > floor_db)
+            .map(|(x, y)| (f64::from(x.max(low)), f64::from(y.max(low))))
+            .collect();
+        let n = pairs.len() as f64;
+        let mean_x = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+        let mean_y = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
+        for (x, y) in &pairs {
+            xy += (x - mean_x) * (y - mean_y);
+            xx += (x - mean_x).powi(2);
+            yy += (y - mean_y).powi(2);
+        }
+        Ok((pairs.len() >= 2 && xx > 0.0 && yy > 0.0).then(|| xy / (xx * yy).sqrt()))
+    }
 }
 
 /// The refined depth z* (m) of every pixel, before any dynamic range is applied, with the z

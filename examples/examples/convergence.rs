@@ -209,23 +209,10 @@ fn faces(model: &dyn MorphableModel) -> Result<Vec<(&'static str, FaceParams)>, 
 
 /// Pearson correlation of two dB level images over the pixels where either is above −20 dB.
 fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
-    let (a, b) = (a.level_db().db(), b.level_db().db());
-    let pairs: Vec<(f64, f64)> = (a.iter().zip(b.iter()))
-        .filter(|(x, y)| **x > -20.0 || **y > -20.0)
-        .map(|(x, y)| (x.max(-40.0) as f64, y.max(-40.0) as f64))
-        .collect();
-    let n = pairs.len() as f64;
-    let (mx, my) = (
-        pairs.iter().map(|p| p.0).sum::<f64>() / n,
-        pairs.iter().map(|p| p.1).sum::<f64>() / n,
-    );
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (x, y) in &pairs {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx).powi(2);
-        syy += (y - my).powi(2);
-    }
-    sxy / (sxx * syy).sqrt()
+    (a.level_db().correlation(b.level_db(), -20.0))
+        .ok()
+        .flatten()
+        .unwrap_or(f64::NAN)
 }
 
 /// Median |depth difference| (mm) over the pixels where both images are above −20 dB.

@@ -163,12 +163,7 @@ pub(crate) fn facets(
             let mid = Point3::from(
                 (t.corners[0].coords + t.corners[1].coords + t.corners[2].coords) / 3.0,
             );
-            let toward = if t.normal.dot(&(centre - mid)) < 0.0 {
-                -t.normal
-            } else {
-                t.normal
-            };
-            if !aperture.sees(&mid, &toward) {
+            if !aperture.sees(&mid, &t.normal_toward(&centre, &mid)) {
                 return (out, hidden);
             }
             split(t.corners, max_edge_m, &mut |corners| {
@@ -186,14 +181,9 @@ pub(crate) fn facets(
                     * (corners[1] - corners[0])
                         .cross(&(corners[2] - corners[0]))
                         .norm();
-                let normal = if t.normal.dot(&(centre - centroid)) < 0.0 {
-                    -t.normal
-                } else {
-                    t.normal
-                };
                 out.push(Facet {
                     centroid,
-                    normal,
+                    normal: t.normal_toward(&centre, &centroid),
                     weight_m2: area * weight,
                     offsets: [corners[0] - centroid, corners[1] - centroid],
                 });
@@ -280,25 +270,14 @@ pub(crate) fn diffuse_cells(
             for _ in 0..count {
                 let (r1, r2): (f64, f64) = (rng.random(), rng.random());
                 let height: f64 = rng.sample(StandardNormal);
-                let sqrt_r1 = r1.sqrt();
-                let [a, b, c] = t.corners;
-                let position = Point3::from(
-                    a.coords * (1.0 - sqrt_r1)
-                        + b.coords * (sqrt_r1 * (1.0 - r2))
-                        + c.coords * (sqrt_r1 * r2),
-                );
+                let position = t.point_at(r1, r2);
                 if !occluders.is_visible(&position, Some(i)) {
                     hidden += 1;
                     continue;
                 }
-                let normal = if t.normal.dot(&(centre - position)) < 0.0 {
-                    -t.normal
-                } else {
-                    t.normal
-                };
                 out.push(Hit {
                     position,
-                    normal,
+                    normal: t.normal_toward(&centre, &position),
                     area_m2: cell_weight_m2,
                     roughness_m: surface.height_spread_m * height,
                 });

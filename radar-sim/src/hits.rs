@@ -210,21 +210,10 @@ fn stratified_hits(
         .map(|(k, tri)| {
             let t = &triangles[tri];
             let mut rng = rng(seed, Stream::Hit, k as u64);
-            // Uniform in the triangle: (1 − √r1)·A + √r1·(1 − r2)·B + √r1·r2·C.
             let (r1, r2): (f64, f64) = (rng.random(), rng.random());
-            let sqrt_r1 = r1.sqrt();
-            let [a, b, c] = t.corners;
-            let position = Point3::from(
-                a.coords * (1.0 - sqrt_r1)
-                    + b.coords * (sqrt_r1 * (1.0 - r2))
-                    + c.coords * (sqrt_r1 * r2),
-            );
+            let position = t.point_at(r1, r2);
             let roughness_m = roughness_sigma_m * rng.sample::<f64, _>(StandardNormal);
-            let normal = if t.normal.dot(&(centre - position)) < 0.0 {
-                -t.normal
-            } else {
-                t.normal
-            };
+            let normal = t.normal_toward(&centre, &position);
             let hit = Hit {
                 position,
                 normal,

@@ -76,14 +76,7 @@ impl Material {
     /// f_mat for unit vectors `normal`, `to_tx` (ω_i) and `to_rx` (ω_o) (1/sr). Where
     /// ω_i + ω_o = 0 the half vector is undefined and the specular term is 0.
     pub fn brdf(&self, normal: &Vector3<f64>, to_tx: &Vector3<f64>, to_rx: &Vector3<f64>) -> f64 {
-        let half = to_tx + to_rx;
-        let len = half.norm();
-        let specular = if len > 0.0 {
-            normal.dot(&half).max(0.0) / len
-        } else {
-            0.0
-        };
-        self.diffuse_weight() + self.specular_weight() * specular.powf(self.exponent)
+        crate::kernel::Reflectance::of(self).factor(normal, to_tx, to_rx)
     }
 }
 

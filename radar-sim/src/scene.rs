@@ -176,6 +176,28 @@ impl Triangle {
     }
 }
 
+impl Triangle {
+    /// The point of the triangle for two uniform numbers in [0, 1): uniform over its area,
+    /// (1 − √r1)·A + √r1·(1 − r2)·B + √r1·r2·C.
+    pub fn point_at(&self, r1: f64, r2: f64) -> Point3<f64> {
+        let sqrt_r1 = r1.sqrt();
+        let [a, b, c] = self.corners;
+        Point3::from(
+            a.coords * (1.0 - sqrt_r1) + b.coords * (sqrt_r1 * (1.0 - r2)) + c.coords * (sqrt_r1 * r2),
+        )
+    }
+
+    /// The unit normal turned toward `centre` as seen from `p` (n·(centre − p) ≥ 0): the
+    /// simulator's convention, so that the winding does not matter.
+    pub fn normal_toward(&self, centre: &Point3<f64>, p: &Point3<f64>) -> Vector3<f64> {
+        if self.normal.dot(&(centre - p)) < 0.0 {
+            -self.normal
+        } else {
+            self.normal
+        }
+    }
+}
+
 /// A point target (m) with a reflectivity σ (m², an equivalent area; any sign). It scatters
 /// isotropically: its echo is σ·g(ω_i)·g(ω_o)/(d_t·d_r)·exp(−j2πf(d_t + d_r)/c), with g the
 /// element pattern, and no material or normal factor. For calibration targets and tests.

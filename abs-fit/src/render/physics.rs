@@ -176,6 +176,41 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
         )
     }
 
+    /// The expected images of one face over realisations of its diffuse field
+    /// (docs/physics.md §3.4): the root-mean-square volume over the surface seeds
+    /// `surface_seeds`, an unbiased estimate of E|V|² per voxel that becomes exact as the
+    /// number of seeds grows, then its level and depth images (pooled as the imaging config
+    /// says). One seed gives that rendering's own images. Errors: no seeds, or as
+    /// [`PhysicsRenderer::render_face_seeded`].
+    pub fn expected_products(
+        &self,
+        face: &FaceParams,
+        sampling_seed: u64,
+        surface_seeds: std::ops::Range<u64>,
+    ) -> Result<ImageProducts> {
+        let count = surface_seeds.end.saturating_sub(surface_seeds.start);
+        if count == 0 {
+            return Err(AbsFitError::config(
+                "expected image",
+                "needs at least one surface seed",
+            ));
+        }
+        let mut power: Option<ndarray::Array3<f32>> = None;
+        for seed in surface_seeds {
+            let volume = self.render_face_seeded(face, sampling_seed, seed)?.volume;
+            let this = volume.data().mapv(|v| v.norm_sqr());
+            power = Some(match power {
+                Some(sum) => sum + this,
+                None => this,
+            });
+        }
+        let mean = power.expect("at least one seed").mapv(|p| {
+            num_complex::Complex32::new((p / count as f32).sqrt(), 0.0)
+        });
+        let volume = Volume::new(self.imaging.grid.clone(), mean)?;
+        Ok(ImageProducts::from_volume(&volume)?.max_pooled(self.imaging.pool)?)
+    }
+
     /// The dB level and depth images of one face, before any dynamic range is applied,
     /// pooled as the imaging config says.
     pub fn image_products(&self, face: &FaceParams, seed: u64) -> Result<ImageProducts> {
