@@ -141,15 +141,23 @@ proptest! {
 fn level_images_correlate_over_their_bright_pixels() {
     let ramp = |f: fn(f32) -> f32| {
         LevelImage::new(ndarray::Array2::from_shape_fn((4, 4), |(r, c)| {
-            f(-(r * 4 + c) as f32 * 2.0)
+            f(-((r * 4 + c) as f32) * 2.0)
         }))
         .unwrap()
     };
     let a = ramp(|x| x);
     // Itself: 1. An affine copy of its levels (brighter pixels stay brighter): 1.
-    approx::assert_relative_eq!(a.correlation(&a, -20.0).unwrap().unwrap(), 1.0, epsilon = 1e-12);
+    approx::assert_relative_eq!(
+        a.correlation(&a, -20.0).unwrap().unwrap(),
+        1.0,
+        epsilon = 1e-12
+    );
     let b = ramp(|x| 0.5 * x);
-    approx::assert_relative_eq!(a.correlation(&b, -20.0).unwrap().unwrap(), 1.0, epsilon = 1e-12);
+    approx::assert_relative_eq!(
+        a.correlation(&b, -20.0).unwrap().unwrap(),
+        1.0,
+        epsilon = 1e-12
+    );
     // The bright end mirrored: the order of the qualifying pixels reverses, −1.
     let mirrored = ramp(|x| (-30.0 - x).min(0.0));
     assert!(a.correlation(&mirrored, -20.0).unwrap().unwrap() < 0.0);

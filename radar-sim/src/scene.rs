@@ -183,7 +183,9 @@ impl Triangle {
         let sqrt_r1 = r1.sqrt();
         let [a, b, c] = self.corners;
         Point3::from(
-            a.coords * (1.0 - sqrt_r1) + b.coords * (sqrt_r1 * (1.0 - r2)) + c.coords * (sqrt_r1 * r2),
+            a.coords * (1.0 - sqrt_r1)
+                + b.coords * (sqrt_r1 * (1.0 - r2))
+                + c.coords * (sqrt_r1 * r2),
         )
     }
 

@@ -204,10 +204,10 @@ impl<M: MorphableModel> PhysicsRenderer<M> {
                 None => this,
             });
         }
-        let mean = power.expect("at least one seed").mapv(|p| {
-            num_complex::Complex32::new((p / count as f32).sqrt(), 0.0)
-        });
-        let volume = Volume::new(self.imaging.grid.clone(), mean)?;
+        let mean = power
+            .expect("at least one seed")
+            .mapv(|p| num_complex::Complex32::new((p / count as f32).sqrt(), 0.0));
+        let volume = Volume::new(self.imaging.grid, mean)?;
         Ok(ImageProducts::from_volume(&volume)?.max_pooled(self.imaging.pool)?)
     }
 
