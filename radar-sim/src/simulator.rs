@@ -220,8 +220,8 @@ impl Simulator {
     }
 
     /// The longest facet edge used (m): the configured one, or shorter where the facets' phase
-    /// spread could pass 8 rad (the f32 series' limit) while their lobe is still above the floor:
-    /// r = k·|q·ρ| ≤ k_max·2·sin θ_cut·(2/3)·edge, θ_cut where cos^{n_s}θ falls to 1e-3 (the lobe floor)
+    /// spread could pass 8 rad (the f32 series' limit) while their lobe is still above the
+    /// floor: r = k·|q·ρ| ≤ k_max·2·sin θ_cut·(2/3)·edge, θ_cut where cos^{n_s}θ falls to 1e-3
     /// (docs/physics.md §3.5). 7.1 mm at 82 GHz with n_s = 50, so the default 6 mm applies.
     pub fn facet_edge_m(&self, configured_m: f64) -> f64 {
         let k_max = 2.0 * std::f64::consts::PI * self.sweep.stop_hz() / SPEED_OF_LIGHT;
