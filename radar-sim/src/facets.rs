@@ -75,11 +75,18 @@ impl Taper {
         let Some(edges) = self.boundaries.get((triangle.id >> 32) as usize) else {
             return 1.0;
         };
-        let d = (edges.iter())
+        let w = self.width_m;
+        // Only edges whose bounding box, grown by W, holds p can be nearer than W.
+        let near = |(a, b): &&(Point3<f64>, Point3<f64>)| {
+            (0..3).all(|i| p[i] >= a[i].min(b[i]) - w && p[i] <= a[i].max(b[i]) + w)
+        };
+        let d = (edges.iter().filter(near))
             .map(|(a, b)| segment_distance(p, a, b))
             .fold(f64::INFINITY, f64::min);
-        let x = (d / self.width_m).min(1.0);
-        (std::f64::consts::FRAC_PI_2 * x).sin().powi(2)
+        if d >= w {
+            return 1.0;
+        }
+        (std::f64::consts::FRAC_PI_2 * d / w).sin().powi(2)
     }
 }
 

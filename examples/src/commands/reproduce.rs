@@ -14,7 +14,7 @@
 //! | preset  | networks (facenet) | pose network | encoder epochs | decoder epochs | autoencoder epochs | batch   | encoder rate   | fit steps | larger cosine study |
 //! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|--------------------:|
 //! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        | 10 × 5              |
-//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 20 × 5              |
+//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 10 × 5              |
 //! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       | 100 × 5             |
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
@@ -28,8 +28,8 @@
 //! Test-time fits run with `radar-face fit`'s defaults: Adam rate 0.02 and a Gaussian prior of
 //! weight 0.001 on the coefficients. The larger cosine study (shapes × the figure's 5
 //! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
-//! to 20 shapes (200 images) to stay within its 10 minutes with the converged forward model
-//! (40 shapes took it to 10 min 28 s).
+//! to the figure's 10 shapes to stay within its 10 minutes with the converged forward model
+//! (40 shapes took it to 10 min 28 s, 20 shapes to 10 min 17 s).
 //!
 //! # Output
 //!
@@ -148,8 +148,9 @@ pub struct Budget {
     /// Where the networks train: the CPU unless `--device` says otherwise.
     pub device: ComputeDevice,
     /// Shape classes of the larger cosine study (× the figure's expressions, both poses).
-    /// `quick` keeps 20: with the converged forward model a rendering costs 0.17 s, and 40
-    /// shapes (400 renders) took `quick` to 10 min 28 s (2026-12-04, idle).
+    /// `quick` keeps the figure's 10: with the converged forward model a rendering costs
+    /// 0.17 s, and 40 shapes took `quick` to 10 min 28 s, 20 shapes to 10 min 17 s (2026-12-04,
+    /// idle).
     pub study_large_shapes: usize,
 }
 
@@ -165,7 +166,7 @@ impl Budget {
             };
         let study_large_shapes = match preset {
             Preset::Tiny => 10,
-            Preset::Quick => 20,
+            Preset::Quick => 10,
             Preset::Cpu | Preset::Paper => 100,
         };
         let (encoder_learning_rate, pose_network) = match preset {
