@@ -56,29 +56,6 @@ fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
         .expect("bright pixels to correlate")
 }
 
-/// Median |depth difference| (m) where both images are above −20 dB.
-fn median_depth_difference(a: &ImageProducts, b: &ImageProducts) -> f64 {
-    let mut d: Vec<f64> = (a.level_db().db().iter())
-        .zip(b.level_db().db().iter())
-        .zip(
-            a.depth_m()
-                .depth_m()
-                .iter()
-                .zip(b.depth_m().depth_m().iter()),
-        )
-        .filter(|((x, y), _)| **x > -20.0 && **y > -20.0)
-        .map(|(_, (p, q))| f64::from((p - q).abs()))
-        .collect();
-    d.sort_by(f64::total_cmp);
-    d[d.len() / 2]
-}
-
-/// The fraction of pixels above −20 dB.
-fn valid_fraction(a: &ImageProducts) -> f64 {
-    let db = a.level_db().db();
-    db.iter().filter(|x| **x > -20.0).count() as f64 / db.len() as f64
-}
-
 #[test]
 fn converged_images_do_not_depend_on_the_sampling() {
     let converged = SurfaceModel::default();
@@ -103,7 +80,8 @@ fn converged_images_do_not_depend_on_the_sampling() {
             against >= 0.97,
             "m = {m}: facets vs dense hits correlate {against}"
         );
-        let depth = median_depth_difference(&a, &reference);
+        let depth =
+            (a.median_depth_difference(&reference, -20.0).unwrap()).expect("pixels bright in both");
         assert!(
             depth <= 0.5e-3,
             "m = {m}: depths differ by {depth} m (median)"
@@ -138,7 +116,9 @@ fn the_material_factor_still_matters() {
         .map(|&m| {
             (0..3)
                 .map(|seed| {
-                    valid_fraction(&images(&face(m), SurfaceModel::default(), 0.003, 1, seed))
+                    images(&face(m), SurfaceModel::default(), 0.003, 1, seed)
+                        .level_db()
+                        .fraction_above(-20.0)
                 })
                 .sum::<f64>()
                 / 3.0

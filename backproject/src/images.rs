@@ -149,6 +149,12 @@ impl LevelImage {
         }
     }
 
+    /// The fraction of pixels above `floor_db` (0 for an empty image).
+    pub fn fraction_above(&self, floor_db: f32) -> f64 {
+        let n = self.db.len().max(1) as f64;
+        self.db.iter().filter(|l| **l > floor_db).count() as f64 / n
+    }
+
     /// The Pearson correlation of two level images over the pixels where either is above
     /// `floor_db` (e.g. −20 dB), each level clamped below at `floor_db` − 20 dB so that −∞ and
     /// the noise floor count as dark, not as outliers; `None` when fewer than two pixels qualify
@@ -374,6 +380,34 @@ impl ImageProducts {
     /// z* (m).
     pub fn depth_m(&self) -> &DepthMap {
         &self.depth_m
+    }
+    /// The median |z*₁ − z*₂| (m) over the pixels where both images are above `floor_db`;
+    /// `None` where no pixel is. How far two renderings' depths lie apart where both see the
+    /// surface (docs/physics.md §3.4). Errors: different shapes.
+    pub fn median_depth_difference(
+        &self,
+        other: &ImageProducts,
+        floor_db: f32,
+    ) -> Result<Option<f64>> {
+        if self.level_db.shape() != other.level_db.shape() {
+            return Err(BackprojectError::Shape {
+                what: "image products to compare",
+                expected: format!("{:?}", self.level_db.shape()),
+                actual: format!("{:?}", other.level_db.shape()),
+            });
+        }
+        let levels = self.level_db.db.iter().zip(other.level_db.db.iter());
+        let depths = self
+            .depth_m
+            .depth_m
+            .iter()
+            .zip(other.depth_m.depth_m.iter());
+        let mut d: Vec<f64> = (levels.zip(depths))
+            .filter(|((x, y), _)| **x > floor_db && **y > floor_db)
+            .map(|(_, (p, q))| f64::from((p - q).abs()))
+            .collect();
+        d.sort_by(f64::total_cmp);
+        Ok(d.get(d.len() / 2).copied())
     }
     /// Unwraps the level image and the depth map.
     pub fn into_parts(self) -> (LevelImage, DepthMap) {

@@ -1,8 +1,8 @@
 //! Images from volumes: orientation, the parabola refinement, levels, amplitude and depth.
 
 use backproject::{
-    AxisRange, DepthImage, DynamicRange, ImageProducts, LevelImage, MaxProjection, Volume,
-    VoxelGrid,
+    AxisRange, DepthImage, DepthMap, DynamicRange, ImageProducts, LevelImage, MaxProjection,
+    Volume, VoxelGrid,
 };
 use ndarray::Array3;
 use num_complex::Complex32;
@@ -166,4 +166,37 @@ fn level_images_correlate_over_their_bright_pixels() {
     assert_eq!(dark.correlation(&dark, -20.0).unwrap(), None);
     let small = LevelImage::new(ndarray::Array2::zeros((2, 2))).unwrap();
     assert!(a.correlation(&small, -20.0).is_err());
+}
+
+#[test]
+fn bright_fractions_and_depth_differences_count_only_bright_pixels() {
+    // Levels 0, −2, …, −30 dB: 10 of 16 pixels (0 … −18) lie above −20 dB.
+    let levels = ndarray::Array2::from_shape_fn((4, 4), |(r, c)| -((r * 4 + c) as f32) * 2.0);
+    let a_level = LevelImage::new(levels.clone()).unwrap();
+    approx::assert_relative_eq!(a_level.fraction_above(-20.0), 10.0 / 16.0);
+    approx::assert_relative_eq!(a_level.fraction_above(1.0), 0.0);
+    // Depths 0.25 m; the other image's depth differs by 1 mm · pixel index, so over the 10
+    // bright pixels the differences are 0, 1, …, 9 mm, whose upper median is 5 mm.
+    let depth = |f: fn(usize) -> f32| {
+        DepthMap::new(
+            ndarray::Array2::from_shape_fn((4, 4), |(r, c)| f(r * 4 + c)),
+            0.2,
+            0.3,
+        )
+        .unwrap()
+    };
+    let a = ImageProducts::new(a_level.clone(), depth(|_| 0.25)).unwrap();
+    let b = ImageProducts::new(a_level, depth(|i| 0.25 + 1e-3 * i as f32)).unwrap();
+    approx::assert_abs_diff_eq!(
+        a.median_depth_difference(&b, -20.0).unwrap().unwrap(),
+        5e-3,
+        epsilon = 1e-6
+    );
+    assert_eq!(a.median_depth_difference(&b, 1.0).unwrap(), None);
+    let small = ImageProducts::new(
+        LevelImage::new(ndarray::Array2::zeros((2, 2))).unwrap(),
+        DepthMap::new(ndarray::Array2::from_elem((2, 2), 0.25), 0.2, 0.3).unwrap(),
+    )
+    .unwrap();
+    assert!(a.median_depth_difference(&small, -20.0).is_err());
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use abs_fit::{FaceParams, PhysicsRenderer, Preset, RenderParams};
 use backproject::ImageProducts;
-use morphable::{MorphableModel, Pose};
+use morphable::Pose;
 use radar_sim::{CoherentIntegral, ConvergedSurface, HitDensity, SimulationConfig, SurfaceModel};
 
 type Error = Box<dyn std::error::Error>;
@@ -32,7 +32,7 @@ fn main() -> Result<(), Error> {
     let dataset = Preset::Cpu.dataset()?;
     let mut imaging = dataset.imaging.clone();
     imaging.pool = 1;
-    let faces = faces(model)?;
+    let faces = faces();
     println!(
         "| face | m | facets: seed ↔ seed | facets ↔ {reference_mm} mm hits | depth Δ median (mm) | \
          sampled 3 mm: seed ↔ seed | valid face pixels (facets) | facets (s) | {reference_mm} mm (s) |"
@@ -42,20 +42,13 @@ fn main() -> Result<(), Error> {
     let main_table = std::env::var_os("CONVERGENCE_TAPER_ONLY").is_none();
     for (name, face) in faces.iter().filter(|_| main_table) {
         for m in materials() {
-            let face = FaceParams {
-                render: RenderParams {
-                    material: m,
-                    ..face.render
-                },
-                ..face.clone()
-            };
+            let face = with_material(face, m);
             let converged = ConvergedSurface::default();
             let render = |surface: SurfaceModel, hits: f64, seed: u64| -> Result<_, Error> {
                 let mut imaging = imaging.clone();
                 imaging.simulation = SimulationConfig {
                     surface,
                     hits: HitDensity::Spacing(hits),
-                    surface_seed: 7,
                     ..imaging.simulation
                 };
                 let renderer = PhysicsRenderer::new(model.clone(), dataset.layout, imaging)?;
@@ -80,9 +73,11 @@ fn main() -> Result<(), Error> {
                 "| {name} | {m} | {:.4} | {:.4} | {:.2} | {:.3} | {:.2} | {time_a:.2} | {time_ref:.1} |",
                 correlation(&a, &b),
                 correlation(&a, &reference),
-                depth_difference_mm(&a, &reference),
+                a.median_depth_difference(&reference, -20.0)?
+                    .unwrap_or(f64::NAN)
+                    * 1e3,
                 correlation(&old_a, &old_b),
-                valid_fraction(&a),
+                a.level_db().fraction_above(-20.0),
             );
         }
     }
@@ -117,13 +112,7 @@ fn taper_table(
             .map(|d| d > 0.0)
             .collect();
         for m in materials() {
-            let face = FaceParams {
-                render: RenderParams {
-                    material: m,
-                    ..face.render
-                },
-                ..face.clone()
-            };
+            let face = with_material(face, m);
             let outside = |taper_m: f64| -> Result<(f64, usize), Error> {
                 let mut imaging = imaging.clone();
                 imaging.simulation.surface = SurfaceModel::Converged(ConvergedSurface {
@@ -155,7 +144,7 @@ fn taper_table(
 
 /// The issue's three faces: the mean face; shape (1.5, −1, 0.5) at yaw 4°, pitch −6°;
 /// expression (2, −1) at roll 8°. Antenna 0.25 cm, 20 dB.
-fn faces(model: &dyn MorphableModel) -> Result<Vec<(&'static str, FaceParams)>, Error> {
+fn faces() -> Vec<(&'static str, FaceParams)> {
     let zeros = |n: usize| vec![0.0; n];
     let (n_s, n_e) = (10, 5);
     let render = RenderParams {
@@ -163,13 +152,12 @@ fn faces(model: &dyn MorphableModel) -> Result<Vec<(&'static str, FaceParams)>, 
         antenna_cm: 0.25,
         dynamic_range_db: 20.0,
     };
-    let _ = model;
     let mut shape = zeros(n_s);
     shape[..3].copy_from_slice(&[1.5, -1.0, 0.5]);
     let mut expression = zeros(n_e);
     expression[..2].copy_from_slice(&[2.0, -1.0]);
     let deg = std::f64::consts::PI / 180.0;
-    Ok(vec![
+    vec![
         (
             "mean",
             FaceParams {
@@ -204,7 +192,18 @@ fn faces(model: &dyn MorphableModel) -> Result<Vec<(&'static str, FaceParams)>, 
                 render,
             },
         ),
-    ])
+    ]
+}
+
+/// `face` with material factor `m`.
+fn with_material(face: &FaceParams, m: f64) -> FaceParams {
+    FaceParams {
+        render: RenderParams {
+            material: m,
+            ..face.render
+        },
+        ..face.clone()
+    }
 }
 
 /// Pearson correlation of two dB level images over the pixels where either is above −20 dB.
@@ -213,29 +212,6 @@ fn correlation(a: &ImageProducts, b: &ImageProducts) -> f64 {
         .ok()
         .flatten()
         .unwrap_or(f64::NAN)
-}
-
-/// Median |depth difference| (mm) over the pixels where both images are above −20 dB.
-fn depth_difference_mm(a: &ImageProducts, b: &ImageProducts) -> f64 {
-    let mut d: Vec<f64> = (a.level_db().db().iter())
-        .zip(b.level_db().db().iter())
-        .zip(
-            a.depth_m()
-                .depth_m()
-                .iter()
-                .zip(b.depth_m().depth_m().iter()),
-        )
-        .filter(|((x, y), _)| **x > -20.0 && **y > -20.0)
-        .map(|(_, (p, q))| ((p - q).abs() * 1e3) as f64)
-        .collect();
-    d.sort_by(f64::total_cmp);
-    d.get(d.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// The fraction of pixels above −20 dB.
-fn valid_fraction(a: &ImageProducts) -> f64 {
-    let db = a.level_db().db();
-    db.iter().filter(|x| **x > -20.0).count() as f64 / db.len() as f64
 }
 
 /// The material factors: 0, 0.5 and 1, or the list in `CONVERGENCE_MATERIALS` (commas).

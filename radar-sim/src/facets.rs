@@ -153,10 +153,10 @@ impl Aperture {
 
 /// The visible facets of `triangles` (each split in four until its longest edge is at most
 /// `max_edge_m`) that may see a lobe above the floor from `aperture`, weighted by the `taper`
-/// at their centroids, and how many were hidden.
+/// (if any) at their centroids, and how many were hidden.
 pub(crate) fn facets(
     triangles: &[Triangle],
-    taper: &Taper,
+    taper: Option<&Taper>,
     max_edge_m: f64,
     aperture: &Aperture,
     occluders: &Occluders,
@@ -180,7 +180,7 @@ pub(crate) fn facets(
                     hidden += 1;
                     return;
                 }
-                let weight = taper.at(t, &centroid);
+                let weight = taper.map_or(1.0, |taper| taper.at(t, &centroid));
                 if weight == 0.0 {
                     return;
                 }

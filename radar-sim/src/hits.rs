@@ -148,9 +148,7 @@ pub(crate) fn sample_scene(
         .collect();
     let (facets, facets_hidden) = match &plan.facets {
         Some((edge, aperture)) => {
-            let none = facets::Taper::new(scene, triangles, 0.0);
-            let taper = plan.taper.unwrap_or(&none);
-            facets::facets(triangles, taper, *edge, aperture, &occluders, centre)
+            facets::facets(triangles, plan.taper, *edge, aperture, &occluders, centre)
         }
         None => (Vec::new(), 0),
     };

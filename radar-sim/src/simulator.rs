@@ -5,7 +5,7 @@ use ndarray::Array3;
 use num_complex::Complex32;
 
 use crate::array::validate_array;
-use crate::facets::{Aperture, Facet, Taper, diffuse_cell_weight, facet_count};
+use crate::facets::{Aperture, Taper, diffuse_cell_weight, facet_count};
 use crate::hits::{SamplePlan, sample_scene};
 use crate::kernel::fast::MAX_PHASE_SPREAD;
 use crate::kernel::{self, Channels, Reflectance, Source, fast};
@@ -257,22 +257,22 @@ impl Simulator {
     pub fn simulate_sample(&self, sample: &SceneSample) -> Result<SimulationReport> {
         let sources = sample.hits.len() + sample.facets.len() + sample.diffuse.len();
         self.check_memory((sources + sample.points.len()) as f64, 0)?;
-        self.check_hits(&sample.hits)?;
-        self.check_facets(&sample.facets)?;
-        self.check_hits(&sample.diffuse)?;
         let channels = self.channels();
         let sources = |items: &[Hit]| items.iter().map(Source::from).collect::<Vec<Source>>();
         let (hits, diffuse) = (sources(&sample.hits), sources(&sample.diffuse));
         let facets: Vec<Source> = sample.facets.iter().map(Source::from).collect();
         let points: Vec<Source> = sample.points.iter().map(Source::from).collect();
+        self.check_sources("hit", &hits)?;
+        self.check_sources("facet", &facets)?;
+        self.check_sources("diffuse cell", &diffuse)?;
         let material = &self.config.material;
-        let (coherent, incoherent) = match self.config.surface {
-            SurfaceModel::Sampled => (Reflectance::of(material), Reflectance::diffuse(material)),
-            SurfaceModel::Converged(_) => (
-                Reflectance::specular(material),
-                Reflectance::diffuse(material),
-            ),
+        // The sampled model integrates the whole material coherently; the converged one only
+        // its specular part, the diffuse part being the cells'.
+        let coherent = match self.config.surface {
+            SurfaceModel::Sampled => Reflectance::of(material),
+            SurfaceModel::Converged(_) => Reflectance::specular(material),
         };
+        let incoherent = Reflectance::diffuse(material);
         // Sets whose reflectance is 0 (m = 0 or 1) add nothing and are skipped.
         let sets: Vec<(&[Source], Option<Reflectance>)> = [
             (&hits[..], Some(coherent)),
@@ -366,52 +366,29 @@ impl Simulator {
             .fold(f64::MIN, f64::max)
     }
 
-    /// Hits given from outside (the fields of [`Hit`] are public) are checked before use.
-    fn check_hits(&self, hits: &[Hit]) -> Result<()> {
+    /// Hits, facets and cells given from outside (their fields are public) are checked before
+    /// use: finite, in front of the array, with a unit normal.
+    fn check_sources(&self, what: &str, sources: &[Source]) -> Result<()> {
         let array_z = self.array_z();
-        let bad = |h: &Hit| {
-            let finite = h
-                .position
-                .coords
-                .iter()
-                .chain(h.normal.iter())
+        let bad = |s: &Source| {
+            let normal = s.normal.unwrap_or_default();
+            let offsets = s.offsets.unwrap_or_default();
+            let finite = (s.position.coords.iter())
+                .chain(normal.iter())
+                .chain(offsets.iter().flat_map(|o| o.iter()))
                 .all(|v| v.is_finite())
-                && h.area_m2.is_finite()
-                && h.roughness_m.is_finite();
-            !(finite && h.position.z > array_z && (h.normal.norm() - 1.0).abs() < 1e-6)
+                && s.weight.is_finite()
+                && s.roughness_m.is_finite();
+            !(finite && s.position.z > array_z && (normal.norm() - 1.0).abs() < 1e-6)
         };
-        match hits.iter().position(bad) {
+        match sources.iter().position(bad) {
             None => Ok(()),
             Some(i) => Err(RadarError::config(
                 "scene sample",
                 format!(
-                    "hit {i} ({:?}) is not finite, not in front of the array (z > {array_z} m) \
+                    "{what} {i} ({:?}) is not finite, not in front of the array (z > {array_z} m) \
                      or has no unit normal",
-                    hits[i]
-                ),
-            )),
-        }
-    }
-
-    /// Facets given from outside are checked like hits.
-    fn check_facets(&self, facets: &[Facet]) -> Result<()> {
-        let array_z = self.array_z();
-        let bad = |f: &Facet| {
-            let finite = (f.centroid.coords.iter())
-                .chain(f.normal.iter())
-                .chain(f.offsets.iter().flat_map(|o| o.iter()))
-                .all(|v| v.is_finite())
-                && f.weight_m2.is_finite();
-            !(finite && f.centroid.z > array_z && (f.normal.norm() - 1.0).abs() < 1e-6)
-        };
-        match facets.iter().position(bad) {
-            None => Ok(()),
-            Some(i) => Err(RadarError::config(
-                "scene sample",
-                format!(
-                    "facet {i} ({:?}) is not finite, not in front of the array (z > {array_z} m) \
-                     or has no unit normal",
-                    facets[i]
+                    sources[i]
                 ),
             )),
         }

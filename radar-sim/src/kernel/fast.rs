@@ -369,36 +369,34 @@ fn channel_impl<const FMA: bool>(
     let n_chunks = tx.len();
     let Scratch { block, acc } = scratch;
     acc.fill(C32x8::default());
+    // Facets whose lobe is below the floor in every lane of a chunk are left out.
+    let floor = (set.bands.as_ref()).map(|_| set.lobe.specular * LOBE_FLOOR as f32);
     for start in (0..n_chunks).step_by(CHUNKS) {
-        let chunks = (n_chunks - start).min(CHUNKS);
-        let range = start..start + chunks;
-        // Facets whose lobe is below the floor in every lane of a chunk are left out.
-        let floor = (set.bands.as_ref()).map(|_| set.lobe.specular * LOBE_FLOOR as f32);
-        let chunks = prepare::<FMA>(
-            &tx[range.clone()],
-            &rx[range.clone()],
-            &set.lobe,
-            floor,
-            block,
-        );
+        let range = start..(start + CHUNKS).min(n_chunks);
+        let (tx, rx) = (&tx[range.clone()], &rx[range]);
+        let chunks = prepare::<FMA>(tx, rx, &set.lobe, floor, block);
+        if let Some(bands) = &set.bands {
+            prepare_facets::<FMA>(tx, rx, chunks, bands, block);
+        }
+        let Block { z, pow, facet, .. } = &mut **block;
+        let (z, pow) = (&mut z[..chunks], &pow[..chunks]);
         let (blocked, rest) = acc.as_chunks_mut::<FREQ_BLOCK>();
         match &set.bands {
             None => {
                 for acc in blocked {
-                    sweep::<FMA>(block, chunks, acc);
+                    sweep::<FMA>(z, pow, |_, v| v, acc);
                 }
                 for acc in rest {
-                    sweep_one::<FMA>(block, chunks, acc);
+                    sweep_one::<FMA>(z, pow, |_, v| v, acc);
                 }
             }
             Some(bands) => {
-                prepare_facets::<FMA>(&tx[range.clone()], &rx[range], chunks, bands, block);
-                let n_blocked = blocked.len();
-                for (acc, &b) in blocked.iter_mut().zip(&bands.of_pass) {
-                    sweep_facets::<FMA>(block, chunks, b, acc);
+                let (full, tail) = bands.of_pass.split_at(blocked.len());
+                for (acc, &b) in blocked.iter_mut().zip(full) {
+                    sweep::<FMA>(z, pow, |c, v| v.mul::<FMA>(facet[c][b]), acc);
                 }
-                for (acc, &b) in rest.iter_mut().zip(&bands.of_pass[n_blocked..]) {
-                    sweep_one_facets::<FMA>(block, chunks, b, acc);
+                for (acc, &b) in rest.iter_mut().zip(tail) {
+                    sweep_one::<FMA>(z, pow, |c, v| v.mul::<FMA>(facet[c][b]), acc);
                 }
             }
         }
@@ -484,31 +482,43 @@ fn power_whole(mut base: Lane, n: u32) -> Lane {
     result
 }
 
-/// FREQ_BLOCK = 4 frequency steps over the first `chunks` chunks of the block:
-/// acc[j] += z·e^{−j2πjΔf·L/c} (lane-wise) for j in 0..4, then z ← z·e^{−j2π4Δf·L/c}.
+/// FREQ_BLOCK = 4 frequency steps over the chunks of `z` and `pow`:
+/// acc[j] += w·e^{−j2πjΔf·L/c} (lane-wise) for j in 0..4, then z ← z·e^{−j2π4Δf·L/c}, where
+/// w = `weigh`(chunk, z) is what is accumulated: z itself for hits and points, z·F_b (the
+/// facet integral of the pass's sub-band) for facets.
 #[inline(always)]
-fn sweep<const FMA: bool>(b: &mut Block, chunks: usize, acc: &mut [C32x8; FREQ_BLOCK]) {
+fn sweep<const FMA: bool>(
+    z: &mut [C32x8],
+    pow: &[[Multiplier; FREQ_BLOCK]],
+    weigh: impl Fn(usize, C32x8) -> C32x8,
+    acc: &mut [C32x8; FREQ_BLOCK],
+) {
     let [mut a0, mut a1, mut a2, mut a3] = [C32x8::default(); FREQ_BLOCK];
-    for (z, [p1, p2, p3, p4]) in b.z[..chunks].iter_mut().zip(&b.pow[..chunks]) {
-        let v = *z;
+    for (c, (z, [p1, p2, p3, p4])) in z.iter_mut().zip(pow).enumerate() {
+        let v = weigh(c, *z);
         let sum = v.re + v.im;
         a0 += v;
         a1 += p1.times::<FMA>(v, sum);
         a2 += p2.times::<FMA>(v, sum);
         a3 += p3.times::<FMA>(v, sum);
-        *z = p4.times::<FMA>(v, sum);
+        *z = p4.times::<FMA>(*z, z.re + z.im);
     }
     for (acc, a) in acc.iter_mut().zip([a0, a1, a2, a3]) {
         *acc += a;
     }
 }
 
-/// One frequency step: acc += z, z ← z·e^{−j2πΔf·L/c}.
+/// One frequency step: acc += `weigh`(chunk, z), z ← z·e^{−j2πΔf·L/c}.
 #[inline(always)]
-fn sweep_one<const FMA: bool>(b: &mut Block, chunks: usize, acc: &mut C32x8) {
+fn sweep_one<const FMA: bool>(
+    z: &mut [C32x8],
+    pow: &[[Multiplier; FREQ_BLOCK]],
+    weigh: impl Fn(usize, C32x8) -> C32x8,
+    acc: &mut C32x8,
+) {
     let mut a = C32x8::default();
-    for (z, pow) in b.z[..chunks].iter_mut().zip(&b.pow[..chunks]) {
-        a += *z;
+    for (c, (z, pow)) in z.iter_mut().zip(pow).enumerate() {
+        a += weigh(c, *z);
         *z = pow[0].times::<FMA>(*z, z.re + z.im);
     }
     *acc += a;
@@ -577,43 +587,6 @@ fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, kept: usize, bands: &Bands,
             };
         }
     }
-}
-
-/// [`sweep`] for facets: the accumulated value is z·F_b (the facet integral of sub-band `band`),
-/// while z itself follows the recurrence.
-#[inline(always)]
-fn sweep_facets<const FMA: bool>(
-    b: &mut Block,
-    chunks: usize,
-    band: usize,
-    acc: &mut [C32x8; FREQ_BLOCK],
-) {
-    let [mut a0, mut a1, mut a2, mut a3] = [C32x8::default(); FREQ_BLOCK];
-    let pows = b.pow[..chunks].iter();
-    for ((z, [p1, p2, p3, p4]), facet) in b.z[..chunks].iter_mut().zip(pows).zip(&b.facet) {
-        let v = z.mul::<FMA>(facet[band]);
-        let sum = v.re + v.im;
-        a0 += v;
-        a1 += p1.times::<FMA>(v, sum);
-        a2 += p2.times::<FMA>(v, sum);
-        a3 += p3.times::<FMA>(v, sum);
-        *z = p4.times::<FMA>(*z, z.re + z.im);
-    }
-    for (acc, a) in acc.iter_mut().zip([a0, a1, a2, a3]) {
-        *acc += a;
-    }
-}
-
-/// [`sweep_one`] for facets.
-#[inline(always)]
-fn sweep_one_facets<const FMA: bool>(b: &mut Block, chunks: usize, band: usize, acc: &mut C32x8) {
-    let mut a = C32x8::default();
-    let pows = b.pow[..chunks].iter();
-    for ((z, pow), facet) in b.z[..chunks].iter_mut().zip(pows).zip(&b.facet) {
-        a += z.mul::<FMA>(facet[band]);
-        *z = pow[0].times::<FMA>(*z, z.re + z.im);
-    }
-    *acc += a;
 }
 
 #[cfg(test)]
