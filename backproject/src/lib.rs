@@ -51,6 +51,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod adjoint;
 mod error;
 mod export;
 mod grid;
@@ -60,6 +61,7 @@ mod pooling;
 mod projector;
 mod volume;
 
+pub use adjoint::{ImageTape, SparseProjection, TapedImages};
 pub use error::{BackprojectError, Result};
 pub use export::ColourMap;
 pub use grid::{AxisRange, BYTES_PER_VOXEL, DEFAULT_MEMORY_LIMIT_BYTES, GridAxis, VoxelGrid};

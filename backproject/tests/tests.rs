@@ -2,6 +2,7 @@
 
 mod common;
 
+mod adjoint;
 mod agreement;
 mod errors;
 mod export;
