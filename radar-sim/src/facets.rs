@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use nalgebra::{Point3, Vector3};
+use num_complex::Complex64;
 use rand::Rng;
 use rand_distr::{Distribution, Poisson, StandardNormal};
 use rayon::prelude::*;
@@ -151,9 +152,26 @@ impl Aperture {
     }
 }
 
+/// Where a source of the converged model came from (docs/physics.md §3.6): its triangle, the
+/// barycentric coordinates of its points in that triangle, whether its normal is the
+/// triangle's winding normal turned around, and (facets) its taper factor. Enough to rebuild
+/// the source from moved vertices with every discrete choice held, and to carry gradients
+/// back to the vertices.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Origin {
+    /// Index into the scene's non-degenerate triangles ([`Scene::triangles`]).
+    pub triangle: usize,
+    /// Barycentric coordinates of the facet's three corners, or of the cell in row 0.
+    pub barycentric: [Vector3<f64>; 3],
+    /// Whether the normal is −(the winding normal).
+    pub flipped: bool,
+    /// The boundary taper factor of a facet (1 for a cell).
+    pub taper: f64,
+}
+
 /// The visible facets of `triangles` (each split in four until its longest edge is at most
 /// `max_edge_m`) that may see a lobe above the floor from `aperture`, weighted by the `taper`
-/// (if any) at their centroids, and how many were hidden.
+/// (if any) at their centroids, their origins, and how many were hidden.
 pub(crate) fn facets(
     triangles: &[Triangle],
     taper: Option<&Taper>,
@@ -161,8 +179,8 @@ pub(crate) fn facets(
     aperture: &Aperture,
     occluders: &Occluders,
     centre: Point3<f64>,
-) -> (Vec<Facet>, usize) {
-    let per_triangle: Vec<(Vec<Facet>, usize)> = (triangles.par_iter())
+) -> (Vec<Facet>, Vec<Origin>, usize) {
+    let per_triangle: Vec<(Vec<(Facet, Origin)>, usize)> = (triangles.par_iter())
         .enumerate()
         .map(|(i, t)| {
             let mut out = Vec::new();
@@ -173,7 +191,8 @@ pub(crate) fn facets(
             if !aperture.sees(&mid, &t.normal_toward(&centre, &mid)) {
                 return (out, hidden);
             }
-            split(t.corners, max_edge_m, &mut |corners| {
+            let unit = [Vector3::x(), Vector3::y(), Vector3::z()];
+            split(t.corners, unit, max_edge_m, &mut |corners, barycentric| {
                 let centroid =
                     Point3::from((corners[0].coords + corners[1].coords + corners[2].coords) / 3.0);
                 if !occluders.is_visible(&centroid, Some(i)) {
@@ -184,40 +203,72 @@ pub(crate) fn facets(
                 if weight == 0.0 {
                     return;
                 }
-                let area = 0.5
-                    * (corners[1] - corners[0])
-                        .cross(&(corners[2] - corners[0]))
-                        .norm();
-                out.push(Facet {
-                    centroid,
-                    normal: t.normal_toward(&centre, &centroid),
-                    weight_m2: area * weight,
-                    offsets: [corners[0] - centroid, corners[1] - centroid],
-                });
+                let normal = t.normal_toward(&centre, &centroid);
+                let facet = Facet::from_corners(corners, normal, weight);
+                let origin = Origin {
+                    triangle: i,
+                    barycentric,
+                    flipped: normal != t.normal,
+                    taper: weight,
+                };
+                out.push((facet, origin));
             });
             (out, hidden)
         })
         .collect();
     let hidden = per_triangle.iter().map(|(_, h)| h).sum();
-    (
-        per_triangle.into_iter().flat_map(|(f, _)| f).collect(),
-        hidden,
-    )
+    let (facets, origins) = per_triangle.into_iter().flat_map(|(f, _)| f).unzip();
+    (facets, origins, hidden)
+}
+
+impl Facet {
+    /// The facet with corners `corners`, unit normal `normal` and taper factor `taper`.
+    pub(crate) fn from_corners(
+        corners: [Point3<f64>; 3],
+        normal: Vector3<f64>,
+        taper: f64,
+    ) -> Self {
+        let centroid =
+            Point3::from((corners[0].coords + corners[1].coords + corners[2].coords) / 3.0);
+        let area = 0.5
+            * (corners[1] - corners[0])
+                .cross(&(corners[2] - corners[0]))
+                .norm();
+        Facet {
+            centroid,
+            normal,
+            weight_m2: area * taper,
+            offsets: [corners[0] - centroid, corners[1] - centroid],
+        }
+    }
 }
 
 /// Calls `emit` on the pieces of a triangle split in four (at its edge midpoints) until every
-/// edge is at most `max_edge_m`.
-fn split(corners: [Point3<f64>; 3], max_edge_m: f64, emit: &mut impl FnMut([Point3<f64>; 3])) {
+/// edge is at most `max_edge_m`, with each piece's corners in barycentric coordinates of the
+/// whole (`barycentric`: the corners' own, the unit vectors at the start).
+fn split(
+    corners: [Point3<f64>; 3],
+    barycentric: [Vector3<f64>; 3],
+    max_edge_m: f64,
+    emit: &mut impl FnMut([Point3<f64>; 3], [Vector3<f64>; 3]),
+) {
     let [a, b, c] = corners;
     let longest = (b - a).norm().max((c - b).norm()).max((a - c).norm());
     if longest <= max_edge_m {
-        emit(corners);
+        emit(corners, barycentric);
         return;
     }
     let mid = |p: Point3<f64>, q: Point3<f64>| Point3::from((p.coords + q.coords) / 2.0);
     let (ab, bc, ca) = (mid(a, b), mid(b, c), mid(c, a));
-    for piece in [[a, ab, ca], [ab, b, bc], [ca, bc, c], [ab, bc, ca]] {
-        split(piece, max_edge_m, emit);
+    let [ba, bb, bcc] = barycentric;
+    let (bab, bbc, bca) = ((ba + bb) / 2.0, (bb + bcc) / 2.0, (bcc + ba) / 2.0);
+    for (piece, weights) in [
+        ([a, ab, ca], [ba, bab, bca]),
+        ([ab, b, bc], [bab, bb, bbc]),
+        ([ca, bc, c], [bca, bbc, bcc]),
+        ([ab, bc, ca], [bab, bbc, bca]),
+    ] {
+        split(piece, weights, max_edge_m, emit);
     }
 }
 
@@ -260,9 +311,9 @@ pub(crate) fn diffuse_cells(
     cell_weight_m2: f64,
     occluders: &Occluders,
     centre: Point3<f64>,
-) -> (Vec<Hit>, usize) {
+) -> (Vec<Hit>, Vec<Origin>, usize) {
     let cell_area = surface.correlation_length_m.powi(2);
-    let per_triangle: Vec<(Vec<Hit>, usize)> = triangles
+    let per_triangle: Vec<(Vec<(Hit, Origin)>, usize)> = triangles
         .par_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -282,21 +333,31 @@ pub(crate) fn diffuse_cells(
                     hidden += 1;
                     continue;
                 }
-                out.push(Hit {
+                let normal = t.normal_toward(&centre, &position);
+                let hit = Hit {
                     position,
-                    normal: t.normal_toward(&centre, &position),
+                    normal,
                     area_m2: cell_weight_m2,
                     roughness_m: surface.height_spread_m * height,
-                });
+                };
+                let origin = Origin {
+                    triangle: i,
+                    barycentric: [
+                        Triangle::barycentric_at(r1, r2),
+                        Vector3::zeros(),
+                        Vector3::zeros(),
+                    ],
+                    flipped: normal != t.normal,
+                    taper: 1.0,
+                };
+                out.push((hit, origin));
             }
             (out, hidden)
         })
         .collect();
     let hidden = per_triangle.iter().map(|(_, h)| h).sum();
-    (
-        per_triangle.into_iter().flat_map(|(c, _)| c).collect(),
-        hidden,
-    )
+    let (cells, origins) = per_triangle.into_iter().flat_map(|(c, _)| c).unzip();
+    (cells, origins, hidden)
 }
 
 /// The normalised facet integral F = (1/A)∫_T exp(j·k·q·ρ) dA over a triangle with the phase
@@ -331,12 +392,49 @@ pub(crate) fn facet_integral(u: [f64; 3]) -> num_complex::Complex64 {
     sum
 }
 
+/// [`facet_integral`] and its partial derivatives ∂F/∂u_i (docs/physics.md §3.6). With F the
+/// mean of exp(j·λ·u) over the triangle (λ barycentric, uniform), ∂F/∂u_i = j·E[λ_i·exp(j·λ·u)]
+/// = 2j·Σ_m j^m·H_m^{(i)}/(m + 3)!, where H_m^{(i)} = h_m(u_0, u_1, u_2, u_i) (u_i counted
+/// twice) = h_m(u) + u_i·H_{m−1}^{(i)}. Same truncation as [`facet_integral`], two terms later.
+pub(crate) fn facet_integral_gradient(u: [f64; 3]) -> (Complex64, [Complex64; 3]) {
+    let e2 = u[0] * u[1] + u[0] * u[2] + u[1] * u[2];
+    let e3 = u[0] * u[1] * u[2];
+    let r = u.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let power = |m: usize, x: f64| match m % 4 {
+        0 => Complex64::new(x, 0.0),
+        1 => Complex64::new(0.0, x),
+        2 => Complex64::new(-x, 0.0),
+        _ => Complex64::new(0.0, -x),
+    };
+    let mut h = [0.0f64, 0.0, 1.0]; // h_{m−3}, h_{m−2}, h_{m−1}
+    let mut big_h = [1.0f64; 3]; // H_{m−1}^{(i)}
+    let mut f = Complex64::new(1.0, 0.0);
+    // ∂F/∂u_i / (2j), m = 0: 1/3!.
+    let mut g = [Complex64::new(1.0 / 6.0, 0.0); 3];
+    let (mut factorial, mut bound) = (6.0f64, 1.0f64); // (m + 3)!, r^m/m!
+    for m in 1..200 {
+        let h_m = -e2 * h[1] + e3 * h[0];
+        f += power(m, 2.0 * h_m / factorial); // 2·h_m/(m + 2)!
+        factorial *= (m + 3) as f64;
+        for i in 0..3 {
+            big_h[i] = h_m + u[i] * big_h[i];
+            g[i] += power(m, big_h[i] / factorial);
+        }
+        h = [h[1], h[2], h_m];
+        bound *= r / m as f64;
+        if bound < 1e-18 && m > 4 {
+            break;
+        }
+    }
+    (f, g.map(|g| Complex64::new(0.0, 2.0) * g))
+}
+
 #[cfg(test)]
 mod tests {
     use num_complex::Complex64;
     use proptest::prelude::*;
 
-    use super::facet_integral;
+    use super::{facet_integral, facet_integral_gradient};
 
     /// (1/A)∫_T exp(j·Σλ_i·u_i) dA by a midpoint rule on an n × n barycentric grid (n² small
     /// triangles, each at its centroid).
@@ -391,6 +489,30 @@ mod tests {
                 let exact = closed_form(u);
                 prop_assert!((series - exact).norm() < 1e-9, "{series} vs {exact}");
             }
+        }
+    }
+
+    proptest! {
+        /// The derivatives match central differences along directions that keep Σu = 0, and
+        /// Σ_i ∂F/∂u_i = j·F (shifting every u_i by c multiplies F by e^{jc}).
+        #[test]
+        fn the_gradient_matches_central_differences(
+            a in -8.0f64..8.0,
+            b in -8.0f64..8.0,
+            da in -1.0f64..1.0,
+            db in -1.0f64..1.0,
+        ) {
+            let u = [a, b, -a - b];
+            let (f, g) = facet_integral_gradient(u);
+            prop_assert!((f - facet_integral(u)).norm() < 1e-12, "{f}");
+            let d = [da, db, -da - db];
+            let h = 1e-5;
+            let at = |s: f64| facet_integral([0, 1, 2].map(|i| u[i] + s * d[i]));
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            let analytic: Complex64 = (0..3).map(|i| g[i] * d[i]).sum();
+            prop_assert!((numeric - analytic).norm() < 1e-7, "{numeric} vs {analytic}");
+            let shift: Complex64 = g.iter().sum();
+            prop_assert!((shift - Complex64::new(0.0, 1.0) * f).norm() < 1e-12, "{shift}");
         }
     }
 }

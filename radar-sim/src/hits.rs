@@ -61,6 +61,17 @@ pub struct SceneSample {
     pub degenerate_triangles: usize,
     /// Area of the non-degenerate triangles (m²).
     pub surface_area_m2: f64,
+    /// Where each facet and diffuse cell came from, for gradients (docs/physics.md §3.6).
+    pub(crate) origins: Origins,
+}
+
+/// The origins of a sample's facets and diffuse cells, in the same order as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Origins {
+    /// The scene's non-degenerate triangles when the sample was drawn.
+    pub triangles: usize,
+    pub facets: Vec<facets::Origin>,
+    pub diffuse: Vec<facets::Origin>,
 }
 
 impl SceneSample {
@@ -146,17 +157,17 @@ pub(crate) fn sample_scene(
             ..hit
         })
         .collect();
-    let (facets, facets_hidden) = match &plan.facets {
+    let (facets, facet_origins, facets_hidden) = match &plan.facets {
         Some((edge, aperture)) => {
             facets::facets(triangles, plan.taper, *edge, aperture, &occluders, centre)
         }
-        None => (Vec::new(), 0),
+        None => (Vec::new(), Vec::new(), 0),
     };
-    let (diffuse, diffuse_hidden) = match plan.diffuse {
+    let (diffuse, diffuse_origins, diffuse_hidden) = match plan.diffuse {
         Some((surface, seed, weight)) => {
             facets::diffuse_cells(triangles, surface, seed, weight, &occluders, centre)
         }
-        None => (Vec::new(), 0),
+        None => (Vec::new(), Vec::new(), 0),
     };
     let points: Vec<PointScatterer> = (scene.points().iter())
         .filter(|p| occluders.is_visible(&p.position(), None))
@@ -170,6 +181,11 @@ pub(crate) fn sample_scene(
         facets_hidden,
         diffuse,
         diffuse_hidden,
+        origins: Origins {
+            triangles: triangles.len(),
+            facets: facet_origins,
+            diffuse: diffuse_origins,
+        },
         points,
         hits_sampled,
         degenerate_triangles,

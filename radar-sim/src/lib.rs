@@ -45,6 +45,7 @@ mod config;
 mod cube;
 mod error;
 mod facets;
+mod gradient;
 mod hits;
 mod kernel;
 mod layouts;
@@ -64,6 +65,7 @@ pub use config::{
 pub use cube::SignalCube;
 pub use error::{RadarError, Result};
 pub use facets::Facet;
+pub use gradient::SceneGradient;
 pub use hits::{Hit, SceneSample};
 pub use layouts::{BoundaryArray, CustomArray, Qar50};
 pub use mask::ChannelMask;

@@ -143,6 +143,35 @@ impl ElementPattern {
     }
 }
 
+impl ElementPattern {
+    /// g, ∂g/∂cos θ and ∂g/∂(antenna size in cm) for [`ElementPattern::gain`]'s arguments
+    /// (docs/physics.md §3.6).
+    pub(crate) fn gain_derivatives(&self, cos_theta: f64, centre_wavelength_m: f64) -> [f64; 3] {
+        match *self {
+            Self::Isotropic => [1.0, 0.0, 0.0],
+            Self::Sinc { antenna_size_cm } => {
+                let sin_theta = (1.0 - cos_theta * cos_theta).max(0.0).sqrt();
+                // g = c·sinc(x), x = β·sin θ, β = 2s/λ; D = sinc'(x)/x, finite at x = 0.
+                let per_cm = 2e-2 / centre_wavelength_m;
+                let beta = antenna_size_cm * per_cm;
+                let x = beta * sin_theta;
+                let pi2 = std::f64::consts::PI.powi(2);
+                let d = if x.abs() < 1e-3 {
+                    -pi2 / 3.0 + pi2 * pi2 * x * x / 30.0
+                } else {
+                    ((std::f64::consts::PI * x).cos() - sinc(x)) / (x * x)
+                };
+                [
+                    cos_theta * sinc(x),
+                    // d sinc/dc = sinc'(x)·β·(−c/sin θ) = −D·β²·c.
+                    sinc(x) - cos_theta * cos_theta * d * beta * beta,
+                    cos_theta * d * x * per_cm * sin_theta,
+                ]
+            }
+        }
+    }
+}
+
 impl Default for ElementPattern {
     /// s = 0.25 cm, the middle of the paper's U(0.2, 0.3).
     fn default() -> Self {

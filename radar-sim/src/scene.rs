@@ -180,13 +180,15 @@ impl Triangle {
     /// The point of the triangle for two uniform numbers in [0, 1): uniform over its area,
     /// (1 − √r1)·A + √r1·(1 − r2)·B + √r1·r2·C.
     pub fn point_at(&self, r1: f64, r2: f64) -> Point3<f64> {
-        let sqrt_r1 = r1.sqrt();
+        let w = Self::barycentric_at(r1, r2);
         let [a, b, c] = self.corners;
-        Point3::from(
-            a.coords * (1.0 - sqrt_r1)
-                + b.coords * (sqrt_r1 * (1.0 - r2))
-                + c.coords * (sqrt_r1 * r2),
-        )
+        Point3::from(a.coords * w.x + b.coords * w.y + c.coords * w.z)
+    }
+
+    /// The barycentric coordinates of [`Triangle::point_at`]`(r1, r2)`.
+    pub fn barycentric_at(r1: f64, r2: f64) -> Vector3<f64> {
+        let sqrt_r1 = r1.sqrt();
+        Vector3::new(1.0 - sqrt_r1, sqrt_r1 * (1.0 - r2), sqrt_r1 * r2)
     }
 
     /// The unit normal turned toward `centre` as seen from `p` (n·(centre − p) ≥ 0): the

@@ -258,31 +258,8 @@ impl Simulator {
         let sources = sample.hits.len() + sample.facets.len() + sample.diffuse.len();
         self.check_memory((sources + sample.points.len()) as f64, 0)?;
         let channels = self.channels();
-        let sources = |items: &[Hit]| items.iter().map(Source::from).collect::<Vec<Source>>();
-        let (hits, diffuse) = (sources(&sample.hits), sources(&sample.diffuse));
-        let facets: Vec<Source> = sample.facets.iter().map(Source::from).collect();
-        let points: Vec<Source> = sample.points.iter().map(Source::from).collect();
-        self.check_sources("hit", &hits)?;
-        self.check_sources("facet", &facets)?;
-        self.check_sources("diffuse cell", &diffuse)?;
-        let material = &self.config.material;
-        // The sampled model integrates the whole material coherently; the converged one only
-        // its specular part, the diffuse part being the cells'.
-        let coherent = match self.config.surface {
-            SurfaceModel::Sampled => Reflectance::of(material),
-            SurfaceModel::Converged(_) => Reflectance::specular(material),
-        };
-        let incoherent = Reflectance::diffuse(material);
-        // Sets whose reflectance is 0 (m = 0 or 1) add nothing and are skipped.
-        let sets: Vec<(&[Source], Option<Reflectance>)> = [
-            (&hits[..], Some(coherent)),
-            (&facets[..], Some(coherent)),
-            (&diffuse[..], Some(incoherent)),
-            (&points[..], None),
-        ]
-        .into_iter()
-        .filter(|(s, r)| !s.is_empty() && r.is_none_or(|r| r.diffuse != 0.0 || r.specular != 0.0))
-        .collect();
+        let sources = self.sources(sample)?;
+        let sets = sources.sets();
         let mut signal = match self.config.method {
             SumMethod::Direct => kernel::direct::simulate(&channels, &sets),
             SumMethod::Fast => {
@@ -331,6 +308,32 @@ impl Simulator {
 
     /// Bytes of working memory for `sources` hits and points and `triangles` triangles, by the
     /// chosen method (the signal cube included). f64: absurd requests must not overflow.
+    /// The sample's sources as the kernels see them, checked, with their reflectances.
+    pub(crate) fn sources(&self, sample: &SceneSample) -> Result<SourceSets> {
+        let sources = |items: &[Hit]| items.iter().map(Source::from).collect::<Vec<Source>>();
+        let (hits, diffuse) = (sources(&sample.hits), sources(&sample.diffuse));
+        let facets: Vec<Source> = sample.facets.iter().map(Source::from).collect();
+        let points: Vec<Source> = sample.points.iter().map(Source::from).collect();
+        self.check_sources("hit", &hits)?;
+        self.check_sources("facet", &facets)?;
+        self.check_sources("diffuse cell", &diffuse)?;
+        let material = &self.config.material;
+        // The sampled model integrates the whole material coherently; the converged one only
+        // its specular part, the diffuse part being the cells'.
+        let coherent = match self.config.surface {
+            SurfaceModel::Sampled => Reflectance::of(material),
+            SurfaceModel::Converged(_) => Reflectance::specular(material),
+        };
+        Ok(SourceSets {
+            hits,
+            facets,
+            diffuse,
+            points,
+            coherent,
+            incoherent: Reflectance::diffuse(material),
+        })
+    }
+
     fn estimated_bytes(&self, sources: f64, triangles: usize) -> f64 {
         let per_source = std::mem::size_of::<Hit>() + 2 * std::mem::size_of::<Source>();
         let tables = match self.config.method {
@@ -394,11 +397,11 @@ impl Simulator {
         }
     }
 
-    fn n_samples(&self) -> usize {
+    pub(crate) fn n_samples(&self) -> usize {
         self.tx.len() * self.rx.len() * self.sweep.steps()
     }
 
-    fn channels(&self) -> Channels<'_> {
+    pub(crate) fn channels(&self) -> Channels<'_> {
         Channels {
             tx: &self.tx,
             rx: &self.rx,
@@ -417,4 +420,30 @@ pub fn simulate(
     config: SimulationConfig,
 ) -> Result<SimulationReport> {
     Simulator::new(array, sweep, config)?.simulate(scene)
+}
+
+/// A sample's sources as the kernels see them, with the reflectance of each set.
+pub(crate) struct SourceSets {
+    pub hits: Vec<Source>,
+    pub facets: Vec<Source>,
+    pub diffuse: Vec<Source>,
+    pub points: Vec<Source>,
+    pub coherent: Reflectance,
+    pub incoherent: Reflectance,
+}
+
+impl SourceSets {
+    /// The sets with their reflectance (`None`: isotropic points); sets whose reflectance is 0
+    /// (m = 0 or 1) add nothing and are left out.
+    pub fn sets(&self) -> Vec<(&[Source], Option<Reflectance>)> {
+        [
+            (&self.hits[..], Some(self.coherent)),
+            (&self.facets[..], Some(self.coherent)),
+            (&self.diffuse[..], Some(self.incoherent)),
+            (&self.points[..], None),
+        ]
+        .into_iter()
+        .filter(|(s, r)| !s.is_empty() && r.is_none_or(|r| r.diffuse != 0.0 || r.specular != 0.0))
+        .collect()
+    }
 }

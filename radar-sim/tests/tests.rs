@@ -3,6 +3,7 @@
 mod common;
 mod facets;
 mod geometry;
+mod gradient;
 mod materials;
 mod npy;
 mod phase;

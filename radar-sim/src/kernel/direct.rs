@@ -51,9 +51,19 @@ pub(crate) fn simulate(
     channels: &Channels,
     sets: &[(&[Source], Option<Reflectance>)],
 ) -> Vec<Complex32> {
+    (simulate_f64(channels, sets).into_iter())
+        .map(|a| Complex32::new(a.re as f32, a.im as f32))
+        .collect()
+}
+
+/// [`simulate`] without the final rounding to `f32`.
+pub(crate) fn simulate_f64(
+    channels: &Channels,
+    sets: &[(&[Source], Option<Reflectance>)],
+) -> Vec<Complex64> {
     let (n_rx, n_f) = (channels.rx.len(), channels.sweep.steps());
     let frequencies = channels.sweep.frequencies();
-    let mut out = vec![Complex32::new(0.0, 0.0); channels.tx.len() * n_rx * n_f];
+    let mut out = vec![Complex64::new(0.0, 0.0); channels.tx.len() * n_rx * n_f];
     if n_rx * n_f == 0 {
         return out;
     }
@@ -82,16 +92,14 @@ pub(crate) fn simulate(
                         }
                     }
                 }
-                for (out, a) in samples.iter_mut().zip(&acc) {
-                    *out = Complex32::new(a.re as f32, a.im as f32);
-                }
+                samples.copy_from_slice(&acc);
             }
         });
     out
 }
 
 /// Point scatterers: no material factor (their `normal` is `None`, so it is never used).
-const ISOTROPIC: Reflectance = Reflectance {
+pub(crate) const ISOTROPIC: Reflectance = Reflectance {
     diffuse: 1.0,
     specular: 0.0,
     exponent: 0.0,
