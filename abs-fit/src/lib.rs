@@ -32,7 +32,10 @@ pub use params::{
 };
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
-pub use render::{DepthRasterRenderer, LearnedRenderer, PhysicsRenderer, Renderer, Rendering};
+pub use render::{
+    DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, PhysicsRenderer,
+    RenderChoices, Renderer, Rendering,
+};
 pub use train::{train_autoencoder, train_decoder, train_encoder};
 
 /// The README's examples, compiled as doctests.

@@ -525,18 +525,30 @@ impl ParamLayout {
         }
         let v: Vec<f64> = v.iter().map(|&x| x as f64).collect();
         let col = |g: ParamGroup| &v[self.range(g)];
-        let r = col(ParamGroup::Render);
-        let ranges = &self.render_ranges;
         Ok(FaceParams {
             shape: col(ParamGroup::Shape).to_vec(),
             expression: col(ParamGroup::Expression).to_vec(),
             pose: self.pose(&v),
-            render: RenderParams {
-                material: from_unit(r[0], ranges.material),
-                antenna_cm: from_unit(r[1], ranges.antenna_cm),
-                dynamic_range_db: from_unit(r[2], ranges.dynamic_range_db),
-            },
+            render: self.render(&v),
         })
+    }
+
+    /// The rendering parameters of a scaled row (P columns, f64), unchecked.
+    pub(crate) fn render(&self, v: &[f64]) -> RenderParams {
+        let r = &v[self.range(ParamGroup::Render)];
+        let ranges = &self.render_ranges;
+        RenderParams {
+            material: from_unit(r[0], ranges.material),
+            antenna_cm: from_unit(r[1], ranges.antenna_cm),
+            dynamic_range_db: from_unit(r[2], ranges.dynamic_range_db),
+        }
+    }
+
+    /// d(value)/d(scaled column) of the material, the antenna size (cm) and D (dB).
+    pub(crate) fn render_scales(&self) -> [f64; 3] {
+        let ranges = &self.render_ranges;
+        [ranges.material, ranges.antenna_cm, ranges.dynamic_range_db]
+            .map(|(lo, hi)| (hi - lo) / 2.0)
     }
 }
 

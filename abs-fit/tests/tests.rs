@@ -6,6 +6,7 @@ mod generate;
 mod geometry;
 mod params;
 mod physics;
+mod physics_gradient;
 mod reliability;
 mod store;
 mod training;

@@ -28,12 +28,13 @@ use backproject::VoxelGrid;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use morphable::raster::{DepthOrder, Fragment, OrthoView, rasterize};
-use morphable::{LinearMorphableModel, Mesh, Placement, Pose};
-use nalgebra::{Matrix3, Point3, Rotation3, Vector3};
+use morphable::{LinearMorphableModel, Mesh, Placement};
+use nalgebra::Vector3;
 use rayon::prelude::*;
 
 use super::Renderer;
-use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, Result};
+use super::geometry::FaceGeometry;
+use crate::{AbsFitError, ImagingConfig, ParamLayout, Result};
 
 /// Largest disagreement (m) tolerated between a pooled pixel centre of the grid and the regular
 /// raster view built from it: far below any pixel, far above rounding.
@@ -60,49 +61,11 @@ impl<M: LinearMorphableModel> DepthRasterRenderer<M> {
     pub fn new(model: M, layout: ParamLayout, imaging: &ImagingConfig) -> Result<Self> {
         layout.validate()?;
         imaging.validate()?;
-        let (shape, expression) = (model.shape_block(), model.expression_block());
-        for (kind, wanted, held) in [
-            ("shape", layout.n_shape, shape.n_components()),
-            ("expression", layout.n_expression, expression.n_components()),
-        ] {
-            if wanted > held {
-                return Err(AbsFitError::config(
-                    "depth raster layout",
-                    format!(
-                        "{wanted} {kind} columns, but model '{}' has {held} {kind} components",
-                        model.name()
-                    ),
-                ));
-            }
-        }
-        let n_coords = shape.n_coords();
-        if expression.n_coords() != n_coords || n_coords != 3 * model.n_vertices() {
-            return Err(AbsFitError::Shape {
-                what: "depth raster model blocks",
-                expected: format!("{} coordinates (3 per vertex)", 3 * model.n_vertices()),
-                actual: format!("shape {n_coords}, expression {}", expression.n_coords()),
-            });
-        }
-        let mean: Vec<f64> = shape
-            .mean()
-            .iter()
-            .zip(expression.mean())
-            .map(|(a, b)| *a as f64 + *b as f64)
-            .collect();
-        let basis: Vec<Vec<f64>> = (0..layout.n_shape)
-            .map(|k| shape.component(k))
-            .chain((0..layout.n_expression).map(|k| expression.component(k)))
-            .map(|column| column.iter().map(|&v| v as f64).collect())
-            .collect();
-        let placement = Placement::for_mean_mesh(&model.mean_mesh()?, imaging.distance_m)?;
+        let geometry = FaceGeometry::new(&model, layout, imaging.distance_m, "depth raster")?;
         let (height, width) = imaging.image_shape();
         let view = PixelView::new(&imaging.grid, imaging.pool)?;
         let core = RasterCore {
-            layout,
-            placement,
-            triangles: model.triangles().to_vec(),
-            mean,
-            basis,
+            geometry,
             view,
             height,
             width,
@@ -130,13 +93,13 @@ impl<M: LinearMorphableModel> DepthRasterRenderer<M> {
     }
     /// Where faces sit in front of the array.
     pub fn placement(&self) -> &Placement {
-        &self.core.placement
+        &self.core.geometry.placement
     }
 
     /// The placed face (radar space, m) of one scaled parameter vector (P columns, f64).
     pub fn placed_mesh(&self, params: &[f64]) -> Result<Mesh> {
-        let face = self.core.decode(params)?;
-        Ok(self.core.placed(&face))
+        let face = self.core.geometry.decode(params)?;
+        Ok(self.core.geometry.placed(&face))
     }
 }
 
@@ -263,13 +226,7 @@ impl PixelView {
 /// autograd graph may hold it).
 #[derive(Debug)]
 struct RasterCore {
-    layout: ParamLayout,
-    placement: Placement,
-    triangles: Vec<[u32; 3]>,
-    /// μ_s + μ_e (mm), `x0 y0 z0 x1 …`.
-    mean: Vec<f64>,
-    /// The layout's shape columns, then its expression columns: displacement (mm) per σ.
-    basis: Vec<Vec<f64>>,
+    geometry: FaceGeometry,
     view: PixelView,
     height: usize,
     width: usize,
@@ -277,61 +234,7 @@ struct RasterCore {
     z_range: (f64, f64),
 }
 
-/// One parameter row decoded in f64: the coefficients (shape, then expression) and the pose.
-struct DecodedFace {
-    coefficients: Vec<f64>,
-    pose: Pose,
-}
-
 impl RasterCore {
-    /// The coefficients and pose of a scaled row (the inverse of the scaling that
-    /// [`ParamLayout::to_vector`] applies), in f64. The rendering columns are not needed.
-    fn decode(&self, row: &[f64]) -> Result<DecodedFace> {
-        let layout = &self.layout;
-        if row.len() != layout.len() {
-            return Err(AbsFitError::Shape {
-                what: "depth raster parameter vector",
-                expected: format!("{} columns", layout.len()),
-                actual: format!("{} columns", row.len()),
-            });
-        }
-        if let Some(i) = row.iter().position(|v| !v.is_finite()) {
-            return Err(AbsFitError::config(
-                "depth raster parameter vector",
-                format!("column {i} ({}) is {}", layout.names()[i], row[i]),
-            ));
-        }
-        let mut coefficients = row[layout.range(ParamGroup::Shape)].to_vec();
-        coefficients.extend_from_slice(&row[layout.range(ParamGroup::Expression)]);
-        Ok(DecodedFace {
-            coefficients,
-            pose: layout.pose(row),
-        })
-    }
-
-    /// The face in model space (mm), computed in f64.
-    fn model_mesh(&self, coefficients: &[f64]) -> Mesh {
-        let mut flat = self.mean.clone();
-        for (column, &c) in self.basis.iter().zip(coefficients) {
-            if c != 0.0 {
-                flat.iter_mut().zip(column).for_each(|(x, v)| *x += c * v);
-            }
-        }
-        Mesh {
-            vertices: flat
-                .chunks_exact(3)
-                .map(|p| Point3::new(p[0], p[1], p[2]))
-                .collect(),
-            triangles: self.triangles.clone(),
-        }
-    }
-
-    /// The face placed in radar space (m).
-    fn placed(&self, face: &DecodedFace) -> Mesh {
-        self.placement
-            .place(&self.model_mesh(&face.coefficients), &face.pose)
-    }
-
     /// The fragments of a placed face, indexed by image pixel (row-major, H × W).
     fn fragments(&self, placed: &Mesh) -> Result<Vec<Option<Fragment>>> {
         let view_frags = rasterize(placed, &self.view.view)?;
@@ -347,7 +250,8 @@ impl RasterCore {
 
     /// The normalised depth image of one row, (H × W) row-major.
     fn render_row(&self, row: &[f64]) -> Result<Vec<f64>> {
-        let placed = self.placed(&self.decode(row)?);
+        let geometry = &self.geometry;
+        let placed = geometry.placed(&geometry.decode(row)?);
         let (z_near, z_far) = self.z_range;
         Ok(self
             .fragments(&placed)?
@@ -359,8 +263,8 @@ impl RasterCore {
     /// d⟨g, image⟩/d(row): the gradient of one row's image paired with `grad_image`, with
     /// respect to the row's scaled columns (P).
     fn row_gradient(&self, row: &[f64], grad_image: &[f64]) -> Result<Vec<f64>> {
-        let face = self.decode(row)?;
-        let placed = self.placed(&face);
+        let face = self.geometry.decode(row)?;
+        let placed = self.geometry.placed(&face);
         let frags = self.fragments(&placed)?;
         let (z_near, z_far) = self.z_range;
         let d_depth_dz = -1.0 / (z_far - z_near);
@@ -384,88 +288,10 @@ impl RasterCore {
                 touched[v as usize] = true;
             }
         }
-        let layout = &self.layout;
-        let mut grad = vec![0.0; layout.len()];
-        let pose = &face.pose;
-        let rotation = pose.rotation();
-        let offset = pose.translation + Vector3::new(0.0, 0.0, self.placement.z0_m);
-        // Translation: ∂p''/∂t = I.
-        let total: Vector3<f64> = vertex_grad.iter().sum();
-        let scales = &layout.pose_scales;
-        for ((slot, value), scale) in grad[layout.range(ParamGroup::Translation)]
-            .iter_mut()
-            .zip(total.iter())
-            .zip(scales.translation_m)
-        {
-            *slot = value * scale;
-        }
-        // Rotation: ∂p''/∂θ = (∂R/∂θ)·p' with p' = Rᵀ(p'' − t − z_0·ẑ), so
-        // ∂/∂θ = Σ_ij (∂R/∂θ)_ij·M_ij with M = Σ_v G_v·p'_vᵀ.
-        let mut moment = Matrix3::<f64>::zeros();
-        for (v, g) in vertex_grad.iter().enumerate() {
-            if touched[v] {
-                let unposed = rotation.inverse() * (placed.vertices[v].coords - offset);
-                moment += g * unposed.transpose();
-            }
-        }
-        for ((slot, d_rotation), scale) in grad[layout.range(ParamGroup::Rotation)]
-            .iter_mut()
-            .zip(rotation_derivatives(pose))
-            .zip(scales.angle_rad)
-        {
-            *slot = d_rotation.component_mul(&moment).sum() * scale;
-        }
-        // Coefficients: ∂p''_v/∂c_k = A·S_k,v with A the (constant) Jacobian of the placement
-        // with respect to a model-space point (mm → m), so ∂/∂c_k = Σ_v (Aᵀ·G_v)·S_k,v.
-        let jacobian_t = self.placement_jacobian(pose).transpose();
-        let model_grad: Vec<(usize, Vector3<f64>)> = vertex_grad
-            .iter()
-            .enumerate()
-            .filter(|(v, _)| touched[*v])
-            .map(|(v, g)| (v, jacobian_t * g))
-            .collect();
-        let coefficient_columns = layout
-            .range(ParamGroup::Shape)
-            .chain(layout.range(ParamGroup::Expression));
-        for (column, basis) in coefficient_columns.zip(&self.basis) {
-            grad[column] = model_grad
-                .iter()
-                .map(|(v, g)| g.x * basis[3 * v] + g.y * basis[3 * v + 1] + g.z * basis[3 * v + 2])
-                .sum();
-        }
-        Ok(grad)
+        Ok(self
+            .geometry
+            .columns_gradient(&face, &placed, &vertex_grad, &touched))
     }
-
-    /// A = ∂p''/∂p (m per mm) of [`Placement::to_radar`] at `pose`: the placement is affine in
-    /// the model-space point, so differences over 1 m steps from the centre are exact up to
-    /// rounding.
-    fn placement_jacobian(&self, pose: &Pose) -> Matrix3<f64> {
-        const STEP_MM: f64 = 1000.0;
-        let centre = self.placement.centre_mm;
-        let origin = self.placement.to_radar(&centre, pose);
-        let column = |axis: Vector3<f64>| {
-            (self.placement.to_radar(&(centre + axis * STEP_MM), pose) - origin) / STEP_MM
-        };
-        Matrix3::from_columns(&[
-            column(Vector3::x()),
-            column(Vector3::y()),
-            column(Vector3::z()),
-        ])
-    }
-}
-
-/// ∂R/∂yaw, ∂R/∂pitch, ∂R/∂roll of R = R_y(yaw)·R_x(pitch)·R_z(roll) ([`Pose::rotation`]),
-/// using dR_a(θ)/dθ = [a]_×·R_a(θ) for a rotation about the unit axis a.
-fn rotation_derivatives(pose: &Pose) -> [Matrix3<f64>; 3] {
-    let ry = Rotation3::from_axis_angle(&Vector3::y_axis(), pose.yaw).into_inner();
-    let rx = Rotation3::from_axis_angle(&Vector3::x_axis(), pose.pitch).into_inner();
-    let rz = Rotation3::from_axis_angle(&Vector3::z_axis(), pose.roll).into_inner();
-    let (ky, kx, kz) = (
-        Vector3::<f64>::y().cross_matrix(),
-        Vector3::<f64>::x().cross_matrix(),
-        Vector3::<f64>::z().cross_matrix(),
-    );
-    [ky * ry * rx * rz, ry * kx * rx * rz, ry * rx * kz * rz]
 }
 
 /// The candle op: (B, P) scaled parameters → (B, 1, H, W) normalised depth, with the analytic
@@ -477,7 +303,7 @@ struct DepthRasterOp {
 
 impl DepthRasterOp {
     fn rows(&self, values: &[f64]) -> candle_core::Result<usize> {
-        let p = self.core.layout.len();
+        let p = self.core.geometry.layout.len();
         if !values.len().is_multiple_of(p) {
             candle_core::bail!(
                 "depth-raster: {} parameter values are not rows of {p} columns",
@@ -489,7 +315,7 @@ impl DepthRasterOp {
 }
 
 /// The contiguous values of a CPU tensor storage as f64.
-fn storage_f64(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Vec<f64>> {
+pub(super) fn storage_f64(storage: &CpuStorage, layout: &Layout) -> candle_core::Result<Vec<f64>> {
     let Some((start, end)) = layout.contiguous_offsets() else {
         candle_core::bail!("depth-raster: parameters must be contiguous");
     };
@@ -522,7 +348,7 @@ impl CustomOp1 for DepthRasterOp {
         let b = self.rows(&values)?;
         let core = &self.core;
         let images: Vec<Vec<f64>> = values
-            .par_chunks(core.layout.len())
+            .par_chunks(core.geometry.layout.len())
             .map(|row| core.render_row(row))
             .collect::<Result<_>>()
             .map_err(to_candle)?;
@@ -555,7 +381,7 @@ impl CustomOp1 for DepthRasterOp {
             );
         }
         let rows: Vec<Vec<f64>> = values
-            .par_chunks(core.layout.len())
+            .par_chunks(core.geometry.layout.len())
             .zip(grads.par_chunks(hw))
             .map(|(row, g)| core.row_gradient(row, g))
             .collect::<Result<_>>()
@@ -573,35 +399,6 @@ impl CustomOp1 for DepthRasterOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The analytic rotation derivatives agree with central differences of [`Pose::rotation`].
-    #[test]
-    fn rotation_derivatives_match_central_differences() {
-        let pose = Pose {
-            yaw: 0.07,
-            pitch: -0.15,
-            roll: 0.12,
-            translation: Vector3::zeros(),
-        };
-        let h = 1e-6;
-        let analytic = rotation_derivatives(&pose);
-        for (axis, d) in analytic.iter().enumerate() {
-            let shifted = |s: f64| {
-                let mut p = pose;
-                match axis {
-                    0 => p.yaw += s,
-                    1 => p.pitch += s,
-                    _ => p.roll += s,
-                }
-                p.rotation().into_inner()
-            };
-            let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
-            assert!(
-                (numeric - d).abs().max() < 1e-8,
-                "axis {axis}: {numeric} vs {d}"
-            );
-        }
-    }
 
     /// The raster view's pixel centres are the grid's pooled pixel positions, in the image's
     /// orientation (row 0 the largest y, column 0 the largest x).

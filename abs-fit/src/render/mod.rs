@@ -3,12 +3,15 @@
 //! only from one that does.
 
 mod depth_raster;
+mod geometry;
 mod learned;
 mod physics;
+mod physics_gradient;
 
 pub use depth_raster::DepthRasterRenderer;
 pub use learned::LearnedRenderer;
 pub use physics::{MIN_DISTANCE_M, PhysicsRenderer, Rendering};
+pub use physics_gradient::{DifferentiablePhysicsRenderer, RenderChoices};
 
 use candle_core::Tensor;
 

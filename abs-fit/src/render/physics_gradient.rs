@@ -1,0 +1,438 @@
+//! The differentiable physics renderer: the physics itself with exact gradients to every
+//! parameter column (docs/physics.md §3.6 and §4.5).
+//!
+//! Forward, per row: coefficients → vertices (linear) → pose → the converged model's facets and
+//! diffuse cells → the noise-free signal (the direct `f64` sum) → the back-projection at the
+//! voxels the images read → level (dB) and depth → the input channels (amplitude
+//! clip((L + D)/D, 0, 1), normalised depth where L ≥ −D). Which voxels the images read, and every
+//! discrete choice of the simulation (visibility, culls, facet splits, diffuse cells), are
+//! recorded from one pass ([`RenderChoices`]) and held: the images are then smooth in the
+//! parameters, and the backward pass is their exact gradient (the subgradient of the maxima
+//! and clamps). Between fitting steps the choices are recorded again.
+//!
+//! Backward: channel gradients → level and depth gradients → voxel cotangents
+//! ([`ImageTape::backward`]) → signal cotangent ([`SparseProjection::adjoint`]) → vertex,
+//! material and antenna gradients ([`Simulator::gradient`]) → the scaled columns through the
+//! pose and the linear model. D's column gets ∂A/∂D = −L/D² on unclipped amplitude pixels.
+//!
+//! Exact and slow: the direct sum costs O(N_t·N_r·N_f·N_sources) series evaluations, so this
+//! renderer suits small imaging and checks; a fast kernel is the next step.
+
+use std::sync::{Arc, Mutex};
+
+use backproject::{BackProjector, ImageTape, SparseProjection};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use morphable::{LinearMorphableModel, Mesh};
+use ndarray::{Array2, Array3};
+use num_complex::{Complex32, Complex64};
+use radar_sim::{
+    ArrayGeometry, ElementPattern, Material, Scene, SceneSample, SignalCube, SimulationConfig,
+    Simulator, Surface,
+};
+use rayon::prelude::*;
+
+use super::Renderer;
+use super::geometry::{DecodedFace, FaceGeometry};
+use crate::dataset::InputKind;
+use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, Result};
+
+/// Renders faces of a linear model through the physics, differentiably (see the module
+/// documentation). As a [`Renderer`], row b is simulated with seed `seed + b` (sampling and
+/// surface), without noise, and imaged with the dynamic range of its own D column.
+pub struct DifferentiablePhysicsRenderer<M> {
+    model: M,
+    core: Arc<PhysicsCore>,
+    seed: u64,
+}
+
+/// What the op needs, shared by the renderer and its ops.
+struct PhysicsCore {
+    geometry: FaceGeometry,
+    imaging: ImagingConfig,
+    array: Box<dyn ArrayGeometry>,
+    output: InputKind,
+    height: usize,
+    width: usize,
+}
+
+/// The discrete choices of one row's rendering, held while its gradient is taken: the
+/// simulation's sample (which facets and cells, where) and which voxels the images read.
+#[derive(Debug, Clone)]
+pub struct RenderChoices {
+    sample: SceneSample,
+    tape: ImageTape,
+    projection: SparseProjection,
+}
+
+/// One row evaluated with held choices.
+struct Evaluation {
+    face: DecodedFace,
+    placed: Mesh,
+    scene: Scene,
+    simulator: Simulator,
+    sample: SceneSample,
+    values: Vec<Complex64>,
+    level_db: Array2<f64>,
+    depth_m: Array2<f64>,
+    render: RenderParams,
+}
+
+impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
+    /// A renderer of `model`'s faces described by `layout`, imaged as `imaging` says, producing
+    /// `output` images. The simulation must use the converged surface model with facets (the
+    /// default), and the back-projection the direct or range-compressed method.
+    pub fn new(
+        model: M,
+        layout: ParamLayout,
+        imaging: ImagingConfig,
+        output: InputKind,
+    ) -> Result<Self> {
+        layout.validate()?;
+        imaging.validate()?;
+        let geometry = FaceGeometry::new(&model, layout, imaging.distance_m, "physics gradient")?;
+        let array = imaging.array.build()?;
+        let (height, width) = imaging.image_shape();
+        Ok(Self {
+            model,
+            core: Arc::new(PhysicsCore {
+                geometry,
+                imaging,
+                array,
+                output,
+                height,
+                width,
+            }),
+            seed: 0,
+        })
+    }
+
+    /// The same renderer with base seed `seed` for [`Renderer::render`].
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The face model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+    /// The parameter layout.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.core.geometry.layout
+    }
+    /// The imaging settings.
+    pub fn imaging(&self) -> &ImagingConfig {
+        &self.core.imaging
+    }
+
+    /// Records the discrete choices of rendering scaled row `row` (P columns) with `seed`
+    /// (sampling and surface).
+    pub fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
+        self.core.record(row, seed)
+    }
+
+    /// The images (C × H × W, row-major) of `row` with `choices` held.
+    pub fn images_with(&self, row: &[f64], choices: &RenderChoices) -> Result<Vec<f64>> {
+        let evaluation = self.core.evaluate(row, choices)?;
+        Ok(self.core.channels(&evaluation))
+    }
+
+    /// The gradient by the P scaled columns of ⟨`grad_image`, images_with(row, choices)⟩.
+    pub fn gradient_with(
+        &self,
+        row: &[f64],
+        choices: &RenderChoices,
+        grad_image: &[f64],
+    ) -> Result<Vec<f64>> {
+        self.core.gradient(row, choices, grad_image)
+    }
+}
+
+impl PhysicsCore {
+    fn simulator(&self, render: &RenderParams, seed: u64) -> Result<Simulator> {
+        let base = self.imaging.simulation;
+        let config = SimulationConfig {
+            material: Material::with_exponent(
+                render.material.clamp(0.0, 1.0),
+                base.material.exponent,
+            )?,
+            pattern: ElementPattern::sinc(render.antenna_cm.max(0.0))?,
+            seed,
+            surface_seed: seed,
+            snr_db: None,
+            ..base
+        };
+        Ok(Simulator::new(
+            self.array.as_ref(),
+            self.imaging.sweep,
+            config,
+        )?)
+    }
+
+    fn scene(&self, placed: &Mesh) -> Result<Scene> {
+        Ok(Scene::from_surface(Surface::new(
+            placed.vertices.clone(),
+            placed.triangles.clone(),
+        )?))
+    }
+
+    fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
+        let face = self.geometry.decode(row)?;
+        let placed = self.geometry.placed(&face);
+        let simulator = self.simulator(&self.geometry.layout.render(row), seed)?;
+        let sample = simulator.sample(&self.scene(&placed)?)?;
+        let signal = simulator.clean_signal(&sample)?;
+        let sweep = &self.imaging.sweep;
+        let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
+        let cube = SignalCube::new(
+            Array3::from_shape_vec(
+                (n_tx, n_rx, sweep.steps()),
+                (signal.iter())
+                    .map(|s| Complex32::new(s.re as f32, s.im as f32))
+                    .collect(),
+            )
+            .map_err(|e| AbsFitError::Shape {
+                what: "physics gradient signal",
+                expected: format!("{n_tx} × {n_rx} × {}", sweep.steps()),
+                actual: e.to_string(),
+            })?,
+        );
+        let grid = &self.imaging.grid;
+        let volume =
+            (self.imaging.backprojection).back_project(self.array.as_ref(), sweep, &cube, grid)?;
+        let tape = ImageTape::record(&volume, self.imaging.pool)?;
+        let projection = SparseProjection::new(
+            &self.imaging.backprojection,
+            self.array.as_ref(),
+            sweep,
+            grid,
+            tape.voxels(),
+        )?;
+        Ok(RenderChoices {
+            sample,
+            tape,
+            projection,
+        })
+    }
+
+    fn evaluate(&self, row: &[f64], choices: &RenderChoices) -> Result<Evaluation> {
+        let face = self.geometry.decode(row)?;
+        let placed = self.geometry.placed(&face);
+        let render = self.geometry.layout.render(row);
+        let scene = self.scene(&placed)?;
+        // The seed only drew the choices, which are held.
+        let simulator = self.simulator(&render, 0)?;
+        let sample = simulator.moved_sample(&choices.sample, &scene)?;
+        let signal = simulator.clean_signal(&sample)?;
+        let values = choices.projection.project(&signal)?;
+        let images = choices.tape.images(&values)?;
+        Ok(Evaluation {
+            face,
+            placed,
+            scene,
+            simulator,
+            sample,
+            values,
+            level_db: images.level_db,
+            depth_m: images.depth_m,
+            render,
+        })
+    }
+
+    /// D as the images use it (at least 1 dB), and whether it is clamped.
+    fn dynamic_range(render: &RenderParams) -> (f64, bool) {
+        let d = render.dynamic_range_db;
+        (d.max(1.0), d < 1.0)
+    }
+
+    fn channels(&self, e: &Evaluation) -> Vec<f64> {
+        let (d, _) = Self::dynamic_range(&e.render);
+        let (z_near, z_far) = self.imaging.depth_range_m();
+        let amplitude = e.level_db.iter().map(|l| ((l + d) / d).clamp(0.0, 1.0));
+        let depth = (e.level_db.iter().zip(&e.depth_m)).map(|(l, z)| {
+            if *l >= -d {
+                (z_far - z) / (z_far - z_near)
+            } else {
+                0.0
+            }
+        });
+        match self.output {
+            InputKind::Amplitude => amplitude.collect(),
+            InputKind::Depth => depth.collect(),
+            InputKind::AmplitudeDepth => amplitude.chain(depth).collect(),
+        }
+    }
+
+    fn gradient(&self, row: &[f64], choices: &RenderChoices, grad: &[f64]) -> Result<Vec<f64>> {
+        let hw = self.height * self.width;
+        if grad.len() != self.output.channels() * hw {
+            return Err(AbsFitError::Shape {
+                what: "physics gradient image gradient",
+                expected: format!("{} values", self.output.channels() * hw),
+                actual: format!("{} values", grad.len()),
+            });
+        }
+        let e = self.evaluate(row, choices)?;
+        let (d, d_clamped) = Self::dynamic_range(&e.render);
+        let (z_near, z_far) = self.imaging.depth_range_m();
+        let (g_amplitude, g_depth) = match self.output {
+            InputKind::Amplitude => (Some(grad), None),
+            InputKind::Depth => (None, Some(grad)),
+            InputKind::AmplitudeDepth => (Some(&grad[..hw]), Some(&grad[hw..])),
+        };
+        let mut d_level = Array2::zeros(e.level_db.dim());
+        let mut d_depth = Array2::zeros(e.level_db.dim());
+        let mut d_range = 0.0;
+        for (i, l) in e.level_db.iter().enumerate() {
+            let (r, c) = (i / self.width, i % self.width);
+            if let Some(g) = g_amplitude {
+                let a = (l + d) / d;
+                if a > 0.0 && a < 1.0 {
+                    d_level[[r, c]] = g[i] / d;
+                    d_range -= g[i] * l / (d * d);
+                }
+            }
+            if let Some(g) = g_depth
+                && *l >= -d
+            {
+                d_depth[[r, c]] = -g[i] / (z_far - z_near);
+            }
+        }
+        let voxels = choices.tape.backward(&e.values, &d_level, &d_depth)?;
+        let signal = choices.projection.adjoint(&voxels)?;
+        let scene_gradient = e.simulator.gradient(&e.scene, &e.sample, &signal)?;
+        let vertex_grad = &scene_gradient.vertices[0];
+        let touched = vec![true; vertex_grad.len()];
+        let mut out = (self.geometry).columns_gradient(&e.face, &e.placed, vertex_grad, &touched);
+        let layout = &self.geometry.layout;
+        let [m_scale, s_scale, d_scale] = layout.render_scales();
+        let render = layout.range(ParamGroup::Render);
+        let m = e.render.material;
+        if (0.0..=1.0).contains(&m) {
+            out[render.start] = scene_gradient.material * m_scale;
+        }
+        if e.render.antenna_cm >= 0.0 {
+            out[render.start + 1] = scene_gradient.antenna_size_cm * s_scale;
+        }
+        if !d_clamped {
+            out[render.start + 2] = d_range * d_scale;
+        }
+        Ok(out)
+    }
+}
+
+/// The candle op: (B, P) scaled parameters → (B, C, H, W) images, computed in f64 whatever the
+/// dtype; the forward records each row's choices for the backward.
+struct PhysicsOp {
+    core: Arc<PhysicsCore>,
+    seed: u64,
+    choices: Mutex<Vec<RenderChoices>>,
+}
+
+fn to_candle(e: AbsFitError) -> candle_core::Error {
+    candle_core::Error::Msg(format!("physics gradient: {e}"))
+}
+
+impl CustomOp1 for PhysicsOp {
+    fn name(&self) -> &'static str {
+        "physics-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let values = super::depth_raster::storage_f64(storage, layout)?;
+        let core = &self.core;
+        let p = core.geometry.layout.len();
+        if !values.len().is_multiple_of(p) {
+            candle_core::bail!(
+                "physics gradient: {} values are not rows of {p}",
+                values.len()
+            );
+        }
+        let rows: Vec<(RenderChoices, Vec<f64>)> = (values.par_chunks(p).enumerate())
+            .map(|(b, row)| {
+                let choices = core.record(row, self.seed.wrapping_add(b as u64))?;
+                let images = core.channels(&core.evaluate(row, &choices)?);
+                Ok((choices, images))
+            })
+            .collect::<Result<_>>()
+            .map_err(to_candle)?;
+        let b = rows.len();
+        let (choices, images): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+        *self.choices.lock().expect("choices lock") = choices;
+        let flat = images.into_iter().flatten();
+        let out = match storage.dtype() {
+            DType::F32 => CpuStorage::F32(flat.map(|v| v as f32).collect()),
+            _ => CpuStorage::F64(flat.collect()),
+        };
+        let c = core.output.channels();
+        Ok((out, Shape::from((b, c, core.height, core.width))))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let core = &self.core;
+        let values = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let grads = (grad_res.to_dtype(DType::F64)?.flatten_all()?).to_vec1::<f64>()?;
+        let choices = self.choices.lock().expect("choices lock");
+        let p = core.geometry.layout.len();
+        let chw = core.output.channels() * core.height * core.width;
+        if values.len() != choices.len() * p || grads.len() != choices.len() * chw {
+            candle_core::bail!("physics gradient: the backward pass does not match the forward");
+        }
+        let rows: Vec<Vec<f64>> = (values.par_chunks(p).zip(grads.par_chunks(chw)))
+            .zip(choices.par_iter())
+            .map(|((row, g), c)| core.gradient(row, c, g))
+            .collect::<Result<_>>()
+            .map_err(to_candle)?;
+        let grad =
+            Tensor::from_vec(rows.concat(), arg.shape(), arg.device())?.to_dtype(arg.dtype())?;
+        Ok(Some(grad))
+    }
+}
+
+impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
+    fn name(&self) -> &str {
+        "physics-gradient"
+    }
+
+    fn render(&self, params: &Tensor) -> Result<Tensor> {
+        let layout = self.layout();
+        match params.dims2() {
+            Ok((_, p)) if p == layout.len() => {}
+            _ => {
+                return Err(AbsFitError::Shape {
+                    what: "physics gradient parameters",
+                    expected: format!("(B, {}) parameter vectors", layout.len()),
+                    actual: format!("{:?}", params.dims()),
+                });
+            }
+        }
+        let cpu = params.to_device(&Device::Cpu)?.contiguous()?;
+        Ok(cpu.apply_op1_arc(Arc::new(Box::new(PhysicsOp {
+            core: Arc::clone(&self.core),
+            seed: self.seed,
+            choices: Mutex::new(Vec::new()),
+        })))?)
+    }
+
+    fn is_differentiable(&self) -> bool {
+        true
+    }
+
+    fn image_shape(&self) -> (usize, usize, usize) {
+        (
+            self.core.output.channels(),
+            self.core.height,
+            self.core.width,
+        )
+    }
+}

@@ -1,0 +1,158 @@
+//! The differentiable physics renderer (docs/physics.md §3.6, §4.5): its images are the
+//! renderer's, and its gradient by every parameter group matches central differences with the
+//! discrete choices held.
+
+use abs_fit::dataset::InputKind;
+use abs_fit::{
+    ArraySpec, DifferentiablePhysicsRenderer, FaceParams, ImagingConfig, ParamGroup, ParamLayout,
+    Preset, RenderParams, Renderer,
+};
+use candle_core::{Device, Tensor};
+use morphable::Pose;
+use morphable::builtin::{BuiltinModel, builtin};
+use proptest::prelude::*;
+use radar_sim::{ConvergedSurface, FrequencySweep, SimulationConfig, SurfaceModel};
+
+/// Small imaging for the direct sum: every eighth element of the QAR50, 6 steps, 24 × 24
+/// pixels of 8 mm pooled 2 → 12 × 12, 12 depth steps of 1.3 cm; diffuse cells every 8 mm.
+fn imaging() -> ImagingConfig {
+    let tiny = Preset::Tiny.dataset().unwrap().imaging;
+    ImagingConfig {
+        array: ArraySpec::Qar50Decimated { factor: 8 },
+        sweep: FrequencySweep::new(72e9, 82e9, 6).unwrap(),
+        grid: ImagingConfig::centred_grid(24, 24, 0.008, 0.20, 12, 0.013).unwrap(),
+        pool: 2,
+        simulation: SimulationConfig {
+            surface: SurfaceModel::Converged(ConvergedSurface {
+                correlation_length_m: 0.008,
+                ..ConvergedSurface::default()
+            }),
+            ..tiny.simulation
+        },
+        ..tiny
+    }
+}
+
+fn renderer() -> DifferentiablePhysicsRenderer<&'static BuiltinModel> {
+    DifferentiablePhysicsRenderer::new(
+        builtin(),
+        ParamLayout::default(),
+        imaging(),
+        InputKind::AmplitudeDepth,
+    )
+    .unwrap()
+}
+
+/// A posed face with shape and expression, as a scaled row.
+fn row(layout: &ParamLayout) -> Vec<f64> {
+    let mut shape = vec![0.0; layout.n_shape];
+    shape[..3].copy_from_slice(&[0.8, -0.6, 0.4]);
+    let mut expression = vec![0.0; layout.n_expression];
+    expression[..2].copy_from_slice(&[0.7, -0.4]);
+    let face = FaceParams {
+        shape,
+        expression,
+        pose: Pose {
+            yaw: 0.06,
+            pitch: -0.08,
+            roll: 0.03,
+            ..Pose::identity()
+        },
+        render: RenderParams {
+            material: 0.6,
+            antenna_cm: 0.25,
+            dynamic_range_db: 20.0,
+        },
+    };
+    layout.to_vector(&face).iter().map(|&v| v as f64).collect()
+}
+
+/// Deterministic numbers in [−1, 1) (splitmix64).
+fn numbers(mut state: u64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn held_choices_reproduce_the_rendered_images() {
+    let renderer = renderer();
+    let row = row(renderer.layout());
+    let choices = renderer.record(&row, 5).unwrap();
+    let held = renderer.images_with(&row, &choices).unwrap();
+    let rendered = renderer
+        .with_seed(5)
+        .render(&Tensor::from_vec(row.clone(), (1, row.len()), &Device::Cpu).unwrap())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    assert_eq!(held.len(), rendered.len());
+    let worst = (held.iter().zip(&rendered))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-9, "{worst}");
+    // The amplitude channel spans most of [0, 1]: the images are not trivial.
+    let amplitude = &held[..held.len() / 2];
+    let (lo, hi) = amplitude
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    assert!(hi - lo > 0.5, "amplitudes {lo}..{hi}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1))]
+    /// For each parameter group, the directional derivative of ⟨w, images⟩ matches central
+    /// differences (f64, choices held) to 1e-4 relative.
+    #[test]
+    fn physics_gradients_match_central_differences(seed in any::<u64>()) {
+        let renderer = renderer();
+        let layout = *renderer.layout();
+        let row = row(&layout);
+        let choices = renderer.record(&row, 7).unwrap();
+        let images = renderer.images_with(&row, &choices).unwrap();
+        let w = numbers(seed, images.len());
+        let gradient = renderer.gradient_with(&row, &choices, &w).unwrap();
+        let loss = |r: &[f64]| -> f64 {
+            let images = renderer.images_with(r, &choices).unwrap();
+            images.iter().zip(&w).map(|(a, b)| a * b).sum()
+        };
+        let groups = [
+            ParamGroup::Shape,
+            ParamGroup::Expression,
+            ParamGroup::Translation,
+            ParamGroup::Rotation,
+            ParamGroup::Render,
+        ];
+        for (k, group) in groups.iter().enumerate() {
+            let range = layout.range(*group);
+            if range.is_empty() {
+                continue;
+            }
+            let mut direction = vec![0.0; layout.len()];
+            for (d, v) in direction[range.clone()].iter_mut().zip(numbers(seed ^ k as u64, range.len())) {
+                *d = v;
+            }
+            let h = 1e-5;
+            let at = |s: f64| -> Vec<f64> {
+                row.iter().zip(&direction).map(|(r, d)| r + s * h * d).collect()
+            };
+            let numeric = (loss(&at(1.0)) - loss(&at(-1.0))) / (2.0 * h);
+            let analytic: f64 = gradient.iter().zip(&direction).map(|(g, d)| g * d).sum();
+            prop_assert!(
+                (numeric - analytic).abs() <= 1e-4 * numeric.abs().max(analytic.abs()),
+                "{group:?}: numeric {numeric} vs analytic {analytic}"
+            );
+        }
+    }
+}
