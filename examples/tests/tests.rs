@@ -392,11 +392,14 @@ fn training_and_fitting_refuse_bad_arguments() {
         "--encoder",
         "/e",
         "--renderer",
-        "physics",
+        "raytracer",
         "--out",
         "/tmp/x",
     ]);
-    assert!(err.contains("learned:DIR or depth-raster"), "{err}");
+    assert!(
+        err.contains("learned:DIR, depth-raster or physics"),
+        "{err}"
+    );
     let err = run(&[
         "fit",
         "--dataset",

@@ -10,7 +10,9 @@ use ndarray::{Array2, s};
 use super::{FitConfig, fit};
 use crate::card::DECODER_RANGE_DB;
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
-use crate::render::{DepthRasterRenderer, LearnedRenderer, Renderer};
+use crate::render::{
+    DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, Renderer,
+};
 use crate::{ParamLayout, Progress, Result};
 
 /// A differentiable renderer to fit through, with the images it is compared with.
@@ -50,6 +52,29 @@ impl<'a> FitTarget<'a> {
             kind: InputKind::Depth,
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: true,
+        })
+    }
+}
+
+impl<'a> FitTarget<'a> {
+    /// The differentiable physics renderer of `model` with `dataset`'s imaging, rendering
+    /// `kind` images compared with the dataset's at the evaluation range (20 dB). Exact and
+    /// slow (the direct sum, docs/physics.md §3.6): minutes per step at the `cpu` preset's
+    /// imaging.
+    pub fn physics<M: LinearMorphableModel + 'a>(
+        model: M,
+        dataset: &Dataset,
+        kind: InputKind,
+    ) -> Result<Self> {
+        let imaging = dataset.config()?.imaging;
+        let layout = dataset.manifest().layout;
+        Ok(Self {
+            renderer: Box::new(DifferentiablePhysicsRenderer::new(
+                model, layout, imaging, kind,
+            )?),
+            kind,
+            target_db: EVALUATION_RANGE_DB,
+            ignore_empty_target: false,
         })
     }
 }

@@ -29,14 +29,19 @@ pub enum RendererChoice {
     Learned(PathBuf),
     /// The differentiable depth rasteriser of the face model (depth images).
     DepthRaster,
+    /// The differentiable physics renderer (amplitude-depth images; exact and slow).
+    Physics,
 }
 
-/// `learned:DIR` or `depth-raster`.
+/// `learned:DIR`, `depth-raster` or `physics`.
 fn parse_renderer(s: &str) -> Result<RendererChoice, String> {
     match s.split_once(':') {
         Some(("learned", dir)) if !dir.is_empty() => Ok(RendererChoice::Learned(dir.into())),
         None if s == "depth-raster" => Ok(RendererChoice::DepthRaster),
-        _ => Err(format!("'{s}': expected learned:DIR or depth-raster")),
+        None if s == "physics" => Ok(RendererChoice::Physics),
+        _ => Err(format!(
+            "'{s}': expected learned:DIR, depth-raster or physics"
+        )),
     }
 }
 
@@ -66,8 +71,9 @@ pub struct Args {
     /// The trained encoder whose predictions (at D = 20 dB) the fit starts from.
     #[arg(long)]
     encoder: PathBuf,
-    /// `learned:DIR` (a trained decoder; targets at its 15 dB) or `depth-raster` (targets: depth
-    /// images at 20 dB).
+    /// `learned:DIR` (a trained decoder; targets at its 15 dB), `depth-raster` (targets: depth
+    /// images at 20 dB) or `physics` (the differentiable physics renderer, docs/physics.md
+    /// §3.6; amplitude-depth images at 20 dB; exact and slow: minutes per step at `cpu` imaging).
     #[arg(long, value_parser = parse_renderer)]
     renderer: RendererChoice,
     /// Validation rows A..B (0 is the first validation sample).
@@ -114,6 +120,7 @@ pub fn run(args: Args) -> CliResult {
     let target = match &args.renderer {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,
+        RendererChoice::Physics => FitTarget::physics(&model, &dataset, InputKind::AmplitudeDepth)?,
     };
     let settings = FitSettings {
         steps: args.steps,
