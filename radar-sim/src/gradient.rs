@@ -15,10 +15,10 @@ use num_complex::Complex64;
 use rayon::prelude::*;
 
 use crate::facets::{Origin, facet_integral_gradient};
-use crate::kernel::direct::{self, ISOTROPIC};
-use crate::kernel::{Channels, Reflectance, Source};
+use crate::kernel::direct::{self, ISOTROPIC, path_phasors, wavenumbers};
+use crate::kernel::{Channels, FacetBands, Reflectance, Source};
 use crate::scene::Triangle;
-use crate::{Facet, Hit, RadarError, Result, SPEED_OF_LIGHT, Scene, SceneSample, Simulator};
+use crate::{Facet, Hit, RadarError, Result, Scene, SceneSample, Simulator};
 
 /// The gradient of a real loss ℓ of the clean signal by the scene: per surface and vertex
 /// ∂ℓ/∂p (per m), ∂ℓ/∂m (material factor) and ∂ℓ/∂s (antenna size, per cm).
@@ -72,12 +72,14 @@ fn view(channels: &Channels, element: &Point3<f64>, source: &Point3<f64>) -> Vie
 fn source_adjoint(
     channels: &Channels,
     reflectance: &Reflectance,
+    bands: &FacetBands,
     s: &Source,
     cotangent: &[Complex64],
-    k: &[f64],
 ) -> SourceCotangent {
     let mut out = SourceCotangent::default();
-    let (n_rx, n_f) = (channels.rx.len(), k.len());
+    let (n_rx, n_f) = (channels.rx.len(), channels.sweep.steps());
+    let (k0, dk) = wavenumbers(channels);
+    let mut phasors = vec![Complex64::new(0.0, 0.0); n_f];
     let views_rx: Vec<View> = (channels.rx.iter())
         .map(|e| view(channels, e, &s.position))
         .collect();
@@ -118,26 +120,39 @@ fn source_adjoint(
                 let (qa, qb) = (h.dot(&a), h.dot(&b));
                 [qa, qb, -qa - qb]
             });
-            // ℓ gains Re Σ_n conj(s̄_n)·a·F_n·exp(−jk_n·L): its derivatives by a, L and the
-            // corner phases c_i = q·ρ_i.
+            // ℓ gains Re Σ_n conj(s̄_n)·a·F_b(n)·exp(−jk_n·L), F_b the facet integral of
+            // frequency n's group: its derivatives by a, L and the corner phases c_i = q·ρ_i.
             let row = &cotangent[(t * n_rx + r) * n_f..][..n_f];
+            path_phasors(k0, dk, path, &mut phasors);
             let (mut a_bar, mut path_bar, mut c_bar) = (0.0, 0.0, [0.0f64; 3]);
-            for (g, &k) in row.iter().zip(k) {
-                let z = g.conj() * Complex64::from_polar(1.0, -k * path);
-                let f = match corners {
-                    Some(c) => {
+            let group = |members: &mut dyn Iterator<Item = usize>| {
+                // Σ z_n and Σ k_n·z_n over the group, z_n = conj(s̄_n)·exp(−jk_n·L).
+                let (mut z, mut zk) = (Complex64::new(0.0, 0.0), Complex64::new(0.0, 0.0));
+                for n in members {
+                    let zn = row[n].conj() * phasors[n];
+                    z += zn;
+                    zk += zn * (k0 + dk * n as f64);
+                }
+                (z, zk)
+            };
+            match corners {
+                None => {
+                    let (z, zk) = group(&mut (0..n_f));
+                    a_bar += z.re;
+                    // ∂/∂L of exp(−jkL) is −jk·exp(−jkL): Re(−jk·w) = k·Im(w).
+                    path_bar += zk.im * amplitude;
+                }
+                Some(c) => {
+                    for (k, members) in &bands.groups {
                         let (f, df) = facet_integral_gradient(c.map(|x| k * x));
+                        let (z, zk) = group(&mut members.iter().copied());
+                        a_bar += (z * f).re;
+                        path_bar += (zk * f).im * amplitude;
                         for (bar, df) in c_bar.iter_mut().zip(df) {
                             *bar += (z * df).re * amplitude * k;
                         }
-                        f
                     }
-                    None => Complex64::new(1.0, 0.0),
-                };
-                let zf = z * f;
-                a_bar += zf.re;
-                // ∂/∂L of exp(−jkL) is −jk·exp(−jkL): Re(−jk·w) = k·Im(w).
-                path_bar += k * zf.im * amplitude;
+                }
             }
             let (mut d_bar_t, mut d_bar_r) = (path_bar, path_bar);
             let (mut w_bar_t, mut w_bar_r) = (Vector3::zeros(), Vector3::zeros());
@@ -211,11 +226,18 @@ fn normal_adjoint(
 }
 
 impl Simulator {
-    /// The noise-free signal of `sample` by the direct `f64` sum, `[tx][rx][frequency]`
-    /// row-major: the function whose gradient [`Simulator::gradient`] takes.
+    /// The noise-free signal of `sample` by the direct sum in `f64` with the fast kernel's
+    /// facet sub-bands (its model without its `f32` rounding and lobe skip),
+    /// `[tx][rx][frequency]` row-major: the function whose gradient [`Simulator::gradient`]
+    /// takes.
     pub fn clean_signal(&self, sample: &SceneSample) -> Result<Vec<Complex64>> {
         let sources = self.sources(sample)?;
-        Ok(direct::simulate_f64(&self.channels(), &sources.sets()))
+        let bands = FacetBands::sub_bands(self.sweep());
+        Ok(direct::simulate_f64(
+            &self.channels(),
+            &sources.sets(),
+            &bands,
+        ))
     }
 
     /// `sample` rebuilt from `scene`'s vertices with every discrete choice of the sample held
@@ -303,12 +325,10 @@ impl Simulator {
         }
         let sources = self.sources(sample)?;
         let channels = self.channels();
-        let k: Vec<f64> = (self.sweep().frequencies().iter())
-            .map(|f| std::f64::consts::TAU * f / SPEED_OF_LIGHT)
-            .collect();
+        let bands = FacetBands::sub_bands(self.sweep());
         let adjoint = |set: &[Source], reflectance: &Reflectance| -> Vec<SourceCotangent> {
             set.par_iter()
-                .map(|s| source_adjoint(&channels, reflectance, s, cotangent, &k))
+                .map(|s| source_adjoint(&channels, reflectance, &bands, s, cotangent))
                 .collect()
         };
         let facets = adjoint(&sources.facets, &sources.coherent);

@@ -156,3 +156,19 @@ fn gradients_refuse_what_they_cannot_differentiate() {
     let err = hits.gradient(&scene, &sample, &w).unwrap_err();
     assert!(err.to_string().contains("converged"), "{err}");
 }
+
+#[test]
+fn the_clean_signal_is_the_fast_kernels_model_in_f64() {
+    // The same sub-bands: only the f32 rounding and the fast kernel's lobe skip (terms below
+    // 1e-3 of a specular facet's amplitude) remain.
+    let (simulator, _, sample) = setup(config(0.6, 0.25));
+    let clean = simulator.clean_signal(&sample).unwrap();
+    let fast = simulator.simulate_sample(&sample).unwrap().cube;
+    let (mut error, mut norm) = (0.0, 0.0);
+    for (a, b) in clean.iter().zip(fast.data().iter()) {
+        error += (a - Complex64::new(b.re.into(), b.im.into())).norm_sqr();
+        norm += a.norm_sqr();
+    }
+    let relative = (error / norm).sqrt();
+    assert!(relative < 2e-4, "relative error {relative:e}");
+}

@@ -4,7 +4,7 @@
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
-use super::{Channels, Reflectance, Source};
+use super::{Channels, FacetBands, Reflectance, Source};
 use crate::SPEED_OF_LIGHT;
 use crate::facets::facet_integral;
 
@@ -51,31 +51,43 @@ pub(crate) fn simulate(
     channels: &Channels,
     sets: &[(&[Source], Option<Reflectance>)],
 ) -> Vec<Complex32> {
-    (simulate_f64(channels, sets).into_iter())
+    (simulate_f64(channels, sets, &FacetBands::exact(channels.sweep)).into_iter())
         .map(|a| Complex32::new(a.re as f32, a.im as f32))
         .collect()
 }
 
-/// [`simulate`] without the final rounding to `f32`.
+/// exp(−j·k_n·L) for the sweep's uniform wavenumbers k_n = k_0 + n·Δk, by recurrence.
+pub(crate) fn path_phasors(k0: f64, dk: f64, path: f64, out: &mut [Complex64]) {
+    let step = Complex64::from_polar(1.0, -dk * path);
+    let mut phasor = Complex64::from_polar(1.0, -k0 * path);
+    for o in out {
+        *o = phasor;
+        phasor *= step;
+    }
+}
+
+/// [`simulate`] in `f64`, unrounded, with each facet's integral taken once per group of
+/// `bands` (one group per frequency: the exact reference; the fast kernel's sub-bands: its
+/// model without its `f32` rounding).
 pub(crate) fn simulate_f64(
     channels: &Channels,
     sets: &[(&[Source], Option<Reflectance>)],
+    bands: &FacetBands,
 ) -> Vec<Complex64> {
     let (n_rx, n_f) = (channels.rx.len(), channels.sweep.steps());
-    let frequencies = channels.sweep.frequencies();
     let mut out = vec![Complex64::new(0.0, 0.0); channels.tx.len() * n_rx * n_f];
     if n_rx * n_f == 0 {
         return out;
     }
+    let (k0, dk) = wavenumbers(channels);
     out.par_chunks_mut(n_rx * n_f)
         .enumerate()
         .for_each(|(t, row)| {
-            let mut acc = vec![Complex64::new(0.0, 0.0); n_f];
-            for (r, samples) in row.chunks_mut(n_f).enumerate() {
+            let mut phasors = vec![Complex64::new(0.0, 0.0); n_f];
+            for (r, acc) in row.chunks_mut(n_f).enumerate() {
                 if !channels.is_alive(t, r) {
                     continue;
                 }
-                acc.fill(Complex64::new(0.0, 0.0));
                 for (sources, reflectance) in sets {
                     let reflectance = reflectance.unwrap_or(ISOTROPIC);
                     for s in sources.iter() {
@@ -83,19 +95,33 @@ pub(crate) fn simulate_f64(
                         if amplitude == 0.0 {
                             continue;
                         }
-                        for (a, f) in acc.iter_mut().zip(&frequencies) {
-                            let k = 2.0 * std::f64::consts::PI * f / SPEED_OF_LIGHT;
-                            let facet = corners.map_or(Complex64::new(1.0, 0.0), |c| {
-                                facet_integral(c.map(|x| k * x))
-                            });
-                            *a += Complex64::from_polar(amplitude, -k * path) * facet;
+                        path_phasors(k0, dk, path, &mut phasors);
+                        match corners {
+                            None => (acc.iter_mut().zip(&phasors))
+                                .for_each(|(a, p)| *a += p * amplitude),
+                            Some(c) => {
+                                for (k, members) in &bands.groups {
+                                    let facet = facet_integral(c.map(|x| k * x)) * amplitude;
+                                    for &n in members {
+                                        acc[n] += phasors[n] * facet;
+                                    }
+                                }
+                            }
                         }
                     }
                 }
-                samples.copy_from_slice(&acc);
             }
         });
     out
+}
+
+/// (k_0, Δk) of the sweep (rad/m).
+pub(crate) fn wavenumbers(channels: &Channels) -> (f64, f64) {
+    let per_hz = std::f64::consts::TAU / SPEED_OF_LIGHT;
+    (
+        channels.sweep.start_hz() * per_hz,
+        channels.sweep.step_hz() * per_hz,
+    )
 }
 
 /// Point scatterers: no material factor (their `normal` is `None`, so it is never used).

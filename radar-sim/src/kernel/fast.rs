@@ -22,7 +22,7 @@ use num_complex::Complex32;
 use rayon::prelude::*;
 
 use super::lanes::{C32x8, F32x8, LANES, Multiplier};
-use super::{Channels, Reflectance, SUB_BANDS, Source};
+use super::{Channels, Reflectance, SUB_BANDS, Source, sub_band_of};
 use crate::SPEED_OF_LIGHT;
 use crate::facets::LOBE_FLOOR;
 
@@ -31,7 +31,7 @@ use crate::facets::LOBE_FLOOR;
 const CHUNKS: usize = 32;
 /// Frequencies per pass over a block; their accumulators stay in registers. [`sweep`] is
 /// written out for this value.
-const FREQ_BLOCK: usize = 4;
+pub(crate) const FREQ_BLOCK: usize = 4;
 
 type Lane = F32x8;
 
@@ -254,21 +254,15 @@ impl Bands {
     fn new(channels: &Channels) -> Self {
         let frequencies = channels.sweep.frequencies();
         let n_f = frequencies.len();
-        let band = |i: f64| ((i * SUB_BANDS as f64 / n_f as f64) as usize).min(SUB_BANDS - 1);
+        let of_frequency = sub_band_of(n_f, FREQ_BLOCK);
         let passes = n_f / FREQ_BLOCK;
-        // A full pass belongs to the sub-band of its middle; a tail frequency to its own.
         let of_pass: Vec<usize> = (0..passes)
-            .map(|p| band((p * FREQ_BLOCK) as f64 + (FREQ_BLOCK as f64 - 1.0) / 2.0))
-            .chain((passes * FREQ_BLOCK..n_f).map(|i| band(i as f64)))
+            .map(|p| of_frequency[p * FREQ_BLOCK])
+            .chain(of_frequency[passes * FREQ_BLOCK..].iter().copied())
             .collect();
         let f_centre = 0.5 * (channels.sweep.start_hz() + channels.sweep.stop_hz());
         let (mut sum, mut count) = ([0.0f64; SUB_BANDS], [0usize; SUB_BANDS]);
-        for (i, f) in frequencies.iter().enumerate() {
-            let b = if i < passes * FREQ_BLOCK {
-                of_pass[i / FREQ_BLOCK]
-            } else {
-                of_pass[passes + i - passes * FREQ_BLOCK]
-            };
+        for (f, &b) in frequencies.iter().zip(&of_frequency) {
             sum[b] += f / f_centre;
             count[b] += 1;
         }

@@ -121,6 +121,59 @@ impl Reflectance {
 /// the sub-band's mean wavenumber (docs/physics.md §3.5).
 pub(crate) const SUB_BANDS: usize = 2;
 
+/// The sub-band of each of `n_f` frequencies when the kernel runs passes of `block`
+/// frequencies: a full pass belongs to the sub-band of its middle, a tail frequency to its own.
+pub(crate) fn sub_band_of(n_f: usize, block: usize) -> Vec<usize> {
+    let band = |i: f64| ((i * SUB_BANDS as f64 / n_f as f64) as usize).min(SUB_BANDS - 1);
+    let passes = n_f / block;
+    (0..n_f)
+        .map(|i| {
+            if i < passes * block {
+                band(((i / block) * block) as f64 + (block as f64 - 1.0) / 2.0)
+            } else {
+                band(i as f64)
+            }
+        })
+        .collect()
+}
+
+/// Groups of the sweep's frequencies that share one facet integral, each with the wavenumber
+/// (rad/m) it is taken at.
+#[derive(Debug, Clone)]
+pub(crate) struct FacetBands {
+    pub groups: Vec<(f64, Vec<usize>)>,
+}
+
+impl FacetBands {
+    /// One group per frequency: the exact integral (the direct reference).
+    pub fn exact(sweep: &FrequencySweep) -> Self {
+        let groups = (sweep.frequencies().iter().enumerate())
+            .map(|(i, f)| (std::f64::consts::TAU * f / crate::SPEED_OF_LIGHT, vec![i]))
+            .collect();
+        Self { groups }
+    }
+
+    /// The fast kernel's sub-bands ([`sub_band_of`] with the kernel's pass length), each at
+    /// its mean wavenumber (docs/physics.md §3.5).
+    pub fn sub_bands(sweep: &FrequencySweep) -> Self {
+        let frequencies = sweep.frequencies();
+        let of = sub_band_of(frequencies.len(), fast::FREQ_BLOCK);
+        let groups = (0..SUB_BANDS)
+            .map(|b| {
+                let members: Vec<usize> = (0..frequencies.len()).filter(|&i| of[i] == b).collect();
+                let mean = members.iter().map(|&i| frequencies[i]).sum::<f64>()
+                    / members.len().max(1) as f64;
+                (
+                    std::f64::consts::TAU * mean / crate::SPEED_OF_LIGHT,
+                    members,
+                )
+            })
+            .filter(|(_, members)| !members.is_empty())
+            .collect();
+        Self { groups }
+    }
+}
+
 /// What the kernels need to know about the array and the sweep.
 pub(crate) struct Channels<'a> {
     pub tx: &'a [Point3<f64>],
