@@ -129,7 +129,7 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
     /// Records the discrete choices of rendering scaled row `row` (P columns) with `seed`
     /// (sampling and surface).
     pub fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
-        self.core.record(row, seed)
+        Ok(self.core.record(row, seed)?.0)
     }
 
     /// The images (C × H × W, row-major) of `row` with `choices` held.
@@ -177,11 +177,14 @@ impl PhysicsCore {
         )?))
     }
 
-    fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
+    /// The choices of `row` with `seed`, and the row evaluated with them.
+    fn record(&self, row: &[f64], seed: u64) -> Result<(RenderChoices, Evaluation)> {
         let face = self.geometry.decode(row)?;
         let placed = self.geometry.placed(&face);
-        let simulator = self.simulator(&self.geometry.layout.render(row), seed)?;
-        let sample = simulator.sample(&self.scene(&placed)?)?;
+        let render = self.geometry.layout.render(row);
+        let simulator = self.simulator(&render, seed)?;
+        let scene = self.scene(&placed)?;
+        let sample = simulator.sample(&scene)?;
         let signal = simulator.clean_signal(&sample)?;
         let sweep = &self.imaging.sweep;
         let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
@@ -209,11 +212,25 @@ impl PhysicsCore {
             grid,
             tape.voxels(),
         )?;
-        Ok(RenderChoices {
+        let values = projection.project(&signal)?;
+        let images = tape.images(&values)?;
+        let evaluation = Evaluation {
+            face,
+            placed,
+            scene,
+            simulator,
+            sample: sample.clone(),
+            values,
+            level_db: images.level_db,
+            depth_m: images.depth_m,
+            render,
+        };
+        let choices = RenderChoices {
             sample,
             tape,
             projection,
-        })
+        };
+        Ok((choices, evaluation))
     }
 
     fn evaluate(&self, row: &[f64], choices: &RenderChoices) -> Result<Evaluation> {
@@ -265,6 +282,16 @@ impl PhysicsCore {
     }
 
     fn gradient(&self, row: &[f64], choices: &RenderChoices, grad: &[f64]) -> Result<Vec<f64>> {
+        self.gradient_of(&self.evaluate(row, choices)?, choices, grad)
+    }
+
+    /// The gradient by the scaled columns of ⟨`grad`, the images of `e`⟩.
+    fn gradient_of(
+        &self,
+        e: &Evaluation,
+        choices: &RenderChoices,
+        grad: &[f64],
+    ) -> Result<Vec<f64>> {
         let hw = self.height * self.width;
         if grad.len() != self.output.channels() * hw {
             return Err(AbsFitError::Shape {
@@ -273,7 +300,6 @@ impl PhysicsCore {
                 actual: format!("{} values", grad.len()),
             });
         }
-        let e = self.evaluate(row, choices)?;
         let (d, d_clamped) = Self::dynamic_range(&e.render);
         let (z_near, z_far) = self.imaging.depth_range_m();
         let (g_amplitude, g_depth) = match self.output {
@@ -327,7 +353,8 @@ impl PhysicsCore {
 struct PhysicsOp {
     core: Arc<PhysicsCore>,
     seed: u64,
-    choices: Mutex<Vec<RenderChoices>>,
+    /// Each row's choices and evaluation, from the forward pass.
+    rows: Mutex<Vec<(RenderChoices, Evaluation)>>,
 }
 
 fn to_candle(e: AbsFitError) -> candle_core::Error {
@@ -353,18 +380,14 @@ impl CustomOp1 for PhysicsOp {
                 values.len()
             );
         }
-        let rows: Vec<(RenderChoices, Vec<f64>)> = (values.par_chunks(p).enumerate())
-            .map(|(b, row)| {
-                let choices = core.record(row, self.seed.wrapping_add(b as u64))?;
-                let images = core.channels(&core.evaluate(row, &choices)?);
-                Ok((choices, images))
-            })
+        let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).enumerate())
+            .map(|(b, row)| core.record(row, self.seed.wrapping_add(b as u64)))
             .collect::<Result<_>>()
             .map_err(to_candle)?;
         let b = rows.len();
-        let (choices, images): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
-        *self.choices.lock().expect("choices lock") = choices;
-        let flat = images.into_iter().flatten();
+        let images: Vec<f64> = rows.iter().flat_map(|(_, e)| core.channels(e)).collect();
+        *self.rows.lock().expect("rows lock") = rows;
+        let flat = images.into_iter();
         let out = match storage.dtype() {
             DType::F32 => CpuStorage::F32(flat.map(|v| v as f32).collect()),
             _ => CpuStorage::F64(flat.collect()),
@@ -382,15 +405,14 @@ impl CustomOp1 for PhysicsOp {
         let core = &self.core;
         let values = arg.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
         let grads = (grad_res.to_dtype(DType::F64)?.flatten_all()?).to_vec1::<f64>()?;
-        let choices = self.choices.lock().expect("choices lock");
+        let forward = self.rows.lock().expect("rows lock");
         let p = core.geometry.layout.len();
         let chw = core.output.channels() * core.height * core.width;
-        if values.len() != choices.len() * p || grads.len() != choices.len() * chw {
+        if values.len() != forward.len() * p || grads.len() != forward.len() * chw {
             candle_core::bail!("physics gradient: the backward pass does not match the forward");
         }
-        let rows: Vec<Vec<f64>> = (values.par_chunks(p).zip(grads.par_chunks(chw)))
-            .zip(choices.par_iter())
-            .map(|((row, g), c)| core.gradient(row, c, g))
+        let rows: Vec<Vec<f64>> = (grads.par_chunks(chw).zip(forward.par_iter()))
+            .map(|(g, (choices, e))| core.gradient_of(e, choices, g))
             .collect::<Result<_>>()
             .map_err(to_candle)?;
         let grad =
@@ -420,7 +442,7 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
         Ok(cpu.apply_op1_arc(Arc::new(Box::new(PhysicsOp {
             core: Arc::clone(&self.core),
             seed: self.seed,
-            choices: Mutex::new(Vec::new()),
+            rows: Mutex::new(Vec::new()),
         })))?)
     }
 
