@@ -1,16 +1,17 @@
 //! `abs-fit` benchmarks: one dataset sample (face → simulation → back-projection → images)
 //! per preset and forward model (converged, sampled), on the built-in model; one analysis-by-synthesis fit with the differentiable
 //! depth renderer; and the learned renderer of the `cpu` preset (one image, and one fit through
-//! it), the other half of issue 7's render-time comparison.
+//! it), the other half of issue 7's render-time comparison; and one render plus gradient of
+//! the differentiable physics renderer (issue 15).
 
 use std::hint::black_box;
 
 use abs_fit::dataset::InputKind;
 use abs_fit::{
-    DepthRasterRenderer, FitConfig, LearnedRenderer, NoProgress, PhysicsRenderer, Preset, Renderer,
-    fit,
+    ArraySpec, DepthRasterRenderer, DifferentiablePhysicsRenderer, FitConfig, ImagingConfig,
+    LearnedRenderer, NoProgress, PhysicsRenderer, Preset, Renderer, fit,
 };
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, criterion_group};
 use morphable::builtin::builtin;
 use radar_sim::SurfaceModel;
@@ -127,10 +128,51 @@ fn fit_learned(c: &mut Criterion) {
     bench_fit(c, "abs_fit/fit_learned", "cpu", &renderer, layout, &truth);
 }
 
+/// One render plus gradient (candle's backward of the image sum) of the differentiable physics
+/// renderer, amplitude-depth, for one drawn face: at the basin example's small imaging
+/// (QAR50 / 6, 8 steps, 12 × 12 images) and at the `tiny` preset's.
+fn physics_gradient(c: &mut Criterion) {
+    let tiny = Preset::Tiny.dataset().expect("preset configs are valid");
+    let small = ImagingConfig {
+        array: ArraySpec::Qar50Decimated { factor: 6 },
+        sweep: radar_sim::FrequencySweep::new(72e9, 82e9, 8).expect("valid sweep"),
+        grid: ImagingConfig::centred_grid(24, 24, 0.008, 0.20, 12, 0.013).expect("valid grid"),
+        pool: 2,
+        ..tiny.imaging.clone()
+    };
+    let mut group = c.benchmark_group("abs_fit/physics_gradient");
+    group.sample_size(10);
+    for (name, imaging) in [("small", small), ("tiny", tiny.imaging.clone())] {
+        let layout = tiny.layout;
+        let renderer = DifferentiablePhysicsRenderer::new(
+            builtin(),
+            layout,
+            imaging,
+            InputKind::AmplitudeDepth,
+        )
+        .expect("valid imaging");
+        let (face, _) = tiny.draw(0);
+        let row = Tensor::from_vec(layout.to_vector(&face), (1, layout.len()), &Device::Cpu)
+            .expect("one parameter row");
+        let params = Var::from_tensor(&row).expect("a variable");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let images = renderer.render(params.as_tensor()).expect("renders");
+                images
+                    .sum_all()
+                    .and_then(|s| s.backward())
+                    .expect("backward")
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     sample,
     fit_depth_raster,
     learned_render,
-    fit_learned
+    fit_learned,
+    physics_gradient
 );
