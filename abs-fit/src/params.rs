@@ -300,6 +300,17 @@ pub enum ParamGroup {
     Render,
 }
 
+impl ParamGroup {
+    /// Every group, in column order.
+    pub const ALL: [ParamGroup; 5] = [
+        Self::Shape,
+        Self::Expression,
+        Self::Translation,
+        Self::Rotation,
+        Self::Render,
+    ];
+}
+
 /// The order and meaning of the columns of a flat parameter vector:
 /// `[α (n_shape) | γ (n_expression) | t_x t_y [t_z] | yaw pitch roll | m s D]`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

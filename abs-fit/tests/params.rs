@@ -48,13 +48,7 @@ fn groups_partition_the_columns() {
             translation_z: tz,
             ..ParamLayout::default()
         };
-        let groups = [
-            ParamGroup::Shape,
-            ParamGroup::Expression,
-            ParamGroup::Translation,
-            ParamGroup::Rotation,
-            ParamGroup::Render,
-        ];
+        let groups = ParamGroup::ALL;
         let mut next = 0;
         for g in groups {
             let r = layout.range(g);

@@ -127,13 +127,7 @@ proptest! {
             let images = renderer.images_with(r, &choices).unwrap();
             images.iter().zip(&w).map(|(a, b)| a * b).sum()
         };
-        let groups = [
-            ParamGroup::Shape,
-            ParamGroup::Expression,
-            ParamGroup::Translation,
-            ParamGroup::Rotation,
-            ParamGroup::Render,
-        ];
+        let groups = ParamGroup::ALL;
         for (k, group) in groups.iter().enumerate() {
             let range = layout.range(*group);
             if range.is_empty() {

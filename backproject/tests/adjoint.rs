@@ -6,13 +6,12 @@ use backproject::{
     AxisRange, BackProjector, Direct, FrequencyWindow, ImageProducts, ImageTape, Interpolation,
     ProjectionMethod, RangeCompressed, Separable, SparseProjection, VoxelGrid,
 };
-use nalgebra::Point3;
 use ndarray::Array2;
 use num_complex::Complex64;
 use proptest::prelude::*;
 use radar_sim::{FrequencySweep, SignalCube};
 
-use crate::common::{Scatterer, TestArray, point_signal};
+use crate::common::{TestArray, point_signal, three_targets};
 
 /// Deterministic pseudo-random numbers in [−1, 1) (splitmix64), independent of any crate.
 struct Numbers(u64);
@@ -41,18 +40,7 @@ fn setup() -> (TestArray, FrequencySweep, VoxelGrid, SignalCube) {
         AxisRange::centred(0.25, 0.0025, 10),
     )
     .unwrap();
-    let targets = [
-        Scatterer::unit(0.0, 0.0, 0.25),
-        Scatterer {
-            position: Point3::new(0.0093, -0.0051, 0.2563),
-            amplitude: Complex64::from_polar(0.6, 1.1),
-        },
-        Scatterer {
-            position: Point3::new(-0.012, 0.008, 0.243),
-            amplitude: Complex64::from_polar(0.3, -2.0),
-        },
-    ];
-    let cube = point_signal(&array, &sweep, &targets);
+    let cube = point_signal(&array, &sweep, &three_targets());
     (array, sweep, grid, cube)
 }
 

@@ -6,11 +6,11 @@ use backproject::{
 };
 use nalgebra::Point3;
 use ndarray::Array3;
-use num_complex::{Complex32, Complex64};
+use num_complex::Complex32;
 use proptest::prelude::*;
 use radar_sim::{FrequencySweep, SignalCube};
 
-use crate::common::{Scatterer, TestArray, correlation, point_signal, relative_error};
+use crate::common::{TestArray, correlation, point_signal, relative_error, three_targets};
 
 /// Back-projects the three targets' signal with the direct and the default range-compressed
 /// form; asserts a correlation ≥ 0.999 and the same peak voxel, and returns the correlation.
@@ -38,21 +38,6 @@ fn grid_around(centre: Point3<f64>, n: usize) -> VoxelGrid {
         AxisRange::centred(centre.z, 0.0025, n),
     )
     .unwrap()
-}
-
-/// Three scatterers of different strengths and phases, one off the grid's voxels.
-fn three_targets() -> Vec<Scatterer> {
-    vec![
-        Scatterer::unit(0.0, 0.0, 0.25),
-        Scatterer {
-            position: Point3::new(0.0093, -0.0051, 0.2563),
-            amplitude: Complex64::from_polar(0.6, 1.1),
-        },
-        Scatterer {
-            position: Point3::new(-0.012, 0.008, 0.243),
-            amplitude: Complex64::from_polar(0.3, -2.0),
-        },
-    ]
 }
 
 #[test]

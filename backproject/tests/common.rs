@@ -154,3 +154,18 @@ pub fn minus_3db_width(coordinates: &[f64], magnitudes: &[f32]) -> Option<f64> {
     let left = (0..peak).rev().find(|&i| db[i] < -3.0)?;
     Some(crossing(right - 1, right) - crossing(left + 1, left))
 }
+
+/// Three scatterers of different strengths and phases, one off the grid's voxels.
+pub fn three_targets() -> Vec<Scatterer> {
+    vec![
+        Scatterer::unit(0.0, 0.0, 0.25),
+        Scatterer {
+            position: Point3::new(0.0093, -0.0051, 0.2563),
+            amplitude: Complex64::from_polar(0.6, 1.1),
+        },
+        Scatterer {
+            position: Point3::new(-0.012, 0.008, 0.243),
+            amplitude: Complex64::from_polar(0.3, -2.0),
+        },
+    ]
+}

@@ -329,9 +329,17 @@ pub(super) fn storage_f64(storage: &CpuStorage, layout: &Layout) -> candle_core:
     })
 }
 
-/// Converts an abs-fit error into a candle error (the op's signature requires one).
-fn to_candle(e: AbsFitError) -> candle_core::Error {
-    candle_core::Error::Msg(format!("depth-raster: {e}"))
+/// Values computed in f64 as a CPU storage of `dtype` (f32, or f64 for anything else).
+pub(super) fn storage_of(values: impl Iterator<Item = f64>, dtype: DType) -> CpuStorage {
+    match dtype {
+        DType::F32 => CpuStorage::F32(values.map(|v| v as f32).collect()),
+        _ => CpuStorage::F64(values.collect()),
+    }
+}
+
+/// Converts an abs-fit error into a candle error of op `op` (the op's signature requires one).
+pub(super) fn to_candle(op: &str, e: AbsFitError) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{op}: {e}"))
 }
 
 impl CustomOp1 for DepthRasterOp {
@@ -351,12 +359,9 @@ impl CustomOp1 for DepthRasterOp {
             .par_chunks(core.geometry.layout.len())
             .map(|row| core.render_row(row))
             .collect::<Result<_>>()
-            .map_err(to_candle)?;
+            .map_err(|e| to_candle("depth-raster", e))?;
         let flat = images.into_iter().flatten();
-        let out = match storage.dtype() {
-            DType::F32 => CpuStorage::F32(flat.map(|v| v as f32).collect()),
-            _ => CpuStorage::F64(flat.collect()),
-        };
+        let out = storage_of(flat, storage.dtype());
         Ok((out, Shape::from((b, 1, core.height, core.width))))
     }
 
@@ -385,7 +390,7 @@ impl CustomOp1 for DepthRasterOp {
             .zip(grads.par_chunks(hw))
             .map(|(row, g)| core.row_gradient(row, g))
             .collect::<Result<_>>()
-            .map_err(to_candle)?;
+            .map_err(|e| to_candle("depth-raster", e))?;
         let grad = Tensor::from_vec(
             rows.into_iter().flatten().collect::<Vec<f64>>(),
             arg.shape(),

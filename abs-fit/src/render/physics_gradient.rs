@@ -33,6 +33,7 @@ use radar_sim::{
 use rayon::prelude::*;
 
 use super::Renderer;
+use super::depth_raster::{storage_f64, storage_of, to_candle};
 use super::geometry::{DecodedFace, FaceGeometry};
 use crate::dataset::InputKind;
 use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, Result};
@@ -357,10 +358,6 @@ struct PhysicsOp {
     rows: Mutex<Vec<(RenderChoices, Evaluation)>>,
 }
 
-fn to_candle(e: AbsFitError) -> candle_core::Error {
-    candle_core::Error::Msg(format!("physics gradient: {e}"))
-}
-
 impl CustomOp1 for PhysicsOp {
     fn name(&self) -> &'static str {
         "physics-gradient"
@@ -371,7 +368,7 @@ impl CustomOp1 for PhysicsOp {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let values = super::depth_raster::storage_f64(storage, layout)?;
+        let values = storage_f64(storage, layout)?;
         let core = &self.core;
         let p = core.geometry.layout.len();
         if !values.len().is_multiple_of(p) {
@@ -383,15 +380,12 @@ impl CustomOp1 for PhysicsOp {
         let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).enumerate())
             .map(|(b, row)| core.record(row, self.seed.wrapping_add(b as u64)))
             .collect::<Result<_>>()
-            .map_err(to_candle)?;
+            .map_err(|e| to_candle("physics gradient", e))?;
         let b = rows.len();
         let images: Vec<f64> = rows.iter().flat_map(|(_, e)| core.channels(e)).collect();
         *self.rows.lock().expect("rows lock") = rows;
         let flat = images.into_iter();
-        let out = match storage.dtype() {
-            DType::F32 => CpuStorage::F32(flat.map(|v| v as f32).collect()),
-            _ => CpuStorage::F64(flat.collect()),
-        };
+        let out = storage_of(flat, storage.dtype());
         let c = core.output.channels();
         Ok((out, Shape::from((b, c, core.height, core.width))))
     }
@@ -414,7 +408,7 @@ impl CustomOp1 for PhysicsOp {
         let rows: Vec<Vec<f64>> = (grads.par_chunks(chw).zip(forward.par_iter()))
             .map(|(g, (choices, e))| core.gradient_of(e, choices, g))
             .collect::<Result<_>>()
-            .map_err(to_candle)?;
+            .map_err(|e| to_candle("physics gradient", e))?;
         let grad =
             Tensor::from_vec(rows.concat(), arg.shape(), arg.device())?.to_dtype(arg.dtype())?;
         Ok(Some(grad))
