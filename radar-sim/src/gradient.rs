@@ -14,10 +14,11 @@ use nalgebra::{Point3, Vector3};
 use num_complex::Complex64;
 use rayon::prelude::*;
 
-use crate::facets::{Origin, facet_integral_gradient};
+use crate::facets::{LOBE_FLOOR, Origin, facet_integral_gradient};
 use crate::kernel::direct::{self, ISOTROPIC, path_phasors, wavenumbers};
 use crate::kernel::{Channels, FacetBands, Reflectance, Source};
 use crate::scene::Triangle;
+use crate::simulator::SourceSets;
 use crate::{Facet, Hit, RadarError, Result, Scene, SceneSample, Simulator};
 
 /// The gradient of a real loss ℓ of the clean signal by the scene: per surface and vertex
@@ -105,11 +106,16 @@ fn source_adjoint(
                     } else {
                         0.0
                     };
-                    let lobe = cos_h.powf(reflectance.exponent);
+                    // The windowed lobe and its derivative by the lobe.
+                    let (lobe, d_lobe) = reflectance.windowed(cos_h.powf(reflectance.exponent));
+                    if reflectance.diffuse == 0.0 && lobe == 0.0 {
+                        // Nothing of this term, nor of its derivatives, is left.
+                        continue;
+                    }
                     let r = reflectance.diffuse + reflectance.specular * lobe;
                     (
                         r * cos_i * cos_o,
-                        Some((n, cos_i, cos_o, cos_h, h_len, lobe, r)),
+                        Some((n, cos_i, cos_o, cos_h, h_len, (lobe, d_lobe), r)),
                     )
                 }
                 None => (1.0, None),
@@ -177,7 +183,7 @@ fn source_adjoint(
             w_bar_t.z -= gt_bar * vt.gain[1];
             w_bar_r.z -= gr_bar * vr.gain[1];
             out.antenna_size_cm += gt_bar * vt.gain[2] + gr_bar * vr.gain[2];
-            if let Some((n, cos_i, cos_o, cos_h, h_len, lobe, r)) = surface {
+            if let Some((n, cos_i, cos_o, cos_h, h_len, (lobe, d_lobe), r)) = surface {
                 let r_bar = angular_bar * cos_i * cos_o;
                 let (ci_bar, co_bar) = (angular_bar * r * cos_o, angular_bar * r * cos_i);
                 out.normal += vt.direction * ci_bar + vr.direction * co_bar;
@@ -188,6 +194,7 @@ fn source_adjoint(
                 if cos_h > 0.0 && reflectance.exponent > 0.0 {
                     let cos_h_bar = r_bar
                         * reflectance.specular
+                        * d_lobe
                         * reflectance.exponent
                         * cos_h.powf(reflectance.exponent - 1.0);
                     out.normal += h * (cos_h_bar / h_len);
@@ -227,17 +234,26 @@ fn normal_adjoint(
 
 impl Simulator {
     /// The noise-free signal of `sample` by the direct sum in `f64` with the fast kernel's
-    /// facet sub-bands (its model without its `f32` rounding and lobe skip),
+    /// facet sub-bands and, for its skip of facets below the lobe floor, a smooth window on the
+    /// specular lobe between the floor and twice it (docs/physics.md §3.6),
     /// `[tx][rx][frequency]` row-major: the function whose gradient [`Simulator::gradient`]
     /// takes.
     pub fn clean_signal(&self, sample: &SceneSample) -> Result<Vec<Complex64>> {
-        let sources = self.sources(sample)?;
+        let sources = self.differentiable_sources(sample)?;
         let bands = FacetBands::sub_bands(self.sweep());
         Ok(direct::simulate_f64(
             &self.channels(),
             &sources.sets(),
             &bands,
         ))
+    }
+
+    /// The sample's sources with the specular lobe windowed at the fast kernel's floor
+    /// (docs/physics.md §3.6).
+    fn differentiable_sources(&self, sample: &SceneSample) -> Result<SourceSets> {
+        let mut sources = self.sources(sample)?;
+        sources.coherent = sources.coherent.with_lobe_floor(LOBE_FLOOR);
+        Ok(sources)
     }
 
     /// `sample` rebuilt from `scene`'s vertices with every discrete choice of the sample held
@@ -323,7 +339,7 @@ impl Simulator {
                 actual: cotangent.len().to_string(),
             });
         }
-        let sources = self.sources(sample)?;
+        let sources = self.differentiable_sources(sample)?;
         let channels = self.channels();
         let bands = FacetBands::sub_bands(self.sweep());
         let adjoint = |set: &[Source], reflectance: &Reflectance| -> Vec<SourceCotangent> {

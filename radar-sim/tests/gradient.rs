@@ -159,8 +159,8 @@ fn gradients_refuse_what_they_cannot_differentiate() {
 
 #[test]
 fn the_clean_signal_is_the_fast_kernels_model_in_f64() {
-    // The same sub-bands: only the f32 rounding and the fast kernel's lobe skip (terms below
-    // 1e-3 of a specular facet's amplitude) remain.
+    // The same sub-bands: only the f32 rounding and the lobe floor (a skip of chunks below
+    // it in the fast kernel, a smooth window here) differ: 1.3e-4 when written.
     let (simulator, _, sample) = setup(config(0.6, 0.25));
     let clean = simulator.clean_signal(&sample).unwrap();
     let fast = simulator.simulate_sample(&sample).unwrap().cube;
@@ -170,5 +170,5 @@ fn the_clean_signal_is_the_fast_kernels_model_in_f64() {
         norm += a.norm_sqr();
     }
     let relative = (error / norm).sqrt();
-    assert!(relative < 2e-4, "relative error {relative:e}");
+    assert!(relative < 3e-4, "relative error {relative:e}");
 }

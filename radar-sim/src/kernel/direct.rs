@@ -129,4 +129,5 @@ pub(crate) const ISOTROPIC: Reflectance = Reflectance {
     diffuse: 1.0,
     specular: 0.0,
     exponent: 0.0,
+    lobe_floor: 0.0,
 };

@@ -73,6 +73,10 @@ pub(crate) struct Reflectance {
     pub diffuse: f64,
     pub specular: f64,
     pub exponent: f64,
+    /// Where positive, the lobe L = max(0, n·H)^{n_s} is multiplied by a smooth window that is
+    /// 0 below this floor and 1 above twice it (docs/physics.md §3.6): the differentiable
+    /// path's form of the fast kernel's lobe skip. 0: no window.
+    pub lobe_floor: f64,
 }
 
 impl Reflectance {
@@ -82,6 +86,7 @@ impl Reflectance {
             diffuse: material.diffuse_weight(),
             specular: material.specular_weight(),
             exponent: material.exponent,
+            lobe_floor: 0.0,
         }
     }
     /// The Blinn-Phong part alone (the converged model's coherent part).
@@ -98,6 +103,23 @@ impl Reflectance {
             ..Self::of(material)
         }
     }
+    /// The same with the lobe windowed at `floor` (see [`Reflectance::lobe_floor`]).
+    pub fn with_lobe_floor(self, floor: f64) -> Self {
+        Self {
+            lobe_floor: floor,
+            ..self
+        }
+    }
+    /// The windowed lobe w(L)·L and its derivative by L, for a lobe value L.
+    pub fn windowed(&self, lobe: f64) -> (f64, f64) {
+        let floor = self.lobe_floor;
+        if floor <= 0.0 {
+            return (lobe, 1.0);
+        }
+        let t = ((lobe - floor) / floor).clamp(0.0, 1.0);
+        let (w, dw) = (t * t * (3.0 - 2.0 * t), 6.0 * t * (1.0 - t) / floor);
+        (w * lobe, w + lobe * dw)
+    }
     /// The factor for unit vectors `normal`, `to_tx` (ω_i) and `to_rx` (ω_o); the specular term
     /// is 0 where ω_i + ω_o = 0.
     pub fn factor(&self, normal: &Vector3<f64>, to_tx: &Vector3<f64>, to_rx: &Vector3<f64>) -> f64 {
@@ -111,7 +133,7 @@ impl Reflectance {
         let lobe = if self.specular == 0.0 {
             0.0
         } else {
-            cos_h.powf(self.exponent)
+            self.windowed(cos_h.powf(self.exponent)).0
         };
         self.diffuse + self.specular * lobe
     }
