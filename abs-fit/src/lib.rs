@@ -23,7 +23,7 @@ pub mod train;
 pub use encoder::TrainedEncoder;
 pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
-pub use fit::{FitConfig, FitResult, fit};
+pub use fit::{FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use params::{

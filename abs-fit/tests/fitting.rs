@@ -3,7 +3,7 @@
 
 use abs_fit::{
     AbsFitError, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig, NoProgress, ParamGroup,
-    ParamLayout, PhysicsRenderer, Preset, Renderer, fit,
+    ParamLayout, PhysicsRenderer, Preset, PriorCentre, Renderer, fit,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use morphable::builtin::{BuiltinModel, builtin};
@@ -418,4 +418,148 @@ fn empty_target_pixels_can_be_left_out_of_the_loss() {
     // All-empty targets are refused rather than fitted to nothing.
     let empty = Tensor::zeros((1, 1, 32, 32), DType::F64, &Device::Cpu).unwrap();
     assert!(fit(&r, &empty, &row(start), &config, &mut NoProgress).is_err());
+}
+
+/// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity
+/// pose, with the drawn face's rendering columns; the target is the drawn face's image twice.
+fn optimum_and_mean() -> (
+    DepthRasterRenderer<&'static BuiltinModel>,
+    Tensor,
+    Tensor,
+    Vec<f64>,
+) {
+    let layout = layout();
+    let r = renderer(layout, &imaging(32, 0.008));
+    let truth: Vec<f64> = layout
+        .to_vector(&drawn_face(3))
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let mut mean = vec![0.0; layout.len()];
+    for j in layout.range(ParamGroup::Render) {
+        mean[j] = truth[j];
+    }
+    let init = Tensor::from_vec(
+        [truth.clone(), mean].concat(),
+        (2, layout.len()),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let one = r.render(&row(truth.clone())).unwrap();
+    let target = Tensor::cat(&[&one, &one], 0).unwrap();
+    (r, target, init, truth)
+}
+
+#[test]
+fn keep_best_ends_each_row_at_its_lowest_loss() {
+    let (r, target, init, _) = optimum_and_mean();
+    let layout = layout();
+    // A learning rate large enough for Adam to overshoot, and a prior: the rows' losses rise
+    // and fall over the steps.
+    let config = |steps: usize| FitConfig {
+        steps,
+        learning_rate: 0.5,
+        prior_weight: 0.01,
+        tolerance: 0.0,
+        ..FitConfig::new(layout)
+    };
+    let rows = |t: &Tensor| -> Vec<Vec<f64>> { t.to_dtype(DType::F64).unwrap().to_vec2().unwrap() };
+    // Each row's loss (image MSE plus prior) after k steps, computed here independently.
+    let row_losses = |params: &Tensor| -> Vec<f64> {
+        let images = rows(&r.render(params).unwrap().flatten_from(1).unwrap());
+        let targets = rows(&target.flatten_from(1).unwrap());
+        (images.iter().zip(&targets).zip(rows(params)))
+            .map(|((a, b), p)| {
+                let mse =
+                    a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / a.len() as f64;
+                let prior: f64 = (layout.range(ParamGroup::Shape))
+                    .chain(layout.range(ParamGroup::Expression))
+                    .map(|j| p[j] * p[j])
+                    .sum();
+                mse + 0.01 * prior
+            })
+            .collect()
+    };
+    let n = 5;
+    // After 0 steps: the start.
+    let trajectory: Vec<Tensor> = std::iter::once(init.clone())
+        .chain((1..=n).map(|k| {
+            fit(&r, &target, &init, &config(k), &mut NoProgress)
+                .unwrap()
+                .params
+        }))
+        .collect();
+    let losses: Vec<Vec<f64>> = trajectory.iter().map(row_losses).collect();
+    let best = fit(
+        &r,
+        &target,
+        &init,
+        &FitConfig {
+            keep_best: true,
+            ..config(n)
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    let mut moved = false;
+    for (row, got) in rows(&best.params).iter().enumerate() {
+        let k = (0..=n)
+            .min_by(|&a, &b| losses[a][row].total_cmp(&losses[b][row]))
+            .unwrap();
+        moved |= k != n;
+        let expected = &rows(&trajectory[k])[row];
+        let gap = expected
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 1e-5, "row {row}: step {k} of {n}, off by {gap}");
+    }
+    // The test means something only if some row's best is not its last step.
+    assert!(moved, "{losses:?}");
+}
+
+#[test]
+fn a_prior_at_the_start_holds_an_exact_start_while_one_at_the_mean_pulls_it() {
+    let (r, target, init, truth) = optimum_and_mean();
+    let layout = layout();
+    let truth_only = init.narrow(0, 0, 1).unwrap();
+    let target = target.narrow(0, 0, 1).unwrap();
+    let config = FitConfig {
+        steps: 20,
+        learning_rate: 0.05,
+        prior_weight: 1.0,
+        tolerance: 0.0,
+        ..FitConfig::new(layout)
+    };
+    let coefficients = |t: &Tensor| -> f64 {
+        let v: Vec<f64> = t
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        (layout.range(ParamGroup::Shape))
+            .chain(layout.range(ParamGroup::Expression))
+            .map(|j| v[j] * v[j])
+            .sum::<f64>()
+            .sqrt()
+    };
+    let at_start = fit(
+        &r,
+        &target,
+        &truth_only,
+        &FitConfig {
+            prior_centre: PriorCentre::Start,
+            ..config.clone()
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    // Image loss and prior are both 0 at the start: the gradient is 0 and nothing moves.
+    let fitted: Vec<f64> = at_start.params.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(fitted, truth);
+    let at_mean = fit(&r, &target, &truth_only, &config, &mut NoProgress).unwrap();
+    assert!(coefficients(&at_mean.params) < coefficients(&truth_only) - 1e-3);
 }

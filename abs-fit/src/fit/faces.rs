@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use morphable::LinearMorphableModel;
 use ndarray::{Array2, s};
 
-use super::{FitConfig, fit};
+use super::{FitConfig, PriorCentre, fit};
 use crate::card::DECODER_RANGE_DB;
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
@@ -89,6 +89,10 @@ pub struct FitSettings {
     pub learning_rate: f64,
     /// λ of the Gaussian prior on the shape and expression coefficients.
     pub prior: f64,
+    /// Where the prior is centred: the mean face, or the encoder's estimate.
+    pub prior_centre: PriorCentre,
+    /// End each face at its step of lowest loss ([`FitConfig::keep_best`]).
+    pub keep_best: bool,
 }
 
 impl FitSettings {
@@ -106,6 +110,8 @@ impl FitSettings {
             steps,
             learning_rate: Self::DEFAULT_LEARNING_RATE,
             prior: Self::DEFAULT_PRIOR,
+            prior_centre: PriorCentre::Mean,
+            keep_best: false,
         }
     }
 }
@@ -196,6 +202,8 @@ pub fn fit_faces(
         steps: settings.steps,
         learning_rate: settings.learning_rate,
         prior_weight: settings.prior,
+        prior_centre: settings.prior_centre,
+        keep_best: settings.keep_best,
         ignore_empty_target: target.ignore_empty_target,
         ..FitConfig::new(layout)
     };

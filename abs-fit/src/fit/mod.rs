@@ -8,9 +8,13 @@
 //! (image mean squared error — over the non-zero target pixels only with
 //! [`FitConfig::ignore_empty_target`] — plus an optional Gaussian prior on the coefficient columns, which
 //! are in standard deviations, so the prior is the negative log-density of N(0, I) up to a
-//! constant and a weight). It is minimised with Adam (candle-nn's AdamW with no weight decay);
-//! columns of the groups not being optimised get a zero gradient, so they keep their initial
-//! values exactly. Fitting only reads the renderer: its state never changes.
+//! constant and a weight). The prior is centred on the mean face, or with
+//! [`PriorCentre::Start`] on the initial coefficients (an encoder's estimate): then it says how
+//! far the fit may wander from where it began. It is minimised with Adam (candle-nn's AdamW
+//! with no weight decay); columns of the groups not being optimised get a zero gradient, so they
+//! keep their initial values exactly. With [`FitConfig::keep_best`] each row ends at the step
+//! where its own loss was lowest, so no row ends worse than it began. Fitting only reads the
+//! renderer: its state never changes.
 
 mod faces;
 
@@ -42,6 +46,21 @@ pub struct FitConfig {
     /// no valid depth exists (below the dynamic range), while a depth renderer draws the whole
     /// face: without the mask the fit pulls the face toward those empty pixels.
     pub ignore_empty_target: bool,
+    /// Where the prior is centred.
+    pub prior_centre: PriorCentre,
+    /// Return, per row, the parameters of the step with the lowest loss of that row (image
+    /// loss plus prior) instead of the last step's.
+    pub keep_best: bool,
+}
+
+/// Where the Gaussian prior on the coefficients is centred.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PriorCentre {
+    /// The mean face (coefficients 0): the negative log-density of the model's prior.
+    #[default]
+    Mean,
+    /// The initial coefficients of each row (e.g. an encoder's estimate).
+    Start,
 }
 
 impl FitConfig {
@@ -55,6 +74,8 @@ impl FitConfig {
             tolerance: 1e-7,
             prior_weight: 0.0,
             ignore_empty_target: false,
+            prior_centre: PriorCentre::Mean,
+            keep_best: false,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -154,29 +175,60 @@ pub fn fit(
     } else {
         None
     };
-    let loss_of = |params: &Tensor| -> Result<Tensor> {
+    let centre = match config.prior_centre {
+        PriorCentre::Mean => init.zeros_like()?,
+        PriorCentre::Start => init.to_dtype(dtype)?,
+    };
+    // The total loss and each row's (B): image loss plus prior.
+    let loss_of = |params: &Tensor| -> Result<(Tensor, Tensor)> {
         let images = renderer
             .render(params)?
             .to_device(device)?
             .to_dtype(dtype)?;
         let squared = (images - &target)?.sqr()?;
-        let mut loss = match &pixel_weights {
-            Some((w, kept)) => (squared.mul(w)?.sum_all()? / *kept)?,
-            None => squared.mean_all()?,
+        let (mut loss, mut rows) = match &pixel_weights {
+            Some((w, kept, kept_rows)) => {
+                let weighted = squared.mul(w)?;
+                (
+                    (weighted.sum_all()? / *kept)?,
+                    weighted.flatten_from(1)?.sum(1)?.div(kept_rows)?,
+                )
+            }
+            None => (squared.mean_all()?, squared.flatten_from(1)?.mean(1)?),
         };
         if config.prior_weight > 0.0 {
-            let prior = (params.broadcast_mul(&coefficient_mask)?.sqr()?.sum_all()?
-                * (config.prior_weight / b as f64))?;
-            loss = (loss + prior)?;
+            let offsets = (params - &centre)?
+                .broadcast_mul(&coefficient_mask)?
+                .sqr()?;
+            let per_row = (offsets.sum(1)? * config.prior_weight)?;
+            loss = (loss + (per_row.sum_all()? / b as f64)?)?;
+            rows = (rows + per_row)?;
         }
-        Ok(loss)
+        Ok((loss, rows))
     };
+    // Each row's lowest loss so far and its parameters (with keep_best).
+    let mut best: Option<(Tensor, Tensor)> = None;
 
     progress.start("fit", config.steps as u64, 0);
     let mut losses = Vec::with_capacity(config.steps + 1);
     let mut steps = 0;
     loop {
-        let loss = loss_of(params.as_tensor())?;
+        let (loss, rows) = loss_of(params.as_tensor())?;
+        if config.keep_best {
+            let rows = rows.detach();
+            let current = params.as_tensor().detach();
+            best = Some(match best.take() {
+                None => (rows, current),
+                Some((best_rows, best_params)) => {
+                    let better = rows.lt(&best_rows)?;
+                    (
+                        better.where_cond(&rows, &best_rows)?,
+                        (better.unsqueeze(1)?.broadcast_as(current.shape())?)
+                            .where_cond(&current, &best_params)?,
+                    )
+                }
+            });
+        }
         let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !value.is_finite() {
             return Err(AbsFitError::config(
@@ -215,7 +267,10 @@ pub fn fit(
     ));
     progress.finish();
     Ok(FitResult {
-        params: params.as_tensor().detach(),
+        params: match best {
+            Some((_, best_params)) => best_params,
+            None => params.as_tensor().detach(),
+        },
         losses,
         steps,
     })
@@ -282,9 +337,9 @@ fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Te
     Ok((mask, coefficients))
 }
 
-/// The weights of the image loss that leave empty (0) target pixels out, and how many pixels
-/// they keep (at least one).
-fn non_empty_pixels(target: &Tensor) -> Result<(Tensor, f64)> {
+/// The weights of the image loss that leave empty (0) target pixels out, how many pixels they
+/// keep (at least one), and how many per row (B; at least one each, for a row's mean).
+fn non_empty_pixels(target: &Tensor) -> Result<(Tensor, f64, Tensor)> {
     let w = target.ne(0.0)?.to_dtype(target.dtype())?;
     let kept = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     if kept == 0.0 {
@@ -293,5 +348,6 @@ fn non_empty_pixels(target: &Tensor) -> Result<(Tensor, f64)> {
             "every target pixel is 0: nothing to fit with ignore_empty_target",
         ));
     }
-    Ok((w, kept))
+    let kept_rows = w.flatten_from(1)?.sum(1)?.maximum(1.0)?;
+    Ok((w, kept, kept_rows))
 }

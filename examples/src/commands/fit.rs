@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::Validation;
 use abs_fit::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
-use abs_fit::{LearnedRenderer, ParamLayout, TrainedEncoder};
+use abs_fit::{LearnedRenderer, ParamLayout, PriorCentre, TrainedEncoder};
 use backproject::ColourMap;
 use candle_core::Device;
 use clap::Args as ClapArgs;
@@ -88,6 +88,12 @@ pub struct Args {
     /// λ of the Gaussian prior on the shape and expression coefficients (0: none).
     #[arg(long, default_value_t = FitSettings::DEFAULT_PRIOR)]
     prior: f64,
+    /// Centre the prior on the encoder's estimate instead of the mean face.
+    #[arg(long)]
+    prior_at_start: bool,
+    /// End each face at its step of lowest loss (image loss plus prior).
+    #[arg(long)]
+    keep_best: bool,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -126,6 +132,12 @@ pub fn run(args: Args) -> CliResult {
         steps: args.steps,
         learning_rate: args.learning_rate,
         prior: args.prior,
+        prior_centre: if args.prior_at_start {
+            PriorCentre::Start
+        } else {
+            PriorCentre::Mean
+        },
+        keep_best: args.keep_best,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
