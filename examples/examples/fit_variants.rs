@@ -1,7 +1,7 @@
 //! Which test-time fit improves faces (issue 15): the amplitude-depth autoencoder's estimates
 //! of a reproduction's first validation faces, refined through its learned renderer with the
-//! default fit (prior at the mean face) and with the options `PriorCentre::Start` and
-//! `keep_best`, each compared face by face with the unfitted estimate (paired bootstrap
+//! default fit (prior at the mean face) and with the options `PriorCentre::Start` (at two
+//! weights), `keep_best` and `fit_pose = false`, each compared face by face with the unfitted estimate (paired bootstrap
 //! intervals of point distance, translation and rotation L2; faces improved).
 //!
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS]`
@@ -19,7 +19,10 @@ type Error = Box<dyn std::error::Error>;
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let run = PathBuf::from(args.next().ok_or("usage: fit_variants RUN [FACES] [STEPS]")?);
+    let run = PathBuf::from(
+        args.next()
+            .ok_or("usage: fit_variants RUN [FACES] [STEPS]")?,
+    );
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
     let dataset = Dataset::open(&run.join("dataset"))?;
@@ -48,16 +51,58 @@ fn main() -> Result<(), Error> {
         "| none (the start) | {:.3} | | | | |",
         start.mean(Cell::PointDistance)
     );
+    // (name, prior centre, λ, keep best, fit the pose)
+    let default_prior = FitSettings::DEFAULT_PRIOR;
     let variants = [
-        ("prior at the mean (default)", PriorCentre::Mean, false),
-        ("prior at the start", PriorCentre::Start, false),
-        ("prior at the mean, keep best", PriorCentre::Mean, true),
-        ("prior at the start, keep best", PriorCentre::Start, true),
+        (
+            "prior at the mean (default)",
+            PriorCentre::Mean,
+            default_prior,
+            false,
+            true,
+        ),
+        (
+            "prior at the mean, keep best",
+            PriorCentre::Mean,
+            default_prior,
+            true,
+            true,
+        ),
+        (
+            "prior at the start",
+            PriorCentre::Start,
+            default_prior,
+            false,
+            true,
+        ),
+        (
+            "prior at the start, λ = 0.01",
+            PriorCentre::Start,
+            0.01,
+            false,
+            true,
+        ),
+        (
+            "prior at the start, pose kept",
+            PriorCentre::Start,
+            default_prior,
+            false,
+            false,
+        ),
+        (
+            "prior at the start, λ = 0.01, pose kept",
+            PriorCentre::Start,
+            0.01,
+            false,
+            false,
+        ),
     ];
-    for (name, prior_centre, keep_best) in variants {
+    for (name, prior_centre, prior, keep_best, fit_pose) in variants {
         let settings = FitSettings {
             prior_centre,
+            prior,
             keep_best,
+            fit_pose,
             ..FitSettings::new(steps)
         };
         let fitted: FaceErrors = validation

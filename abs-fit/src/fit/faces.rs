@@ -13,7 +13,7 @@ use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
     DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, Renderer,
 };
-use crate::{ParamLayout, Progress, Result};
+use crate::{ParamGroup, ParamLayout, Progress, Result};
 
 /// A differentiable renderer to fit through, with the images it is compared with.
 pub struct FitTarget<'a> {
@@ -93,6 +93,8 @@ pub struct FitSettings {
     pub prior_centre: PriorCentre,
     /// End each face at its step of lowest loss ([`FitConfig::keep_best`]).
     pub keep_best: bool,
+    /// Whether the pose moves (translation and rotation); the coefficients always do.
+    pub fit_pose: bool,
 }
 
 impl FitSettings {
@@ -112,6 +114,7 @@ impl FitSettings {
             prior: Self::DEFAULT_PRIOR,
             prior_centre: PriorCentre::Mean,
             keep_best: false,
+            fit_pose: true,
         }
     }
 }
@@ -205,6 +208,16 @@ pub fn fit_faces(
         prior_centre: settings.prior_centre,
         keep_best: settings.keep_best,
         ignore_empty_target: target.ignore_empty_target,
+        optimise: if settings.fit_pose {
+            vec![
+                ParamGroup::Shape,
+                ParamGroup::Expression,
+                ParamGroup::Translation,
+                ParamGroup::Rotation,
+            ]
+        } else {
+            vec![ParamGroup::Shape, ParamGroup::Expression]
+        },
         ..FitConfig::new(layout)
     };
     let renderer = target.renderer.as_ref();

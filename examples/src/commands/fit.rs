@@ -94,6 +94,9 @@ pub struct Args {
     /// End each face at its step of lowest loss (image loss plus prior).
     #[arg(long)]
     keep_best: bool,
+    /// Keep the encoder's pose: fit the shape and expression coefficients only.
+    #[arg(long)]
+    keep_pose: bool,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -138,6 +141,7 @@ pub fn run(args: Args) -> CliResult {
             PriorCentre::Mean
         },
         keep_best: args.keep_best,
+        fit_pose: !args.keep_pose,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
