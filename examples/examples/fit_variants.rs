@@ -5,6 +5,7 @@
 //! intervals of point distance, translation and rotation L2; faces improved).
 //!
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS]`
+//! (`FIT_VARIANTS_FROM=K` skips the first K variants)
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu)
 
 use std::path::PathBuf;
@@ -51,60 +52,61 @@ fn main() -> Result<(), Error> {
         "| none (the start) | {:.3} | | | | |",
         start.mean(Cell::PointDistance)
     );
-    // (name, prior centre, λ, keep best, fit the pose)
-    let default_prior = FitSettings::DEFAULT_PRIOR;
+    let base = FitSettings::new(steps);
+    let start_prior = FitSettings {
+        prior_centre: PriorCentre::Start,
+        ..base
+    };
     let variants = [
-        (
-            "prior at the mean (default)",
-            PriorCentre::Mean,
-            default_prior,
-            false,
-            true,
-        ),
+        ("prior at the mean (default)", base),
         (
             "prior at the mean, keep best",
-            PriorCentre::Mean,
-            default_prior,
-            true,
-            true,
+            FitSettings {
+                keep_best: true,
+                ..base
+            },
         ),
-        (
-            "prior at the start",
-            PriorCentre::Start,
-            default_prior,
-            false,
-            true,
-        ),
+        ("prior at the start", start_prior),
         (
             "prior at the start, λ = 0.01",
-            PriorCentre::Start,
-            0.01,
-            false,
-            true,
+            FitSettings {
+                prior: 0.01,
+                ..start_prior
+            },
         ),
         (
             "prior at the start, pose kept",
-            PriorCentre::Start,
-            default_prior,
-            false,
-            false,
+            FitSettings {
+                fit_pose: false,
+                ..start_prior
+            },
         ),
         (
             "prior at the start, λ = 0.01, pose kept",
-            PriorCentre::Start,
-            0.01,
-            false,
-            false,
+            FitSettings {
+                prior: 0.01,
+                fit_pose: false,
+                ..start_prior
+            },
+        ),
+        (
+            "prior at the start on the pose too",
+            FitSettings {
+                pose_prior: true,
+                ..start_prior
+            },
+        ),
+        (
+            "prior at the start on the pose too, λ = 0.01",
+            FitSettings {
+                prior: 0.01,
+                pose_prior: true,
+                ..start_prior
+            },
         ),
     ];
-    for (name, prior_centre, prior, keep_best, fit_pose) in variants {
-        let settings = FitSettings {
-            prior_centre,
-            prior,
-            keep_best,
-            fit_pose,
-            ..FitSettings::new(steps)
-        };
+    let skip: usize = std::env::var("FIT_VARIANTS_FROM").map_or(Ok(0), |v| v.parse())?;
+    for (name, settings) in variants.into_iter().skip(skip) {
         let fitted: FaceErrors = validation
             .fit_row(name, &encoder, &target, &settings, 64, &mut NoProgress)?
             .errors;

@@ -95,6 +95,8 @@ pub struct FitSettings {
     pub keep_best: bool,
     /// Whether the pose moves (translation and rotation); the coefficients always do.
     pub fit_pose: bool,
+    /// Whether the prior covers the pose too ([`FitConfig::pose_prior`]).
+    pub pose_prior: bool,
 }
 
 impl FitSettings {
@@ -115,6 +117,7 @@ impl FitSettings {
             prior_centre: PriorCentre::Mean,
             keep_best: false,
             fit_pose: true,
+            pose_prior: false,
         }
     }
 }
@@ -207,6 +210,7 @@ pub fn fit_faces(
         prior_weight: settings.prior,
         prior_centre: settings.prior_centre,
         keep_best: settings.keep_best,
+        pose_prior: settings.pose_prior,
         ignore_empty_target: target.ignore_empty_target,
         optimise: if settings.fit_pose {
             vec![

@@ -51,6 +51,9 @@ pub struct FitConfig {
     /// Return, per row, the parameters of the step with the lowest loss of that row (image
     /// loss plus prior) instead of the last step's.
     pub keep_best: bool,
+    /// Extend the prior to the translation and rotation columns (scaled units), with the same
+    /// weight and centre: with [`PriorCentre::Start`], a pull back toward the initial pose.
+    pub pose_prior: bool,
 }
 
 /// Where the Gaussian prior on the coefficients is centred.
@@ -76,6 +79,7 @@ impl FitConfig {
             ignore_empty_target: false,
             prior_centre: PriorCentre::Mean,
             keep_best: false,
+            pose_prior: false,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -324,8 +328,8 @@ fn check_inputs(
     Ok((b, p))
 }
 
-/// (1, P) masks: 1 on the columns of the optimised groups, and 1 on the coefficient columns
-/// (those of the prior).
+/// (1, P) masks: 1 on the columns of the optimised groups, and 1 on the columns of the prior
+/// (the coefficients, and the pose with [`FitConfig::pose_prior`]).
 fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
     let layout = &config.layout;
     let p = layout.len();
@@ -333,6 +337,10 @@ fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Te
     let mut coefficients = vec![0.0; p];
     coefficients[layout.range(ParamGroup::Shape)].fill(1.0);
     coefficients[layout.range(ParamGroup::Expression)].fill(1.0);
+    if config.pose_prior {
+        coefficients[layout.range(ParamGroup::Translation)].fill(1.0);
+        coefficients[layout.range(ParamGroup::Rotation)].fill(1.0);
+    }
     let coefficients = Tensor::from_vec(coefficients, (1, p), device)?.to_dtype(dtype)?;
     Ok((mask, coefficients))
 }

@@ -97,6 +97,10 @@ pub struct Args {
     /// Keep the encoder's pose: fit the shape and expression coefficients only.
     #[arg(long)]
     keep_pose: bool,
+    /// Extend the prior to the pose columns (with --prior-at-start: a pull toward the
+    /// encoder's pose).
+    #[arg(long)]
+    pose_prior: bool,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -142,6 +146,7 @@ pub fn run(args: Args) -> CliResult {
         },
         keep_best: args.keep_best,
         fit_pose: !args.keep_pose,
+        pose_prior: args.pose_prior,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
