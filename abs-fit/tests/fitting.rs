@@ -563,3 +563,45 @@ fn a_prior_at_the_start_holds_an_exact_start_while_one_at_the_mean_pulls_it() {
     let at_mean = fit(&r, &target, &truth_only, &config, &mut NoProgress).unwrap();
     assert!(coefficients(&at_mean.params) < coefficients(&truth_only) - 1e-3);
 }
+
+#[test]
+fn a_pose_prior_at_the_start_holds_the_pose_back() {
+    let (r, target, init, _) = optimum_and_mean();
+    let layout = layout();
+    // Row 1: the mean face at the identity pose, fitted toward a posed face's image.
+    let start = init.narrow(0, 1, 1).unwrap();
+    let target = target.narrow(0, 1, 1).unwrap();
+    let config = FitConfig {
+        steps: 30,
+        learning_rate: 0.05,
+        prior_weight: 1.0,
+        prior_centre: PriorCentre::Start,
+        tolerance: 0.0,
+        ..FitConfig::new(layout)
+    };
+    let pose_moved = |pose_prior: bool| -> f64 {
+        let fitted = fit(
+            &r,
+            &target,
+            &start,
+            &FitConfig {
+                pose_prior,
+                ..config.clone()
+            },
+            &mut NoProgress,
+        )
+        .unwrap();
+        let a: Vec<f64> = fitted.params.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f64> = start.flatten_all().unwrap().to_vec1().unwrap();
+        (layout.range(ParamGroup::Translation))
+            .chain(layout.range(ParamGroup::Rotation))
+            .map(|j| (a[j] - b[j]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let (free, held) = (pose_moved(false), pose_moved(true));
+    assert!(
+        free > 0.0 && held < 0.8 * free,
+        "pose moved {held} with the prior, {free} without"
+    );
+}
