@@ -2,7 +2,8 @@
 //! parameter column (docs/physics.md §3.6 and §4.5).
 //!
 //! Forward, per row: coefficients → vertices (linear) → pose → the converged model's facets and
-//! diffuse cells → the noise-free signal (the direct `f64` sum) → the back-projection at the
+//! diffuse cells → the noise-free signal (the fast kernel's model summed term by term in `f64`,
+//! [`Simulator::clean_signal`]) → the back-projection at the
 //! voxels the images read → level (dB) and depth → the input channels (amplitude
 //! clip((L + D)/D, 0, 1), normalised depth where L ≥ −D). Which voxels the images read, and every
 //! discrete choice of the simulation (visibility, culls, facet splits, diffuse cells), are
@@ -15,8 +16,9 @@
 //! material and antenna gradients ([`Simulator::gradient`]) → the scaled columns through the
 //! pose and the linear model. D's column gets ∂A/∂D = −L/D² on unclipped amplitude pixels.
 //!
-//! Exact and slow: the direct sum costs O(N_t·N_r·N_f·N_sources) series evaluations, so this
-//! renderer suits small imaging and checks; a fast kernel is the next step.
+//! Exact and slow: the term-by-term sum costs O(N_t·N_r·N_f·N_sources) (0.46 s per render and
+//! gradient at QAR50/6, 8 steps, 12 × 12 images; 4.5 s at the `tiny` preset's imaging), so
+//! this renderer suits small imaging and checks; a fast kernel is the next step.
 
 use std::sync::{Arc, Mutex};
 
