@@ -68,8 +68,9 @@ fn view(channels: &Channels, element: &Point3<f64>, source: &Point3<f64>) -> Vie
     }
 }
 
-/// The adjoint of one source's terms in the direct sum (kernel/direct.rs) for the signal's
-/// cotangent `cotangent` (`[tx][rx][frequency]`), wavenumbers `k`.
+/// The adjoint of one source's terms in the sum of [`Simulator::clean_signal`] (kernel/direct.rs,
+/// facet integrals per group of `bands`) for the signal's cotangent `cotangent`
+/// (`[tx][rx][frequency]`).
 fn source_adjoint(
     channels: &Channels,
     reflectance: &Reflectance,
