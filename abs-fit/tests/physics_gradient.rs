@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use morphable::Pose;
 use morphable::builtin::{BuiltinModel, builtin};
 use proptest::prelude::*;
-use radar_sim::{ConvergedSurface, FrequencySweep, SimulationConfig, SurfaceModel};
+use radar_sim::{ConvergedSurface, FrequencySweep, GradientKernel, SimulationConfig, SurfaceModel};
 
 /// Small imaging for the direct sum: every eighth element of the QAR50, 6 steps, 24 × 24
 /// pixels of 8 mm pooled 2 → 12 × 12, 12 depth steps of 1.3 cm; diffuse cells every 8 mm.
@@ -33,6 +33,7 @@ fn imaging() -> ImagingConfig {
     }
 }
 
+/// The renderer with the exact `f64` kernel (central differences need its precision).
 fn renderer() -> DifferentiablePhysicsRenderer<&'static BuiltinModel> {
     DifferentiablePhysicsRenderer::new(
         builtin(),
@@ -41,6 +42,7 @@ fn renderer() -> DifferentiablePhysicsRenderer<&'static BuiltinModel> {
         InputKind::AmplitudeDepth,
     )
     .unwrap()
+    .with_kernel(GradientKernel::Exact)
 }
 
 /// A posed face with shape and expression, as a scaled row.
@@ -148,5 +150,40 @@ proptest! {
                 "{group:?}: numeric {numeric} vs analytic {analytic}"
             );
         }
+    }
+}
+
+/// The default fast kernel (f32 forward and adjoint) gives the exact kernel's images and
+/// gradient with the same choices held: images within 1e-3 (they are in [0, 1]) and, per
+/// parameter group, a gradient within 1e-2 of the exact one in norm.
+#[test]
+fn the_fast_kernel_renders_and_differentiates_like_the_exact_one() {
+    let exact = renderer();
+    let layout = *exact.layout();
+    let fast = renderer().with_kernel(GradientKernel::Fast);
+    let row = row(&layout);
+    let choices = exact.record(&row, 7).unwrap();
+    let images = exact.images_with(&row, &choices).unwrap();
+    let fast_images = fast.images_with(&row, &choices).unwrap();
+    let worst = (images.iter().zip(&fast_images))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "images differ by {worst}");
+    let w = numbers(11, images.len());
+    let a = exact.gradient_with(&row, &choices, &w).unwrap();
+    let b = fast.gradient_with(&row, &choices, &w).unwrap();
+    for group in ParamGroup::ALL {
+        let range = layout.range(group);
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let difference: Vec<f64> = (a[range.clone()].iter().zip(&b[range.clone()]))
+            .map(|(x, y)| x - y)
+            .collect();
+        let (error, scale) = (norm(&difference), norm(&a[range.clone()]));
+        assert!(
+            error <= 1e-2 * scale,
+            "{group:?}: exact {:?} vs fast {:?}",
+            &a[range.clone()],
+            &b[range]
+        );
     }
 }

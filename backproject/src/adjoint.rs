@@ -28,6 +28,9 @@ use rustfft::{Fft, FftPlanner};
 /// One thread's buffers: a range profile and the FFT's scratch.
 type Scratch = (Vec<Complex64>, Vec<Complex64>);
 
+/// Groups of pairs that [`SparseProjection::project`] sums in parallel, then in order.
+const PAIR_GROUPS: usize = 16;
+
 use crate::phasor::cis_turns_f64;
 use crate::{
     BackprojectError, Interpolation, ProjectionMethod, Result, Volume, VoxelGrid,
@@ -292,7 +295,8 @@ enum PairSum {
         fft_len: usize,
         bins_per_m: f64,
         carrier_turns_per_m: f64,
-        centre_step: f64,
+        /// exp(−j2π·n_c·m/M) for m mod 2M (n_c is a whole or half number, so 2M is a period).
+        recentre: Vec<Complex64>,
         weights: Vec<f64>,
         linear: bool,
         inverse: Arc<dyn Fft<f64>>,
@@ -379,13 +383,16 @@ impl SparseProjection {
     fn range_compressed(rc: &RangeCompressed, sweep: &FrequencySweep) -> PairSum {
         let fft_len = rc.fft_len(sweep.steps());
         let mut planner = FftPlanner::new();
+        let centre_step = (sweep.steps() as f64 - 1.0) / 2.0;
         PairSum::RangeCompressed {
             inverse: planner.plan_fft_inverse(fft_len),
             forward: planner.plan_fft_forward(fft_len),
             fft_len,
             bins_per_m: fft_len as f64 * sweep.step_hz() / SPEED_OF_LIGHT,
             carrier_turns_per_m: sweep.centre_hz() / SPEED_OF_LIGHT,
-            centre_step: (sweep.steps() as f64 - 1.0) / 2.0,
+            recentre: (0..2 * fft_len)
+                .map(|m| cis_turns_f64(-centre_step * m as f64 / fft_len as f64))
+                .collect(),
             weights: (rc.window().weights(sweep.steps()).iter())
                 .map(|&w| f64::from(w))
                 .collect(),
@@ -428,25 +435,24 @@ impl SparseProjection {
         )?;
         let n_pairs = self.tx.len() * self.rx.len();
         let norm = 1.0 / n_pairs as f64;
-        let zero = vec![Complex64::new(0.0, 0.0); self.voxels.len()];
-        let sum = (0..n_pairs)
+        // Fixed groups of pairs, summed in order: the result does not depend on the threads.
+        let group = n_pairs.div_ceil(PAIR_GROUPS).max(1);
+        let partial: Vec<Vec<Complex64>> = (0..n_pairs.div_ceil(group))
             .into_par_iter()
-            .fold(
-                || (zero.clone(), self.scratch()),
-                |(mut acc, mut scratch), pair| {
+            .map(|g| {
+                let mut acc = vec![Complex64::new(0.0, 0.0); self.voxels.len()];
+                let mut scratch = self.scratch();
+                for pair in g * group..((g + 1) * group).min(n_pairs) {
                     let samples = &signal[pair * self.steps..(pair + 1) * self.steps];
                     self.pair_forward(pair, samples, &mut scratch, &mut acc);
-                    (acc, scratch)
-                },
-            )
-            .map(|(acc, _)| acc)
-            .reduce(
-                || zero.clone(),
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
+                }
+                acc
+            })
+            .collect();
+        let mut sum = vec![Complex64::new(0.0, 0.0); self.voxels.len()];
+        for acc in partial {
+            sum.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+        }
         Ok(sum.into_iter().map(|v| v * norm).collect())
     }
 
@@ -496,14 +502,14 @@ impl SparseProjection {
         (v - self.tx[pair / n_rx]).norm() + (v - self.rx[pair % n_rx]).norm()
     }
 
-    /// For a range-compressed sum: the bins read at path `path` and their weights, with the
-    /// carrier and re-centring factors, so that the value is Σ weight·profile[bin mod M].
-    fn taps(&self, path: f64) -> [(i64, Complex64); 2] {
+    /// For a range-compressed sum: the bins read at path `path` (mod M) and their weights,
+    /// with the carrier and re-centring factors, so that the value is Σ weight·profile[bin].
+    fn taps(&self, path: f64) -> [(usize, Complex64); 2] {
         let PairSum::RangeCompressed {
             fft_len,
             bins_per_m,
             carrier_turns_per_m,
-            centre_step,
+            recentre,
             linear,
             ..
         } = &self.sum
@@ -513,11 +519,11 @@ impl SparseProjection {
         let carrier = cis_turns_f64(carrier_turns_per_m * path);
         let x = path * bins_per_m;
         // q(m) = p(m mod M)·exp(−j2π·n_c·m/M).
+        // M and 2M are powers of two: m mod them is a mask (also for negative m).
         let q = |m: f64, w: f64| {
-            (
-                m as i64,
-                carrier * cis_turns_f64(-centre_step * m / *fft_len as f64) * w,
-            )
+            let m = m as i64;
+            let shift = recentre[(m & (2 * *fft_len as i64 - 1)) as usize];
+            ((m & (*fft_len as i64 - 1)) as usize, carrier * shift * w)
         };
         if *linear {
             let m = x.floor();
@@ -546,20 +552,16 @@ impl SparseProjection {
                 }
             }
             PairSum::RangeCompressed {
-                fft_len,
-                weights,
-                inverse,
-                ..
+                weights, inverse, ..
             } => {
                 profile.fill(Complex64::new(0.0, 0.0));
                 for ((p, s), w) in profile.iter_mut().zip(samples).zip(weights) {
                     *p = s * w;
                 }
                 inverse.process_with_scratch(profile, fft_scratch);
-                let m_len = *fft_len as i64;
                 for (a, v) in acc.iter_mut().zip(&self.voxels) {
                     for (m, w) in self.taps(self.path(pair, v)) {
-                        *a += w * profile[m.rem_euclid(m_len) as usize];
+                        *a += w * profile[m];
                     }
                 }
             }
@@ -587,16 +589,12 @@ impl SparseProjection {
                 }
             }
             PairSum::RangeCompressed {
-                fft_len,
-                weights,
-                forward,
-                ..
+                weights, forward, ..
             } => {
                 profile.fill(Complex64::new(0.0, 0.0));
-                let m_len = *fft_len as i64;
                 for (g, v) in cotangent.iter().zip(&self.voxels) {
                     for (m, w) in self.taps(self.path(pair, v)) {
-                        profile[m.rem_euclid(m_len) as usize] += w.conj() * g;
+                        profile[m] += w.conj() * g;
                     }
                 }
                 // The adjoint of the unnormalised inverse DFT is the forward DFT.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::facets::{LOBE_FLOOR, Origin, facet_integral_gradient};
 use crate::kernel::direct::{self, ISOTROPIC, path_phasors, wavenumbers};
-use crate::kernel::{Channels, FacetBands, Reflectance, Source};
+use crate::kernel::{Channels, FacetBands, Reflectance, Source, fast_adjoint};
 use crate::scene::Triangle;
 use crate::simulator::SourceSets;
 use crate::{Facet, Hit, RadarError, Result, Scene, SceneSample, Simulator};
@@ -35,15 +35,26 @@ pub struct SceneGradient {
 
 /// ∂ℓ/∂ of one source's quantities.
 #[derive(Debug, Default, Clone, Copy)]
-struct SourceCotangent {
-    position: Vector3<f64>,
-    normal: Vector3<f64>,
-    weight: f64,
-    offsets: [Vector3<f64>; 2],
+pub(crate) struct SourceCotangent {
+    pub position: Vector3<f64>,
+    pub normal: Vector3<f64>,
+    pub weight: f64,
+    pub offsets: [Vector3<f64>; 2],
     /// By the reflectance's diffuse and specular weights.
-    diffuse: f64,
-    specular: f64,
-    antenna_size_cm: f64,
+    pub diffuse: f64,
+    pub specular: f64,
+    pub antenna_size_cm: f64,
+}
+
+/// Which adjoint [`Simulator::gradient_with`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GradientKernel {
+    /// Term by term in `f64` ([`Simulator::gradient`]): the reference.
+    Exact,
+    /// The fast kernel's adjoint in f32 SIMD lanes (docs/physics.md §3.6): the same function,
+    /// within f32 rounding, about two orders of magnitude faster.
+    #[default]
+    Fast,
 }
 
 /// An element seen from a source, with the pattern's derivatives.
@@ -331,6 +342,19 @@ impl Simulator {
         sample: &SceneSample,
         cotangent: &[Complex64],
     ) -> Result<SceneGradient> {
+        self.gradient_with(GradientKernel::Exact, scene, sample, cotangent)
+    }
+
+    /// [`Simulator::gradient`] by `kernel`: [`GradientKernel::Fast`] is the fast kernel's
+    /// adjoint in f32 lanes, O(N_t·N_r·N_h·N_f) complex multiply-adds in SIMD plus
+    /// O((N_t + N_r)·N_h) in `f64` (docs/physics.md §3.6).
+    pub fn gradient_with(
+        &self,
+        kernel: GradientKernel,
+        scene: &Scene,
+        sample: &SceneSample,
+        cotangent: &[Complex64],
+    ) -> Result<SceneGradient> {
         let triangles = self.gradient_triangles(sample, scene)?;
         let expected = self.n_samples();
         if cotangent.len() != expected {
@@ -344,9 +368,15 @@ impl Simulator {
         let channels = self.channels();
         let bands = FacetBands::sub_bands(self.sweep());
         let adjoint = |set: &[Source], reflectance: &Reflectance| -> Vec<SourceCotangent> {
-            set.par_iter()
-                .map(|s| source_adjoint(&channels, reflectance, &bands, s, cotangent))
-                .collect()
+            match kernel {
+                GradientKernel::Exact => set
+                    .par_iter()
+                    .map(|s| source_adjoint(&channels, reflectance, &bands, s, cotangent))
+                    .collect(),
+                GradientKernel::Fast => {
+                    fast_adjoint::adjoint(&channels, set, reflectance, cotangent)
+                }
+            }
         };
         let facets = adjoint(&sources.facets, &sources.coherent);
         let cells = adjoint(&sources.diffuse, &sources.incoherent);

@@ -65,7 +65,7 @@ pub use config::{
 pub use cube::SignalCube;
 pub use error::{RadarError, Result};
 pub use facets::Facet;
-pub use gradient::SceneGradient;
+pub use gradient::{GradientKernel, SceneGradient};
 pub use hits::{Hit, SceneSample};
 pub use layouts::{BoundaryArray, CustomArray, Qar50};
 pub use mask::ChannelMask;

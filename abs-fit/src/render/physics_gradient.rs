@@ -29,8 +29,8 @@ use morphable::{LinearMorphableModel, Mesh};
 use ndarray::{Array2, Array3};
 use num_complex::{Complex32, Complex64};
 use radar_sim::{
-    ArrayGeometry, ElementPattern, Material, Scene, SceneSample, SignalCube, SimulationConfig,
-    Simulator, Surface,
+    ArrayGeometry, ElementPattern, GradientKernel, Material, Scene, SceneSample, SignalCube,
+    SimulationConfig, Simulator, Surface,
 };
 use rayon::prelude::*;
 
@@ -47,6 +47,7 @@ pub struct DifferentiablePhysicsRenderer<M> {
     model: M,
     core: Arc<PhysicsCore>,
     seed: u64,
+    kernel: GradientKernel,
 }
 
 /// What the op needs, shared by the renderer and its ops.
@@ -107,7 +108,18 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
                 width,
             }),
             seed: 0,
+            kernel: GradientKernel::default(),
         })
+    }
+
+    /// The same renderer with `kernel` for the signal and its gradient: the fast kernel and its
+    /// f32 adjoint (the default), or the exact `f64` sum and its term-by-term adjoint
+    /// ([`Simulator::clean_signal`], [`Simulator::gradient`]), for checks against central
+    /// differences. The fast forward skips whole lane chunks below the lobe floor where the
+    /// adjoint differentiates a smooth window (docs/physics.md §3.6): they differ by ~1e-4.
+    pub fn with_kernel(mut self, kernel: GradientKernel) -> Self {
+        self.kernel = kernel;
+        self
     }
 
     /// The same renderer with base seed `seed` for [`Renderer::render`].
@@ -132,12 +144,12 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
     /// Records the discrete choices of rendering scaled row `row` (P columns) with `seed`
     /// (sampling and surface).
     pub fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
-        Ok(self.core.record(row, seed)?.0)
+        Ok(self.core.record(row, seed, self.kernel)?.0)
     }
 
     /// The images (C × H × W, row-major) of `row` with `choices` held.
     pub fn images_with(&self, row: &[f64], choices: &RenderChoices) -> Result<Vec<f64>> {
-        let evaluation = self.core.evaluate(row, choices)?;
+        let evaluation = self.core.evaluate(row, choices, self.kernel)?;
         Ok(self.core.channels(&evaluation))
     }
 
@@ -148,7 +160,8 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
         choices: &RenderChoices,
         grad_image: &[f64],
     ) -> Result<Vec<f64>> {
-        self.core.gradient(row, choices, grad_image)
+        let evaluation = self.core.evaluate(row, choices, self.kernel)?;
+        (self.core).gradient_of(&evaluation, choices, grad_image, self.kernel)
     }
 }
 
@@ -181,14 +194,19 @@ impl PhysicsCore {
     }
 
     /// The choices of `row` with `seed`, and the row evaluated with them.
-    fn record(&self, row: &[f64], seed: u64) -> Result<(RenderChoices, Evaluation)> {
+    fn record(
+        &self,
+        row: &[f64],
+        seed: u64,
+        kernel: GradientKernel,
+    ) -> Result<(RenderChoices, Evaluation)> {
         let face = self.geometry.decode(row)?;
         let placed = self.geometry.placed(&face);
         let render = self.geometry.layout.render(row);
         let simulator = self.simulator(&render, seed)?;
         let scene = self.scene(&placed)?;
         let sample = simulator.sample(&scene)?;
-        let signal = simulator.clean_signal(&sample)?;
+        let signal = Self::signal(kernel, &simulator, &sample)?;
         let sweep = &self.imaging.sweep;
         let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
         let cube = SignalCube::new(
@@ -236,7 +254,26 @@ impl PhysicsCore {
         Ok((choices, evaluation))
     }
 
-    fn evaluate(&self, row: &[f64], choices: &RenderChoices) -> Result<Evaluation> {
+    /// The noise-free signal of `sample` by the core's kernel.
+    fn signal(
+        kernel: GradientKernel,
+        simulator: &Simulator,
+        sample: &SceneSample,
+    ) -> Result<Vec<Complex64>> {
+        Ok(match kernel {
+            GradientKernel::Exact => simulator.clean_signal(sample)?,
+            GradientKernel::Fast => (simulator.simulate_sample(sample)?.cube.data().iter())
+                .map(|s| Complex64::new(s.re.into(), s.im.into()))
+                .collect(),
+        })
+    }
+
+    fn evaluate(
+        &self,
+        row: &[f64],
+        choices: &RenderChoices,
+        kernel: GradientKernel,
+    ) -> Result<Evaluation> {
         let face = self.geometry.decode(row)?;
         let placed = self.geometry.placed(&face);
         let render = self.geometry.layout.render(row);
@@ -244,7 +281,7 @@ impl PhysicsCore {
         // The seed only drew the choices, which are held.
         let simulator = self.simulator(&render, 0)?;
         let sample = simulator.moved_sample(&choices.sample, &scene)?;
-        let signal = simulator.clean_signal(&sample)?;
+        let signal = Self::signal(kernel, &simulator, &sample)?;
         let values = choices.projection.project(&signal)?;
         let images = choices.tape.images(&values)?;
         Ok(Evaluation {
@@ -284,16 +321,13 @@ impl PhysicsCore {
         }
     }
 
-    fn gradient(&self, row: &[f64], choices: &RenderChoices, grad: &[f64]) -> Result<Vec<f64>> {
-        self.gradient_of(&self.evaluate(row, choices)?, choices, grad)
-    }
-
     /// The gradient by the scaled columns of ⟨`grad`, the images of `e`⟩.
     fn gradient_of(
         &self,
         e: &Evaluation,
         choices: &RenderChoices,
         grad: &[f64],
+        kernel: GradientKernel,
     ) -> Result<Vec<f64>> {
         let hw = self.height * self.width;
         if grad.len() != self.output.channels() * hw {
@@ -330,7 +364,7 @@ impl PhysicsCore {
         }
         let voxels = choices.tape.backward(&e.values, &d_level, &d_depth)?;
         let signal = choices.projection.adjoint(&voxels)?;
-        let scene_gradient = e.simulator.gradient(&e.scene, &e.sample, &signal)?;
+        let scene_gradient = (e.simulator).gradient_with(kernel, &e.scene, &e.sample, &signal)?;
         let vertex_grad = &scene_gradient.vertices[0];
         let touched = vec![true; vertex_grad.len()];
         let mut out = (self.geometry).columns_gradient(&e.face, &e.placed, vertex_grad, &touched);
@@ -356,6 +390,7 @@ impl PhysicsCore {
 struct PhysicsOp {
     core: Arc<PhysicsCore>,
     seed: u64,
+    kernel: GradientKernel,
     /// Each row's choices and evaluation, from the forward pass.
     rows: Mutex<Vec<(RenderChoices, Evaluation)>>,
 }
@@ -380,7 +415,7 @@ impl CustomOp1 for PhysicsOp {
             );
         }
         let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).enumerate())
-            .map(|(b, row)| core.record(row, self.seed.wrapping_add(b as u64)))
+            .map(|(b, row)| core.record(row, self.seed.wrapping_add(b as u64), self.kernel))
             .collect::<Result<_>>()
             .map_err(|e| to_candle("physics gradient", e))?;
         let b = rows.len();
@@ -407,7 +442,7 @@ impl CustomOp1 for PhysicsOp {
             candle_core::bail!("physics gradient: the backward pass does not match the forward");
         }
         let rows: Vec<Vec<f64>> = (grads.par_chunks(chw).zip(forward.par_iter()))
-            .map(|(g, (choices, e))| core.gradient_of(e, choices, g))
+            .map(|(g, (choices, e))| core.gradient_of(e, choices, g, self.kernel))
             .collect::<Result<_>>()
             .map_err(|e| to_candle("physics gradient", e))?;
         let grad =
@@ -437,6 +472,7 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
         Ok(cpu.apply_op1_arc(Arc::new(Box::new(PhysicsOp {
             core: Arc::clone(&self.core),
             seed: self.seed,
+            kernel: self.kernel,
             rows: Mutex::new(Vec::new()),
         })))?)
     }

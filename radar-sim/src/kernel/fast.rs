@@ -28,26 +28,26 @@ use crate::facets::LOBE_FLOOR;
 
 /// Chunks of [`LANES`] sources per block: a block's phasors and step powers (14 KiB, see
 /// [`Block`]) stay in L1 while every frequency pass runs over them.
-const CHUNKS: usize = 32;
+pub(super) const CHUNKS: usize = 32;
 /// Frequencies per pass over a block; their accumulators stay in registers. [`sweep`] is
 /// written out for this value.
 pub(crate) const FREQ_BLOCK: usize = 4;
 
-type Lane = F32x8;
+pub(super) type Lane = F32x8;
 
 /// Fields per (element, source) in a [`SideTable`], and their order.
 const FIELDS: usize = 11;
-const GAIN: usize = 0;
-const COS: usize = 1;
-const WX: usize = 2;
-const WY: usize = 3;
-const WZ: usize = 4;
-const P0_RE: usize = 5;
-const P0_IM: usize = 6;
-const STEP_RE: usize = 7;
-const STEP_IM: usize = 8;
-const B0: usize = 9;
-const B1: usize = 10;
+pub(super) const GAIN: usize = 0;
+pub(super) const COS: usize = 1;
+pub(super) const WX: usize = 2;
+pub(super) const WY: usize = 3;
+pub(super) const WZ: usize = 4;
+pub(super) const P0_RE: usize = 5;
+pub(super) const P0_IM: usize = 6;
+pub(super) const STEP_RE: usize = 7;
+pub(super) const STEP_IM: usize = 8;
+pub(super) const B0: usize = 9;
+pub(super) const B1: usize = 10;
 
 /// Bytes of working memory per (element, source) pair.
 pub(crate) const BYTES_PER_ELEMENT_SOURCE: u64 = (FIELDS * std::mem::size_of::<f32>()) as u64;
@@ -59,23 +59,23 @@ pub(crate) const BYTES_PER_ELEMENT_SOURCE: u64 = (FIELDS * std::mem::size_of::<f
 /// - P0: exp(−j2πf_0·L/c); STEP: exp(−j2πΔf·L/c);
 /// - B0, B1: ω·ρ_0 and ω·ρ_1, a facet's corners 0 and 1 (relative to its centroid) along ω
 ///   (0 for hits and points).
-type Fields = [Lane; FIELDS];
+pub(super) type Fields = [Lane; FIELDS];
 
 /// One side (TX or RX) of the separable factors, per element and source, sources padded to
 /// whole lanes with zero gain. Layout `[element][chunk][field][lane]`: one element's row is
 /// one contiguous stream.
-struct SideTable {
-    n_chunks: usize,
+pub(super) struct SideTable {
+    pub(super) n_chunks: usize,
     data: Vec<Fields>,
 }
 
 /// One element's row of a [`SideTable`] (or a range of its chunks).
-type Row<'a> = &'a [Fields];
+pub(super) type Row<'a> = &'a [Fields];
 
 impl SideTable {
     /// The table of `elements` against `sources`. The TX side carries the source's weight and
     /// roughness (L = d_t − 2δ_h); the RX side only its distance (L = d_r).
-    fn build(
+    pub(super) fn build(
         channels: &Channels,
         elements: &[nalgebra::Point3<f64>],
         sources: &[Source],
@@ -129,21 +129,21 @@ impl SideTable {
         Self { n_chunks, data }
     }
 
-    fn row(&self, e: usize) -> Row<'_> {
+    pub(super) fn row(&self, e: usize) -> Row<'_> {
         &self.data[e * self.n_chunks..(e + 1) * self.n_chunks]
     }
 }
 
 /// The angular factor of the amplitude: f_mat = diffuse + specular·(cos θ_H)^exponent.
 #[derive(Debug, Clone, Copy)]
-struct Lobe {
-    diffuse: f32,
-    specular: f32,
-    exponent: Exponent,
+pub(super) struct Lobe {
+    pub(super) diffuse: f32,
+    pub(super) specular: f32,
+    pub(super) exponent: Exponent,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Exponent {
+pub(super) enum Exponent {
     /// Whole exponents (the usual n_s = 50): powers of cos² θ_H by repeated squaring, in SIMD
     /// (one square root more for odd exponents).
     Whole(u32),
@@ -152,7 +152,7 @@ enum Exponent {
 }
 
 impl Lobe {
-    fn of(reflectance: &Reflectance) -> Self {
+    pub(super) fn of(reflectance: &Reflectance) -> Self {
         let n_s = reflectance.exponent;
         let exponent = if n_s.fract() == 0.0 && n_s <= u32::MAX as f64 {
             Exponent::Whole(n_s as u32)
@@ -241,17 +241,17 @@ impl SourceSet {
 /// mean wavenumber over the reference k_c (the sweep's centre), at which a facet's integral is
 /// taken for the whole sub-band. Within a sub-band of width Δk the integral moves by at most
 /// Δk/2·max|q·ρ| (docs/physics.md §3.5).
-struct Bands {
+pub(super) struct Bands {
     /// k_c (rad/m): u_i = k_c·q·ρ_i.
-    k_centre: f32,
+    pub(super) k_centre: f32,
     /// The sub-band of each full pass of FREQ_BLOCK frequencies, then of each tail frequency.
     of_pass: Vec<usize>,
     /// k_b/k_c per sub-band.
-    scale: [f32; SUB_BANDS],
+    pub(super) scale: [f32; SUB_BANDS],
 }
 
 impl Bands {
-    fn new(channels: &Channels) -> Self {
+    pub(super) fn new(channels: &Channels) -> Self {
         let frequencies = channels.sweep.frequencies();
         let n_f = frequencies.len();
         let of_frequency = sub_band_of(n_f, FREQ_BLOCK);
@@ -309,7 +309,7 @@ fn simulate_with(channels: &Channels, sets: &[SourceSet], out: &mut [Complex32],
 }
 
 /// Whether the CPU runs the AVX2 + FMA version of the kernel.
-fn has_fma() -> bool {
+pub(super) fn has_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -463,7 +463,7 @@ fn material_factor(t: &Fields, r: &Fields, lobe: &Lobe) -> Lane {
 
 /// x^n lane-wise by repeated squaring.
 #[inline(always)]
-fn power_whole(mut base: Lane, n: u32) -> Lane {
+pub(super) fn power_whole(mut base: Lane, n: u32) -> Lane {
     let mut result = F32x8::splat(1.0);
     let mut e = n;
     while e > 0 {
@@ -519,7 +519,7 @@ fn sweep_one<const FMA: bool>(
 }
 
 /// The largest number of series terms of a facet integral (r ≤ 8 needs ~30 for 1e-6).
-const MAX_TERMS: usize = 40;
+pub(super) const MAX_TERMS: usize = 40;
 /// The largest phase spread r = max|u_i| (rad) of a facet integral in f32: the series' largest
 /// term, r^r/r! ≈ 400 at r = 8, keeps its rounding error near 3e-5. Facets past it, which the
 /// sampling splits so that only terms with a negligible lobe reach it (docs/physics.md §3.5),

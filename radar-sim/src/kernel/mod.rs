@@ -9,6 +9,7 @@
 
 pub(crate) mod direct;
 pub(crate) mod fast;
+pub(crate) mod fast_adjoint;
 mod lanes;
 
 use nalgebra::{Point3, Vector3};
