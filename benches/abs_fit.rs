@@ -14,7 +14,7 @@ use abs_fit::{
 use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, criterion_group};
 use morphable::builtin::builtin;
-use radar_sim::SurfaceModel;
+use radar_sim::{GradientKernel, SurfaceModel};
 
 fn sample(c: &mut Criterion) {
     let mut group = c.benchmark_group("abs_fit/dataset_sample");
@@ -129,8 +129,9 @@ fn fit_learned(c: &mut Criterion) {
 }
 
 /// One render plus gradient (candle's backward of the image sum) of the differentiable physics
-/// renderer, amplitude-depth, for one drawn face: at the basin example's small imaging
-/// (QAR50 / 6, 8 steps, 12 × 12 images) and at the `tiny` preset's.
+/// renderer, amplitude-depth, for one drawn face, with the fast kernel: at the basin example's
+/// small imaging (QAR50 / 6, 8 steps, 12 × 12 images; also with the exact kernel, for the
+/// ratio) and at the `tiny`, `cpu` and `paper` presets' imaging.
 fn physics_gradient(c: &mut Criterion) {
     let tiny = Preset::Tiny.dataset().expect("preset configs are valid");
     let small = ImagingConfig {
@@ -140,9 +141,16 @@ fn physics_gradient(c: &mut Criterion) {
         pool: 2,
         ..tiny.imaging.clone()
     };
+    let imaging = |preset: Preset| preset.dataset().expect("preset configs are valid").imaging;
     let mut group = c.benchmark_group("abs_fit/physics_gradient");
     group.sample_size(10);
-    for (name, imaging) in [("small", small), ("tiny", tiny.imaging.clone())] {
+    for (name, imaging, kernel) in [
+        ("small-exact", small.clone(), GradientKernel::Exact),
+        ("small", small, GradientKernel::Fast),
+        ("tiny", imaging(Preset::Tiny), GradientKernel::Fast),
+        ("cpu", imaging(Preset::Cpu), GradientKernel::Fast),
+        ("paper", imaging(Preset::Paper), GradientKernel::Fast),
+    ] {
         let layout = tiny.layout;
         let renderer = DifferentiablePhysicsRenderer::new(
             builtin(),
@@ -150,7 +158,8 @@ fn physics_gradient(c: &mut Criterion) {
             imaging,
             InputKind::AmplitudeDepth,
         )
-        .expect("valid imaging");
+        .expect("valid imaging")
+        .with_kernel(kernel);
         let (face, _) = tiny.draw(0);
         let row = Tensor::from_vec(layout.to_vector(&face), (1, layout.len()), &Device::Cpu)
             .expect("one parameter row");

@@ -333,6 +333,15 @@ fn invalid_fits_are_refused() {
             optimise: vec![],
             ..FitConfig::new(layout)
         },
+        FitConfig {
+            loss_pool: 0,
+            ..FitConfig::new(layout)
+        },
+        // 3 does not divide the 16 × 16 images.
+        FitConfig {
+            loss_pool: 3,
+            ..FitConfig::new(layout)
+        },
     ];
     for config in bad {
         let err = fit(&r, &target, &init, &config, &mut NoProgress).unwrap_err();
@@ -603,5 +612,61 @@ fn a_pose_prior_at_the_start_holds_the_pose_back() {
     assert!(
         free > 0.0 && held < 0.8 * free,
         "pose moved {held} with the prior, {free} without"
+    );
+}
+
+/// With a pooled loss the fit's first loss is the mean squared difference of the k × k block
+/// means of the rendered and target images, computed here pixel by pixel.
+#[test]
+fn a_pooled_loss_compares_block_means() {
+    let layout = layout();
+    let r = renderer(layout, &Preset::Tiny.dataset().unwrap().imaging);
+    let (c, h, w) = r.image_shape();
+    let truth = layout.to_vector(&drawn_face(4));
+    let target = r
+        .render(&Tensor::from_vec(truth.clone(), (1, layout.len()), &Device::Cpu).unwrap())
+        .unwrap();
+    let mut start = truth;
+    for j in layout.range(ParamGroup::Shape) {
+        start[j] += 0.5;
+    }
+    let init = Tensor::from_vec(start, (1, layout.len()), &Device::Cpu).unwrap();
+    let rendered: Vec<f32> = r
+        .render(&init)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let wanted: Vec<f32> = target.flatten_all().unwrap().to_vec1().unwrap();
+    let k = 4;
+    let block = |image: &[f32], ch: usize, by: usize, bx: usize| -> f64 {
+        let mut sum = 0.0;
+        for y in by * k..(by + 1) * k {
+            for x in bx * k..(bx + 1) * k {
+                sum += f64::from(image[(ch * h + y) * w + x]);
+            }
+        }
+        sum / (k * k) as f64
+    };
+    let mut squared = 0.0;
+    for ch in 0..c {
+        for by in 0..h / k {
+            for bx in 0..w / k {
+                squared += (block(&rendered, ch, by, bx) - block(&wanted, ch, by, bx)).powi(2);
+            }
+        }
+    }
+    let expected = squared / (c * (h / k) * (w / k)) as f64;
+    let config = FitConfig {
+        steps: 1,
+        loss_pool: k,
+        ..FitConfig::new(layout)
+    };
+    let result = fit(&r, &target, &init, &config, &mut NoProgress).unwrap();
+    let first = f64::from(result.losses[0]);
+    assert!(
+        expected > 0.0 && (first - expected).abs() <= 1e-5 * expected,
+        "{first} vs {expected}"
     );
 }

@@ -4,13 +4,15 @@
 //! weights), `keep_best` and `fit_pose = false`, each compared face by face with the unfitted estimate (paired bootstrap
 //! intervals of point distance, translation and rotation L2; faces improved).
 //!
-//! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS]`
-//! (`FIT_VARIANTS_FROM=K` skips the first K variants)
-//! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu)
+//! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS] [RENDERER]`
+//! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
+//! default, or `physics`, the differentiable physics renderer with the fast kernel, against
+//! the dataset's images with their own surface seeds; `FIT_VARIANTS_ONLY=i,j,…` runs only
+//! those variants, numbered from 0 in the order of the table)
 
 use std::path::PathBuf;
 
-use abs_fit::dataset::Dataset;
+use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::{Bootstrap, Cell, FaceErrors, Validation, paired_difference};
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::{LearnedRenderer, NoProgress, PriorCentre, TrainedEncoder};
@@ -26,6 +28,11 @@ fn main() -> Result<(), Error> {
     );
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
+    let physics = match args.next().as_deref() {
+        None | Some("learned") => false,
+        Some("physics") => true,
+        Some(other) => return Err(format!("unknown renderer {other}: learned or physics").into()),
+    };
     let dataset = Dataset::open(&run.join("dataset"))?;
     let model = morphable::builtin::builtin().model();
     let rows: Vec<usize> = dataset.validation_rows().into_iter().take(faces).collect();
@@ -33,15 +40,20 @@ fn main() -> Result<(), Error> {
     let device = Device::Cpu;
     let networks = run.join("networks");
     let encoder = TrainedEncoder::load(&networks.join("autoencoder-amplitude-depth"), &device)?;
-    let renderer = LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
-    let target = FitTarget::learned(renderer);
+    let target = if physics {
+        FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth)?
+    } else {
+        let renderer = LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
+        FitTarget::learned(renderer)
+    };
     let start = validation.encoder_row(&encoder, 64)?;
     let bootstrap = Bootstrap::default();
     println!(
-        "{} validation faces of {}, {steps} Adam steps through the learned amplitude-depth \
+        "{} validation faces of {}, {steps} Adam steps through the {} amplitude-depth \
          renderer from the amplitude-depth autoencoder; fit − start, 95 % paired intervals",
         validation.rows().len(),
-        run.display()
+        run.display(),
+        if physics { "physics" } else { "learned" }
     );
     println!(
         "| fit | point distance (mm) | change | translation L2 change | rotation L2 change | \
@@ -104,9 +116,35 @@ fn main() -> Result<(), Error> {
                 ..start_prior
             },
         ),
+        (
+            "prior at the start on the pose too, 2 × 2 pooled loss",
+            FitSettings {
+                pose_prior: true,
+                loss_pool: 2,
+                ..start_prior
+            },
+        ),
+        (
+            "prior at the start on the pose too, 4 × 4 pooled loss",
+            FitSettings {
+                pose_prior: true,
+                loss_pool: 4,
+                ..start_prior
+            },
+        ),
     ];
-    let skip: usize = std::env::var("FIT_VARIANTS_FROM").map_or(Ok(0), |v| v.parse())?;
-    for (name, settings) in variants.into_iter().skip(skip) {
+    let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
+        Ok(list) => Some(
+            list.split(',')
+                .map(|i| i.trim().parse())
+                .collect::<Result<_, _>>()?,
+        ),
+        Err(_) => None,
+    };
+    let chosen = (variants.into_iter().enumerate())
+        .filter(|(i, _)| only.as_ref().is_none_or(|only| only.contains(i)));
+    for (_, (name, settings)) in chosen {
+        let time = std::time::Instant::now();
         let fitted: FaceErrors = validation
             .fit_row(name, &encoder, &target, &settings, 64, &mut NoProgress)?
             .errors;
@@ -129,6 +167,7 @@ fn main() -> Result<(), Error> {
             change(Cell::Rotation)?,
             fitted.n_faces()
         );
+        eprintln!("{name}: {:.0} s", time.elapsed().as_secs_f64());
     }
     Ok(())
 }

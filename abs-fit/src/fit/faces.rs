@@ -58,9 +58,9 @@ impl<'a> FitTarget<'a> {
 
 impl<'a> FitTarget<'a> {
     /// The differentiable physics renderer of `model` with `dataset`'s imaging, rendering
-    /// `kind` images compared with the dataset's at the evaluation range (20 dB). Exact and
-    /// slow (the direct sum, docs/physics.md §3.6): minutes per step at the `cpu` preset's
-    /// imaging.
+    /// `kind` images compared with the dataset's at the evaluation range (20 dB), with the fast
+    /// kernel and its f32 adjoint (docs/physics.md §3.6). The renderer's surface seed is not the
+    /// dataset's: the fit cannot match the target's speckle, only the face.
     pub fn physics<M: LinearMorphableModel + 'a>(
         model: M,
         dataset: &Dataset,
@@ -97,6 +97,8 @@ pub struct FitSettings {
     pub fit_pose: bool,
     /// Whether the prior covers the pose too ([`FitConfig::pose_prior`]).
     pub pose_prior: bool,
+    /// k of the loss's k × k average pooling ([`FitConfig::loss_pool`]).
+    pub loss_pool: usize,
 }
 
 impl FitSettings {
@@ -118,6 +120,7 @@ impl FitSettings {
             keep_best: false,
             fit_pose: true,
             pose_prior: false,
+            loss_pool: 1,
         }
     }
 }
@@ -211,6 +214,7 @@ pub fn fit_faces(
         prior_centre: settings.prior_centre,
         keep_best: settings.keep_best,
         pose_prior: settings.pose_prior,
+        loss_pool: settings.loss_pool,
         ignore_empty_target: target.ignore_empty_target,
         optimise: if settings.fit_pose {
             vec![

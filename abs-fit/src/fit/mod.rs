@@ -54,6 +54,10 @@ pub struct FitConfig {
     /// Extend the prior to the translation and rotation columns (scaled units), with the same
     /// weight and centre: with [`PriorCentre::Start`], a pull back toward the initial pose.
     pub pose_prior: bool,
+    /// Compare the images after k × k average pooling (1: as rendered). Pooling averages the
+    /// target's speckle, which no parameter controls, over k² pixels before the comparison;
+    /// H and W must be multiples of k.
+    pub loss_pool: usize,
 }
 
 /// Where the Gaussian prior on the coefficients is centred.
@@ -80,6 +84,7 @@ impl FitConfig {
             prior_centre: PriorCentre::Mean,
             keep_best: false,
             pose_prior: false,
+            loss_pool: 1,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -118,6 +123,12 @@ impl FitConfig {
             return Err(AbsFitError::config(
                 "fit groups",
                 "no parameter group to optimise",
+            ));
+        }
+        if self.loss_pool == 0 {
+            return Err(AbsFitError::config(
+                "fit loss pooling",
+                "must be at least 1",
             ));
         }
         Ok(())
@@ -163,7 +174,24 @@ pub fn fit(
     let (b, _) = check_inputs(renderer, target, init, &config.layout)?;
     let dtype = init.dtype();
     let device = init.device();
-    let target = target.to_dtype(dtype)?.to_device(device)?;
+    let pool = |images: Tensor| -> Result<Tensor> {
+        Ok(match config.loss_pool {
+            1 => images,
+            k => images.avg_pool2d(k)?,
+        })
+    };
+    let (_, _, h, w) = target.dims4()?;
+    if h % config.loss_pool != 0 || w % config.loss_pool != 0 {
+        return Err(AbsFitError::config(
+            "fit loss pooling",
+            format!(
+                "{0} × {0} pooling needs images whose sides are multiples of {0}; these are \
+                 {h} × {w}",
+                config.loss_pool
+            ),
+        ));
+    }
+    let target = pool(target.to_dtype(dtype)?.to_device(device)?)?;
     let (mask, coefficient_mask) = column_masks(config, device, dtype)?;
     let params = Var::from_tensor(&init.copy()?)?;
     let mut optimiser = AdamW::new(
@@ -185,10 +213,12 @@ pub fn fit(
     };
     // The total loss and each row's (B): image loss plus prior.
     let loss_of = |params: &Tensor| -> Result<(Tensor, Tensor)> {
-        let images = renderer
-            .render(params)?
-            .to_device(device)?
-            .to_dtype(dtype)?;
+        let images = pool(
+            renderer
+                .render(params)?
+                .to_device(device)?
+                .to_dtype(dtype)?,
+        )?;
         let squared = (images - &target)?.sqr()?;
         let (mut loss, mut rows) = match &pixel_weights {
             Some((w, kept, kept_rows)) => {

@@ -2,23 +2,24 @@
 //! parameter column (docs/physics.md §3.6 and §4.5).
 //!
 //! Forward, per row: coefficients → vertices (linear) → pose → the converged model's facets and
-//! diffuse cells → the noise-free signal (the fast kernel's model summed term by term in `f64`,
-//! [`Simulator::clean_signal`]) → the back-projection at the
-//! voxels the images read → level (dB) and depth → the input channels (amplitude
-//! clip((L + D)/D, 0, 1), normalised depth where L ≥ −D). Which voxels the images read, and every
-//! discrete choice of the simulation (visibility, culls, facet splits, diffuse cells), are
-//! recorded from one pass ([`RenderChoices`]) and held: the images are then smooth in the
-//! parameters, and the backward pass is their exact gradient (the subgradient of the maxima
-//! and clamps). Between fitting steps the choices are recorded again.
+//! diffuse cells → the noise-free signal (the fast kernel by default, or its model summed term
+//! by term in `f64`, [`Simulator::clean_signal`]: [`DifferentiablePhysicsRenderer::with_kernel`])
+//! → the back-projection at the voxels the images read → level (dB) and depth → the input
+//! channels (amplitude clip((L + D)/D, 0, 1), normalised depth where L ≥ −D). Which voxels the
+//! images read, and every discrete choice of the simulation (visibility, culls, facet splits,
+//! diffuse cells), are recorded from one pass ([`RenderChoices`]) and held: the images are then
+//! smooth in the parameters, and the backward pass is their exact gradient (the subgradient of
+//! the maxima and clamps). Between fitting steps the choices are recorded again.
 //!
 //! Backward: channel gradients → level and depth gradients → voxel cotangents
 //! ([`ImageTape::backward`]) → signal cotangent ([`SparseProjection::adjoint`]) → vertex,
-//! material and antenna gradients ([`Simulator::gradient`]) → the scaled columns through the
-//! pose and the linear model. D's column gets ∂A/∂D = −L/D² on unclipped amplitude pixels.
+//! material and antenna gradients ([`Simulator::gradient_with`]: the fast kernel's f32 adjoint,
+//! or the exact one) → the scaled columns through the pose and the linear model. D's column
+//! gets ∂A/∂D = −L/D² on unclipped amplitude pixels.
 //!
-//! Exact and slow: the term-by-term sum costs O(N_t·N_r·N_f·N_sources) (0.46 s per render and
-//! gradient at QAR50/6, 8 steps, 12 × 12 images; 4.5 s at the `tiny` preset's imaging), so
-//! this renderer suits small imaging and checks; a fast kernel is the next step.
+//! Cost (docs/physics.md §3.6): with the fast kernel, one render plus gradient at the `cpu`
+//! preset's imaging takes well under a second on two cores; the exact kernel costs
+//! O(N_t·N_r·N_f·N_sources) scalar `f64` terms, about twenty times more, and serves checks.
 
 use std::sync::{Arc, Mutex};
 

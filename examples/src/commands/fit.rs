@@ -101,6 +101,9 @@ pub struct Args {
     /// encoder's pose).
     #[arg(long)]
     pose_prior: bool,
+    /// Compare images after K × K average pooling (averages the target's speckle; 1: none).
+    #[arg(long, default_value_t = 1)]
+    loss_pool: usize,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -147,6 +150,7 @@ pub fn run(args: Args) -> CliResult {
         keep_best: args.keep_best,
         fit_pose: !args.keep_pose,
         pose_prior: args.pose_prior,
+        loss_pool: args.loss_pool,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
