@@ -132,6 +132,28 @@ fn main() -> Result<(), Error> {
                 ..start_prior
             },
         ),
+        (
+            "prior at the mean, pose kept",
+            FitSettings {
+                fit_pose: false,
+                ..base
+            },
+        ),
+        (
+            "prior at the mean, 2 × 2 pooled loss",
+            FitSettings {
+                loss_pool: 2,
+                ..base
+            },
+        ),
+        (
+            "prior at the mean, pose kept, 2 × 2 pooled loss",
+            FitSettings {
+                fit_pose: false,
+                loss_pool: 2,
+                ..base
+            },
+        ),
     ];
     let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
         Ok(list) => Some(

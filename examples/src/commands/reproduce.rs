@@ -14,7 +14,7 @@
 //! | preset  | networks (facenet) | pose network | encoder epochs | decoder epochs | autoencoder epochs | batch   | encoder rate   | fit steps | larger cosine study |
 //! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|--------------------:|
 //! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        | 10 × 5              |
-//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 20 × 5              |
+//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 40 × 5              |
 //! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       | 100 × 5             |
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
@@ -28,8 +28,7 @@
 //! Test-time fits run with `radar-face fit`'s defaults: Adam rate 0.02 and a Gaussian prior of
 //! weight 0.001 on the coefficients. The larger cosine study (shapes × the figure's 5
 //! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
-//! to 20 shapes (200 images, about a minute less than 40 shapes: `quick` with 40 took 10 min
-//! 28 s idle with the converged model, over its 10 minutes).
+//! to 40 shapes (400 images).
 //!
 //! # Output
 //!
@@ -149,7 +148,8 @@ pub struct Budget {
     pub device: ComputeDevice,
     /// Shape classes of the larger cosine study (× the figure's expressions, both poses).
     /// With the converged forward model `quick` takes 10 min 17 s to 10 min 36 s whether this
-    /// is 40, 20 or 10 (idle runs, 2026-12-04): the study is not what puts it over 10 minutes.
+    /// is 40, 20 or 10 (idle runs, 2026-12-04; with 20 again on 2026-12-04, 11 min 0 s, its
+    /// generation alone 6 min 22 s): the study is not what puts it over 10 minutes.
     pub study_large_shapes: usize,
 }
 
@@ -165,7 +165,7 @@ impl Budget {
             };
         let study_large_shapes = match preset {
             Preset::Tiny => 10,
-            Preset::Quick => 20,
+            Preset::Quick => 40,
             Preset::Cpu | Preset::Paper => 100,
         };
         let (encoder_learning_rate, pose_network) = match preset {
