@@ -437,11 +437,31 @@ fn reproduce_tiny_writes_every_result() {
         "3",
         "--study-expressions",
         "2",
+        "--physics-fit-steps",
+        "3",
         "--out",
         s(&out),
     ];
     ok(&radar_face(&args));
     let results = out.join("results");
+    // tiny fits its first two validation faces through the physics, in a table of their own.
+    let physics = std::fs::read_to_string(results.join("table1-physics-fit.md")).unwrap();
+    for name in [
+        abs_fit::evaluate::MEAN_BASELINE,
+        "Encoder (Amp.-Depth)",
+        "Autoencoder (Amp.-Depth)",
+        "Autoencoder (Amp.-Depth) + fitting (physics)",
+    ] {
+        assert!(
+            physics.contains(&format!("| {name} | measured |")),
+            "{physics}"
+        );
+    }
+    let physics = std::fs::read_to_string(results.join("findings-physics-fit.md")).unwrap();
+    assert!(
+        physics.contains("fitting through the physics helps"),
+        "{physics}"
+    );
     let table = std::fs::read_to_string(results.join("table1.md")).unwrap();
     for name in [
         abs_fit::evaluate::MEAN_BASELINE,

@@ -110,6 +110,19 @@ impl FitSettings {
     /// outweighs the image and returns the Mean face).
     pub const DEFAULT_PRIOR: f64 = 1e-3;
 
+    /// Fits through the differentiable physics renderer: the default learning rate and prior,
+    /// the pose kept at the start's. On 16 validation faces of the `cpu` preset (25 steps from
+    /// the amplitude-depth autoencoder, docs/results/fit-variants-physics-cpu.md) this and the
+    /// default both lowered point distance by about 0.25–0.28 mm, but the default moved the
+    /// translation away (+0.016 L2, interval above zero); a prior at the start, a 2 × 2 pooled
+    /// loss and λ = 0.01 all lowered it less.
+    pub fn physics(steps: usize) -> Self {
+        Self {
+            fit_pose: false,
+            ..Self::new(steps)
+        }
+    }
+
     /// `steps` steps at the default learning rate and prior.
     pub fn new(steps: usize) -> Self {
         Self {

@@ -30,13 +30,19 @@
 //! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
 //! to 40 shapes (400 images).
 //!
+//! Fits through the differentiable physics renderer (`FitSettings::physics`) cost about 0.7 s
+//! per face and step at `cpu` imaging, beyond the CPU presets' budgets: they run on the first
+//! `--physics-fit-faces` validation faces (default 2 at `tiny`, 0 elsewhere) in a table of
+//! their own, beside the encoder and autoencoder on the same faces.
+//!
 //! # Output
 //!
 //! `--out` (default `out/reproduce/PRESET`) holds `dataset/`, `networks/{encoder,decoder,
 //! autoencoder}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md` and
 //! `table1.csv` (every cell with its 95 % bootstrap interval, the paper's rows and the note on
 //! its pose protocol), `findings.md` and `findings.csv` (the paired comparisons behind the
-//! README's statements), `cosine_{shape,expression}_{sampled,neutral}_pose[_large].{png,csv}`
+//! README's statements), with physics fits `table1-physics-fit.{md,csv}` and
+//! `findings-physics-fit.md`, `cosine_{shape,expression}_{sampled,neutral}_pose[_large].{png,csv}`
 //! (the paper-sized figure and the larger study), `cosine.md`, `runtimes.md` and
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
 //! of the true, starting and fitted meshes, the last two coloured by error).
@@ -117,6 +123,15 @@ pub struct Args {
     /// the preset's budget; at least --study-shapes).
     #[arg(long)]
     study_large_shapes: Option<usize>,
+    /// Validation faces whose amplitude-depth autoencoder estimate is refined through the
+    /// differentiable physics renderer, in `table1-physics-fit.md` beside the encoder and the
+    /// autoencoder on the same faces (default: the preset's budget; about 0.7 s per face and
+    /// step at `cpu` imaging on two cores).
+    #[arg(long)]
+    physics_fit_faces: Option<usize>,
+    /// Optimiser steps of the physics fits.
+    #[arg(long, default_value_t = 25)]
+    physics_fit_steps: usize,
 }
 
 /// The training and fitting effort of a preset (the table in the [module docs](self)).
@@ -146,6 +161,8 @@ pub struct Budget {
     pub pose_network: PoseNetwork,
     /// Where the networks train: the CPU unless `--device` says otherwise.
     pub device: ComputeDevice,
+    /// Validation faces refined through the differentiable physics renderer (`--physics-fit-faces`).
+    pub physics_fit_faces: usize,
     /// Shape classes of the larger cosine study (× the figure's expressions, both poses).
     /// With the converged forward model `quick` takes 10 min 17 s to 10 min 36 s whether this
     /// is 40, 20 or 10 (idle runs, 2026-12-04; with 20 again on 2026-12-04, 11 min 0 s, its
@@ -168,6 +185,12 @@ impl Budget {
             Preset::Quick => 40,
             Preset::Cpu | Preset::Paper => 100,
         };
+        // The physics fits cost ~0.7 s per face and step at `cpu` imaging: beyond the CPU
+        // presets' time budgets, so they are opt-in there; `tiny` runs two faces as a check.
+        let physics_fit_faces = match preset {
+            Preset::Tiny => 2,
+            Preset::Quick | Preset::Cpu | Preset::Paper => 0,
+        };
         let (encoder_learning_rate, pose_network) = match preset {
             Preset::Paper => (LearningRate::PAPER_ENCODER, PoseNetwork::AlexNet),
             _ => (LearningRate::constant(1e-3), PoseNetwork::ResNet),
@@ -183,6 +206,7 @@ impl Budget {
             pose_network,
             device: ComputeDevice::Cpu,
             study_large_shapes,
+            physics_fit_faces,
         }
     }
 
@@ -282,7 +306,19 @@ pub fn run(args: Args) -> CliResult {
 
     let results = create_dir(&out.join("results"))?;
     let fit_steps = args.fit_steps.unwrap_or(budget.fit_steps);
-    let fit_seconds = table1(&dataset, &model, &networks, fit_steps, args.faces, &results)?;
+    let mut fit_seconds = table1(&dataset, &model, &networks, fit_steps, args.faces, &results)?;
+    let physics_faces = args.physics_fit_faces.unwrap_or(budget.physics_fit_faces);
+    if physics_faces > 0 {
+        let settings = FitSettings::physics(args.physics_fit_steps);
+        fit_seconds.push(physics_fit_table(
+            &dataset,
+            &model,
+            &networks,
+            (physics_faces, &settings),
+            args.faces,
+            &results,
+        )?);
+    }
     study(&dataset, &model, &networks, &args, large_shapes, &results)?;
     runtimes(&dataset, &model, &networks, &fit_seconds, &results)?;
     println!(
@@ -442,9 +478,87 @@ fn table1(
     Ok(times)
 }
 
-/// The fit rows' renderer names: "… + fitting (learned renderer)", "… (depth raster)".
+/// The amplitude-depth autoencoder's estimates of the first `faces` validation faces refined
+/// through the differentiable physics renderer with `settings`, beside the Mean baseline, the
+/// encoder and the autoencoder on the same faces: `table1-physics-fit.md` and `.csv`, the
+/// paired fit − autoencoder differences in `findings-physics-fit.md`, and the first `pictures`
+/// fitted faces under `faces/autoencoder-amplitude-depth-physics`. Returns the fit's run time.
+fn physics_fit_table(
+    dataset: &Dataset,
+    model: &PcaModel,
+    networks: &[Networks],
+    (faces, settings): (usize, &FitSettings),
+    pictures: usize,
+    results: &Path,
+) -> CliResult<FitTime> {
+    let net = networks_of(networks, InputKind::AmplitudeDepth)?;
+    let rows: Vec<usize> = dataset.validation_rows().into_iter().take(faces).collect();
+    let validation = Validation::with_rows(dataset, model, rows)?;
+    let device = Device::Cpu;
+    let batch = validation.rows().len().min(64);
+    let encoder = TrainedEncoder::load(&net.encoder, &device)?;
+    let autoencoder = TrainedEncoder::load(&net.autoencoder, &device)?;
+    let mut scores: Vec<FaceErrors> = (validation.baselines()?.into_iter())
+        .filter(|s| s.method == MEAN_BASELINE)
+        .collect();
+    scores.push(validation.encoder_row(&encoder, batch)?);
+    scores.push(validation.encoder_row(&autoencoder, batch)?);
+    let target = FitTarget::physics(model, dataset, InputKind::AmplitudeDepth)?;
+    let name = format!("{} + fitting ({PHYSICS_FIT})", autoencoder.method_name());
+    let mut bar = Bar::new("steps");
+    bar.message(&format!(
+        "fitting {} faces through the physics",
+        validation.rows().len()
+    ));
+    let outcome = validation.fit_row(&name, &autoencoder, &target, settings, batch, &mut bar)?;
+    if pictures > 0 {
+        let dir = results
+            .join("faces")
+            .join("autoencoder-amplitude-depth-physics");
+        write_faces(&outcome.faces.first(pictures), dataset, model, &dir)?;
+    }
+    let time = outcome.time();
+    scores.push(outcome.errors);
+    let bootstrap = Bootstrap::default();
+    let table = abs_fit::evaluate::table1(&scores, &bootstrap)?;
+    let options = TableOptions {
+        layout: Some(dataset.manifest().layout),
+        ..TableOptions::default()
+    };
+    let (md, csv) = (
+        results.join("table1-physics-fit.md"),
+        results.join("table1-physics-fit.csv"),
+    );
+    write_table(&table, &md, &csv, &options)?;
+    let (fitted, start) = (&scores[scores.len() - 1], &scores[scores.len() - 2]);
+    let findings: Vec<Finding> = [Cell::PointDistance, Cell::Translation, Cell::Rotation]
+        .into_iter()
+        .map(|cell| {
+            Ok(Finding {
+                claim: "fitting through the physics helps".into(),
+                difference: paired_difference(fitted, start, cell, &bootstrap)?,
+            })
+        })
+        .collect::<CliResult<_>>()?;
+    let findings_md = findings_markdown(&findings, validation.rows().len());
+    morphable::export::atomic_write(
+        &results.join("findings-physics-fit.md"),
+        findings_md.as_bytes(),
+    )?;
+    println!(
+        "\nTable 1 on the first {} validation faces, with the physics fit ({} steps)\n\n{}\n{findings_md}",
+        validation.rows().len(),
+        settings.steps,
+        markdown_table(&table, &options)
+    );
+    Ok(time)
+}
+
+/// The fit rows' renderer names: "… + fitting (learned renderer)", "… (depth raster)",
+/// "… (physics)".
 const LEARNED_FIT: &str = "learned renderer";
 const RASTER_FIT: &str = "depth raster";
+const PHYSICS_FIT: &str = "physics";
 
 /// The paired comparisons behind the README's statements, among the `scores` that exist: every
 /// network against the Mean baseline (point distance), depth and amplitude-depth input against
