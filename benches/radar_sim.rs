@@ -12,6 +12,11 @@
 //!   methods on equal work. The direct sum of the full problem is this figure scaled by the
 //!   work (channels × steps), which the bench prints.
 //!
+//! - `radar_sim/gradient/{fast,exact}/{16,48}`: the gradient of a loss of the clean signal by
+//!   the scene (docs/physics.md §3.6) for a fixed cotangent, converged model, every second
+//!   element: the f32 adjoint at 16 and 48 steps (the `tiny` and `cpu` sweeps) and the exact
+//!   f64 one at 16 steps, for the ratio.
+//!
 //! Throughput is in complex terms (tx, rx, frequency, hit) per second. Run with
 //! `cargo bench -p radar-face-benches -- radar_sim`.
 
@@ -19,9 +24,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group};
 use morphable::{MorphableModel, Placement, Pose};
+use num_complex::Complex64;
 use radar_sim::{
-    ArrayGeometry, CustomArray, FrequencySweep, Qar50, Scene, SimulationConfig, Simulator,
-    SumMethod, Surface,
+    ArrayGeometry, CustomArray, FrequencySweep, GradientKernel, Qar50, Scene, SimulationConfig,
+    Simulator, SumMethod, Surface,
 };
 
 /// The built-in mean face in front of the array.
@@ -113,4 +119,40 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The scene gradient's two kernels (see the module documentation).
+fn gradient(c: &mut Criterion) {
+    let scene = mean_face();
+    let array = CustomArray::decimated(&Qar50::new(), 2).expect("decimated");
+    let mut group = c.benchmark_group("radar_sim/gradient");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (kernel, steps) in [
+        (GradientKernel::Fast, 16),
+        (GradientKernel::Exact, 16),
+        (GradientKernel::Fast, 48),
+    ] {
+        let sweep = FrequencySweep::new(72e9, 82e9, steps).expect("valid sweep");
+        let simulator =
+            Simulator::new(&array, sweep, SimulationConfig::default()).expect("valid settings");
+        let sample = simulator.sample(&scene).expect("sampled");
+        let n = array.n_channels() * steps;
+        let cotangent: Vec<Complex64> = (0..n)
+            .map(|i| Complex64::from_polar(1.0, 0.7 * i as f64))
+            .collect();
+        let name = if kernel == GradientKernel::Fast {
+            "fast"
+        } else {
+            "exact"
+        };
+        group.bench_function(BenchmarkId::new(name, steps), |b| {
+            b.iter(|| {
+                (simulator.gradient_with(kernel, &scene, &sample, &cotangent)).expect("gradient")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, gradient);
