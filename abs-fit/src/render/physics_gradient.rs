@@ -19,7 +19,8 @@
 //!
 //! Cost (docs/physics.md §3.6): with the fast kernel, one render plus gradient at the `cpu`
 //! preset's imaging takes well under a second on two cores; the exact kernel costs
-//! O(N_t·N_r·N_f·N_sources) scalar `f64` terms, about twenty times more, and serves checks.
+//! O(N_t·N_r·N_f·N_sources) scalar `f64` terms, 5× (small imaging) to ~20× (`cpu` imaging)
+//! more, and serves checks.
 
 use std::sync::{Arc, Mutex};
 
