@@ -58,15 +58,15 @@ pub enum GradientKernel {
 }
 
 /// An element seen from a source, with the pattern's derivatives.
-struct View {
-    distance: f64,
+pub(crate) struct View {
+    pub distance: f64,
     /// Unit vector from the source toward the element.
-    direction: Vector3<f64>,
+    pub direction: Vector3<f64>,
     /// [g, ∂g/∂cos θ, ∂g/∂s] with cos θ = −direction.z.
-    gain: [f64; 3],
+    pub gain: [f64; 3],
 }
 
-fn view(channels: &Channels, element: &Point3<f64>, source: &Point3<f64>) -> View {
+pub(crate) fn view(channels: &Channels, element: &Point3<f64>, source: &Point3<f64>) -> View {
     let to_element = element - source;
     let distance = to_element.norm();
     let direction = to_element / distance;

@@ -535,21 +535,10 @@ pub(crate) const MAX_PHASE_SPREAD: f32 = 8.0;
 /// s·|u_i|. Lanes with r > [`MAX_PHASE_SPREAD`] get F = 0.
 #[inline(always)]
 fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, kept: usize, bands: &Bands, b: &mut Block) {
-    let k = F32x8::splat(bands.k_centre);
-    let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
     let g = &mut b.series;
     for (facet, &i) in b.facet.iter_mut().zip(&b.active[..kept]) {
-        let (t, r) = (&tx[i], &rx[i]);
-        let u0 = k * (t[B0] + r[B0]);
-        let u1 = k * (t[B1] + r[B1]);
-        let u2 = -(u0 + u1);
-        let e2 = u0 * u1 + (u0 + u1) * u2;
-        let e3 = u0 * u1 * u2;
-        // Per lane r = s_max·max|u_i|; lanes past MAX_PHASE_SPREAD are left out (F = 0).
-        let spread =
-            u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
-        let keep = spread.map(|r| if r <= MAX_PHASE_SPREAD { 1.0 } else { 0.0 });
-        let largest = (0..LANES).fold(0.0f32, |m, l| m.max(spread.0[l] * keep.0[l]));
+        let phases = CornerPhases::of(&tx[i], &rx[i], bands);
+        let (e2, e3) = (phases.e2, phases.e3);
         g[0] = F32x8::splat(1.0);
         let (mut terms, mut bound) = (1, 1.0f32);
         for m in 1..MAX_TERMS {
@@ -561,25 +550,65 @@ fn prepare_facets<const FMA: bool>(tx: Row, rx: Row, kept: usize, bands: &Bands,
             }
             g[m] = next;
             terms = m + 1;
-            bound *= largest / mf;
+            bound *= phases.largest / mf;
             if m > 3 && bound < 1e-4 {
                 break;
             }
         }
         for (out, &s) in facet.iter_mut().zip(&bands.scale) {
-            // Horner in z = j·s: (a + jb)·(js) = −b·s + j·a·s.
-            let s = F32x8::splat(s);
-            let (mut re, mut im) = (g[terms - 1], F32x8::default());
-            for &coefficient in g[..terms - 1].iter().rev() {
-                let next_re = (-im).mul_add::<FMA>(s, coefficient);
-                im = re * s;
-                re = next_re;
-            }
-            *out = C32x8 {
-                re: re * keep,
-                im: im * keep,
-            };
+            *out = horner_js::<FMA>(&g[..terms], s, phases.keep);
         }
+    }
+}
+
+/// A facet pair's corner phases u_0, u_1 (u_2 = −u_0 − u_1) at k_c, their symmetric functions
+/// e_2 and e_3, which lanes the series keeps (1) or leaves out (0: spread past
+/// [`MAX_PHASE_SPREAD`]), and the largest kept spread r = s_max·max|u_i|, which sets the
+/// number of terms.
+pub(super) struct CornerPhases {
+    pub u: [Lane; 2],
+    pub e2: Lane,
+    pub e3: Lane,
+    pub keep: Lane,
+    pub largest: f32,
+}
+
+impl CornerPhases {
+    /// u_i = k_c·(ω_t·ρ_i + ω_r·ρ_i) from the tables' B fields of one TX and one RX chunk.
+    #[inline(always)]
+    pub fn of(t: &Fields, r: &Fields, bands: &Bands) -> Self {
+        let k = F32x8::splat(bands.k_centre);
+        let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
+        let u0 = k * (t[B0] + r[B0]);
+        let u1 = k * (t[B1] + r[B1]);
+        let u2 = -(u0 + u1);
+        let spread =
+            u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
+        let keep = spread.map(|r| if r <= MAX_PHASE_SPREAD { 1.0 } else { 0.0 });
+        Self {
+            u: [u0, u1],
+            e2: u0 * u1 + (u0 + u1) * u2,
+            e3: u0 * u1 * u2,
+            keep,
+            largest: (0..LANES).fold(0.0f32, |m, l| m.max(spread.0[l] * keep.0[l])),
+        }
+    }
+}
+
+/// Σ_m c_m·(j·s)^m by Horner's rule in z = j·s ((a + jb)·(js) = −b·s + j·a·s), times `keep`.
+#[inline(always)]
+pub(super) fn horner_js<const FMA: bool>(coefficients: &[Lane], s: f32, keep: Lane) -> C32x8 {
+    let s = F32x8::splat(s);
+    let (last, rest) = coefficients.split_last().expect("at least one series term");
+    let (mut re, mut im) = (*last, F32x8::default());
+    for &c in rest.iter().rev() {
+        let next_re = (-im).mul_add::<FMA>(s, c);
+        im = re * s;
+        re = next_re;
+    }
+    C32x8 {
+        re: re * keep,
+        im: im * keep,
     }
 }
 

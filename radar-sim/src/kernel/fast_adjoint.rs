@@ -20,13 +20,14 @@ use nalgebra::{Point3, Vector3};
 use num_complex::{Complex32, Complex64};
 use rayon::prelude::*;
 
+use super::direct::wavenumbers;
 use super::fast::{
-    B0, B1, Bands, CHUNKS, COS, Exponent, FREQ_BLOCK, Fields, GAIN, Lane, Lobe, MAX_PHASE_SPREAD,
-    MAX_TERMS, P0_IM, P0_RE, STEP_IM, STEP_RE, SideTable, WX, WY, WZ, power_whole,
+    Bands, CHUNKS, COS, CornerPhases, Exponent, FREQ_BLOCK, Fields, GAIN, Lane, Lobe, MAX_TERMS,
+    P0_IM, P0_RE, STEP_IM, STEP_RE, SideTable, WX, WY, WZ, horner_js, power_whole,
 };
 use super::lanes::{C32x8, F32x8, LANES};
 use super::{Channels, Reflectance, SUB_BANDS, Source, sub_band_of};
-use crate::gradient::SourceCotangent;
+use crate::gradient::{SourceCotangent, view};
 
 /// Per-side cotangents, summed over the partners, per (element, chunk of sources): of the
 /// table's GAIN, of n·ω (through cos θ_H), of the path, of ω·ρ_0 and ω·ρ_1, of ω through the
@@ -102,21 +103,17 @@ pub(crate) fn adjoint(
             [c, c * (i % n_f) as f32]
         })
         .collect();
-    let per_hz = std::f64::consts::TAU / crate::SPEED_OF_LIGHT;
-    let (k0, dk) = (
-        (channels.sweep.start_hz() * per_hz) as f32,
-        (channels.sweep.step_hz() * per_hz) as f32,
-    );
+    let (k0, dk) = wavenumbers(channels);
     let kernel = Kernel {
         channels,
         tx: &tx,
         rx: &rx,
         lobe,
-        floor: reflectance.lobe_floor as f32,
+        reflectance: *reflectance,
         bands: bands.as_ref(),
         band_of: &band_of,
         weights: &weights,
-        k: (k0, dk),
+        k: (k0 as f32, dk as f32),
     };
     let blocks: Vec<(Vec<Bars>, Vec<Bars>)> = (0..tx.n_chunks.div_ceil(CHUNKS))
         .into_par_iter()
@@ -154,11 +151,9 @@ fn side_adjoint(
     bar: &dyn Fn(usize) -> f64,
     out: &mut SourceCotangent,
 ) {
-    let to_element = element - s.position;
-    let d = to_element.norm();
-    let omega = to_element / d;
-    let [gain, d_gain_cos, d_gain_size] =
-        (channels.pattern).gain_derivatives(-omega.z, channels.sweep.centre_wavelength());
+    let v = view(channels, element, &s.position);
+    let (d, omega) = (v.distance, v.direction);
+    let [gain, d_gain_cos, d_gain_size] = v.gain;
     let cos = s.normal.map_or(0.0, |n| n.dot(&omega));
     let facing = if s.normal.is_some() {
         cos.max(0.0)
@@ -202,7 +197,8 @@ struct Kernel<'a> {
     tx: &'a SideTable,
     rx: &'a SideTable,
     lobe: Lobe,
-    floor: f32,
+    /// For its lobe window ([`Reflectance::windowed`]).
+    reflectance: Reflectance,
     bands: Option<&'a Bands>,
     band_of: &'a [usize],
     weights: &'a [[Complex32; 2]],
@@ -290,7 +286,7 @@ impl Kernel<'_> {
                     Exponent::Whole(n) => (power_whole(cos_sq, n / 2) * cos_h, n as f32),
                     Exponent::Real(e) => (cos_sq.map(|x| x.powf(e / 2.0)), e),
                 };
-                let (windowed, d_window) = window(power, self.floor);
+                let (windowed, d_window) = self.window(power);
                 if self.bands.is_some() && windowed.0.iter().all(|w| *w == 0.0) {
                     continue;
                 }
@@ -330,17 +326,8 @@ impl Kernel<'_> {
         pair: &mut Pair,
         series: &mut [[Lane; MAX_TERMS]; 3],
     ) {
-        let k = F32x8::splat(bands.k_centre);
-        let s_max = bands.scale.iter().fold(1.0f32, |m, s| m.max(*s));
-        let u0 = k * (t[B0] + r[B0]);
-        let u1 = k * (t[B1] + r[B1]);
-        let u2 = -(u0 + u1);
-        let e2 = u0 * u1 + (u0 + u1) * u2;
-        let e3 = u0 * u1 * u2;
-        let spread =
-            u0.map(f32::abs).max(u1.map(f32::abs)).max(u2.map(f32::abs)) * F32x8::splat(s_max);
-        let keep = spread.map(|r| if r <= MAX_PHASE_SPREAD { 1.0 } else { 0.0 });
-        let largest = (0..LANES).fold(0.0f32, |m, l| m.max(spread.0[l] * keep.0[l]));
+        let phases = CornerPhases::of(t, r, bands);
+        let (e2, e3) = (phases.e2, phases.e3);
         let [g, ga, gb] = series;
         g[0] = F32x8::splat(1.0);
         ga[0] = F32x8::default();
@@ -357,28 +344,17 @@ impl Kernel<'_> {
             ga[m] = -(back(g, 2) + e2 * back(ga, 2)) * c2 + e3 * back(ga, 3) * c3;
             gb[m] = -(e2 * back(gb, 2)) * c2 + (back(g, 3) + e3 * back(gb, 3)) * c3;
             terms = m + 1;
-            bound *= largest / mf;
+            bound *= phases.largest / mf;
             if m > 5 && bound < 1e-5 {
                 break;
             }
         }
         for (out, &s) in pair.facet.iter_mut().zip(&bands.scale) {
-            let s = F32x8::splat(s);
             for (o, coefficients) in out.iter_mut().zip([&*g, &*ga, &*gb]) {
-                // Horner in z = j·s: (a + jb)·(js) = −b·s + j·a·s.
-                let (mut re, mut im) = (coefficients[terms - 1], F32x8::default());
-                for &c in coefficients[..terms - 1].iter().rev() {
-                    let next_re = (-im).mul_add::<FMA>(s, c);
-                    im = re * s;
-                    re = next_re;
-                }
-                *o = C32x8 {
-                    re: re * keep,
-                    im: im * keep,
-                };
+                *o = horner_js::<FMA>(&coefficients[..terms], s, phases.keep);
             }
         }
-        pair.u = [u0, u1];
+        pair.u = phases.u;
     }
 
     /// Per kept pair and sub-band, Z_b = Σ_{n∈b} conj(s̄_n)·p_n and Σ_{n∈b} n·conj(s̄_n)·p_n
@@ -399,6 +375,19 @@ impl Kernel<'_> {
                 *p = p.mul::<FMA>(*step);
             }
         }
+    }
+
+    /// [`Reflectance::windowed`] lane by lane: the windowed lobe and its derivative.
+    #[inline(always)]
+    fn window(&self, lobe: Lane) -> (Lane, Lane) {
+        let (mut value, mut derivative) = (lobe, F32x8::splat(1.0));
+        if self.reflectance.lobe_floor > 0.0 {
+            for l in 0..LANES {
+                let (w, d) = self.reflectance.windowed(f64::from(lobe.0[l]));
+                (value.0[l], derivative.0[l]) = (w as f32, d as f32);
+            }
+        }
+        (value, derivative)
     }
 
     /// Each kept pair's cotangents of a, L and u, carried to the per-side sums.
@@ -480,25 +469,6 @@ impl Kernel<'_> {
             }
         }
     }
-}
-
-/// The lobe window w(L)·L of [`Reflectance::windowed`] and its derivative, lane-wise (no
-/// window for `floor` 0).
-#[inline(always)]
-fn window(lobe: Lane, floor: f32) -> (Lane, Lane) {
-    if floor <= 0.0 {
-        return (lobe, F32x8::splat(1.0));
-    }
-    let mut value = lobe;
-    let mut derivative = lobe;
-    for l in 0..LANES {
-        let x = lobe.0[l];
-        let t = ((x - floor) / floor).clamp(0.0, 1.0);
-        let (w, dw) = (t * t * (3.0 - 2.0 * t), 6.0 * t * (1.0 - t) / floor);
-        value.0[l] = w * x;
-        derivative.0[l] = w + x * dw;
-    }
-    (value, derivative)
 }
 
 #[inline(always)]
