@@ -90,6 +90,14 @@ impl TrainedEncoder {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let card = ModelCard::read(dir)?;
         card.expect_role(ModelRole::Encoder, dir)?;
+        if card.stage == crate::iterative::ITERATIVE_STAGE {
+            return Err(AbsFitError::ModelDir {
+                dir: dir.to_path_buf(),
+                reason: "holds an iterative encoder, which also reads feedback channels: load \
+                         it with IterativeEncoder::load"
+                    .into(),
+            });
+        }
         let network = Checkpoint::load(&dir.join(CHECKPOINT_DIR), device)?.network;
         Ok(Self { network, card })
     }

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod generation;
 pub mod imaging;
+pub mod iterative;
 pub mod lock;
 pub mod params;
 pub mod presets;
@@ -26,6 +27,7 @@ pub use evaluate::{Table1Row, evaluate};
 pub use fit::{FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
 pub use imaging::{ArraySpec, ImagingConfig};
+pub use iterative::{Iterate, IterativeEncoder};
 pub use params::{
     FaceDistribution, FaceParams, ParamGroup, ParamLayout, PoseScales, PoseScaling, RenderParams,
     RenderRanges,
@@ -33,10 +35,10 @@ pub use params::{
 pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
 pub use render::{
-    DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, PhysicsRenderer,
-    RenderChoices, Renderer, Rendering,
+    DepthRasterRenderer, DifferentiablePhysicsRenderer, FeedbackRenderer, FeedbackSet,
+    LearnedRenderer, PhysicsRenderer, RenderChoices, Renderer, Rendering,
 };
-pub use train::{train_autoencoder, train_decoder, train_encoder};
+pub use train::{train_autoencoder, train_decoder, train_encoder, train_iterative};
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

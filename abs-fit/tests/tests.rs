@@ -4,6 +4,7 @@ mod evaluate;
 mod fitting;
 mod generate;
 mod geometry;
+mod iterative;
 mod params;
 mod physics;
 mod physics_gradient;

@@ -25,7 +25,7 @@ use morphable::builtin::builtin;
 use crate::store::{TempDir, temp_dir};
 
 /// One tiny dataset (24 faces, 16 × 16 pixels) shared by every test of this file.
-fn dataset() -> Dataset {
+pub(crate) fn dataset() -> Dataset {
     static DIR: OnceLock<TempDir> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let dir = temp_dir("training-dataset");
@@ -54,7 +54,7 @@ fn schedule(epochs: usize, learning_rate: LearningRate) -> TrainSchedule {
     }
 }
 
-fn encoder_config(epochs: usize) -> EncoderTrainConfig {
+pub(crate) fn encoder_config(epochs: usize) -> EncoderTrainConfig {
     EncoderTrainConfig {
         schedule: schedule(
             epochs,
@@ -76,7 +76,7 @@ fn decoder_config(epochs: usize) -> DecoderTrainConfig {
 }
 
 /// Every weight and running statistic, as bit patterns.
-fn weights<C: NetworkConfig>(network: &Network<C>) -> BTreeMap<String, Vec<u32>> {
+pub(crate) fn weights<C: NetworkConfig>(network: &Network<C>) -> BTreeMap<String, Vec<u32>> {
     network
         .params()
         .snapshot()
@@ -90,7 +90,7 @@ fn weights<C: NetworkConfig>(network: &Network<C>) -> BTreeMap<String, Vec<u32>>
 }
 
 /// Mean training loss of every epoch, from the stage's checkpoint.
-fn epoch_losses<C: NetworkConfig>(dir: &Path) -> Vec<f64> {
+pub(crate) fn epoch_losses<C: NetworkConfig>(dir: &Path) -> Vec<f64> {
     Checkpoint::load::<C>(&checkpoint_dir(dir), &Device::Cpu)
         .unwrap()
         .state

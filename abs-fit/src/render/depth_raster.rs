@@ -61,16 +61,7 @@ impl<M: LinearMorphableModel> DepthRasterRenderer<M> {
     pub fn new(model: M, layout: ParamLayout, imaging: &ImagingConfig) -> Result<Self> {
         layout.validate()?;
         imaging.validate()?;
-        let geometry = FaceGeometry::new(&model, layout, imaging.distance_m, "depth raster")?;
-        let (height, width) = imaging.image_shape();
-        let view = PixelView::new(&imaging.grid, imaging.pool)?;
-        let core = RasterCore {
-            geometry,
-            view,
-            height,
-            width,
-            z_range: imaging.depth_range_m(),
-        };
+        let core = RasterCore::new(&model, layout, imaging, "depth raster")?;
         Ok(Self {
             model,
             layout,
@@ -223,20 +214,52 @@ impl PixelView {
 }
 
 /// Everything the op needs, shared by the renderer and every op it applies (`'static`, so the
-/// autograd graph may hold it).
+/// autograd graph may hold it), and by the feedback renderer.
 #[derive(Debug)]
-struct RasterCore {
-    geometry: FaceGeometry,
+pub(crate) struct RasterCore {
+    pub(crate) geometry: FaceGeometry,
     view: PixelView,
-    height: usize,
-    width: usize,
+    pub(crate) height: usize,
+    pub(crate) width: usize,
     /// (z_near, z_far) of the depth normalisation (m).
-    z_range: (f64, f64),
+    pub(crate) z_range: (f64, f64),
 }
 
 impl RasterCore {
+    /// The rows of `model` described by `layout`, rasterised on the (pooled) image grid of
+    /// `imaging`; `what` names the renderer in errors.
+    pub(crate) fn new<M: LinearMorphableModel>(
+        model: &M,
+        layout: ParamLayout,
+        imaging: &ImagingConfig,
+        what: &'static str,
+    ) -> Result<Self> {
+        let geometry = FaceGeometry::new(model, layout, imaging.distance_m, what)?;
+        let (height, width) = imaging.image_shape();
+        Ok(Self {
+            geometry,
+            view: PixelView::new(&imaging.grid, imaging.pool)?,
+            height,
+            width,
+            z_range: imaging.depth_range_m(),
+        })
+    }
+
+    /// The normalised depth (z_far − z)/(z_far − z_near) of a surface point at z (m).
+    pub(crate) fn normalised_depth(&self, z: f64) -> f64 {
+        let (z_near, z_far) = self.z_range;
+        (z_far - z) / (z_far - z_near)
+    }
+
+    /// The (x, y) centre (m) of image pixel (row, column).
+    #[cfg(test)]
+    pub(crate) fn pixel_centre(&self, r: usize, c: usize) -> (f64, f64) {
+        let (vr, vc) = self.view.view_index(r, c);
+        self.view.view.pixel_centre(vr, vc)
+    }
+
     /// The fragments of a placed face, indexed by image pixel (row-major, H × W).
-    fn fragments(&self, placed: &Mesh) -> Result<Vec<Option<Fragment>>> {
+    pub(crate) fn fragments(&self, placed: &Mesh) -> Result<Vec<Option<Fragment>>> {
         let view_frags = rasterize(placed, &self.view.view)?;
         let mut frags = vec![None; self.height * self.width];
         for r in 0..self.height {
@@ -252,11 +275,10 @@ impl RasterCore {
     fn render_row(&self, row: &[f64]) -> Result<Vec<f64>> {
         let geometry = &self.geometry;
         let placed = geometry.placed(&geometry.decode(row)?);
-        let (z_near, z_far) = self.z_range;
         Ok(self
             .fragments(&placed)?
             .iter()
-            .map(|f| f.map_or(0.0, |f| (z_far - f.depth) / (z_far - z_near)))
+            .map(|f| f.map_or(0.0, |f| self.normalised_depth(f.depth)))
             .collect())
     }
 

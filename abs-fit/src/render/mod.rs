@@ -3,12 +3,14 @@
 //! only from one that does.
 
 mod depth_raster;
+mod feedback;
 mod geometry;
 mod learned;
 mod physics;
 mod physics_gradient;
 
 pub use depth_raster::DepthRasterRenderer;
+pub use feedback::{FeedbackRenderer, FeedbackSet};
 pub use learned::LearnedRenderer;
 pub use physics::{MIN_DISTANCE_M, PhysicsRenderer, Rendering};
 pub use physics_gradient::{DifferentiablePhysicsRenderer, RenderChoices};

@@ -25,6 +25,7 @@
 //! `config` (each stage's settings) and `stage` (the resumable runner the three share).
 
 mod config;
+mod iterative;
 mod loss;
 mod schedule;
 mod stage;
@@ -35,6 +36,7 @@ use candle_core::{Device, Tensor};
 use facenet::{DecoderConfig, ImageDecoder, Network, OutputGroups};
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
+pub use iterative::{IterativeTrainConfig, train_iterative};
 pub use loss::{ParamLoss, VertexGram};
 pub use schedule::{LearningRate, TrainSchedule};
 

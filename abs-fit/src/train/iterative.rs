@@ -1,0 +1,186 @@
+//! The iterative encoder's stage: an encoder that reads the radar image and the feedback
+//! channels of a current estimate r_t, and predicts the truth (the coarse-to-fine paper's
+//! CoarseNet, §3.2, eq. 3).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use facenet::OutputGroups;
+use morphable::{LinearMorphableModel, SamplingConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::EncoderTrainConfig;
+use super::stage::{Start, examples, run_stage, training_rows};
+use crate::card::{ModelRole, card_for};
+use crate::dataset::{Dataset, InputKind};
+use crate::encoder::encode_upsampled;
+use crate::evaluate::random_baseline;
+use crate::iterative::{ITERATIVE_STAGE, IterativeEncoder};
+use crate::render::{FeedbackRenderer, FeedbackSet};
+use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
+
+/// Mixed into a batch's seed to draw its current estimates, apart from the dynamic ranges.
+const ESTIMATE_SEED: u64 = 0x17E2_A71F_EEDB_ACC5;
+
+/// Settings of [`train_iterative`](super::train_iterative).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterativeTrainConfig {
+    /// Network size, schedule, dynamic ranges, parameter loss and pose network, as for the
+    /// one-pass encoder. The input has the feedback channels besides the image's.
+    pub encoder: EncoderTrainConfig,
+    /// The feedback channels the network reads.
+    pub feedback: FeedbackSet,
+    /// The fraction of examples whose current estimate is the mean face at zero pose (all
+    /// scaled columns 0), where inference starts; the others get
+    /// r_t = β·r_gt + (1 − β)·r_rnd with β ~ U(0, 1) and r_rnd drawn from the dataset's
+    /// sampling distribution (the paper's eq. 3).
+    pub mean_start_fraction: f64,
+}
+
+impl IterativeTrainConfig {
+    /// The iterative stage of `encoder`'s settings, reading every feedback channel `input`
+    /// supports, with a quarter of the estimates at the mean face.
+    pub fn new(encoder: EncoderTrainConfig, input: InputKind) -> Self {
+        Self {
+            encoder,
+            feedback: FeedbackSet::default_for(input),
+            mean_start_fraction: 0.25,
+        }
+    }
+
+    /// Checks the encoder settings and the mean-start fraction.
+    pub fn validate(&self) -> Result<()> {
+        self.encoder.validate()?;
+        if !(0.0..=1.0).contains(&self.mean_start_fraction) {
+            return Err(AbsFitError::config(
+                "iterative encoder",
+                format!(
+                    "mean_start_fraction = {} must lie in [0, 1]",
+                    self.mean_start_fraction
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Trains an iterative encoder on the training split of `dataset` from `input` images and
+/// the feedback channels of `model`'s faces, in (or resuming from) `dir`.
+///
+/// Each example shows the image at a dynamic range drawn by the encoder settings' range policy
+/// beside the feedback of a current estimate r_t ([`IterativeTrainConfig::mean_start_fraction`]
+/// says how r_t is drawn, from the batch's seed); the target is the true row and the loss the
+/// encoder settings' parameter loss. With [`FeedbackSet::NONE`] the stage trains exactly the
+/// network [`train_encoder`](super::train_encoder) does.
+pub fn train_iterative<M: LinearMorphableModel>(
+    dataset: &Dataset,
+    model: &M,
+    input: InputKind,
+    config: &IterativeTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<IterativeEncoder> {
+    config.validate()?;
+    config.feedback.check_input(input)?;
+    dataset.check_model(model)?;
+    let rows = training_rows(dataset)?;
+    let manifest = dataset.manifest();
+    let settings = dataset.config()?;
+    let encoder = &config.encoder;
+    let param_loss = encoder.param_loss.resolve(manifest)?;
+    let mut objective = serde_json::json!({
+        "range": encoder.range,
+        "feedback": config.feedback,
+        "mean_start_fraction": config.mean_start_fraction,
+    });
+    encoder.param_loss.insert_objective(&mut objective)?;
+    let card = card_for(
+        manifest,
+        ModelRole::Encoder,
+        ITERATIVE_STAGE,
+        input,
+        objective,
+    );
+    let layout = card.layout;
+    let feedback = FeedbackRenderer::new(model, layout, &settings.imaging, config.feedback)?;
+    let shape = layout.range(ParamGroup::Shape).len();
+    let expression = layout.range(ParamGroup::Expression).len();
+    let groups = OutputGroups {
+        shape,
+        expression,
+        other: layout.len() - shape - expression,
+    };
+    let network_config = encoder.preset.face_encoder_with(
+        input.channels() + config.feedback.channels(),
+        groups,
+        encoder.pose_network,
+    );
+    let factor = card.upsample;
+    let network = run_stage(
+        dir,
+        &card,
+        Start::Fresh(network_config),
+        &encoder.schedule,
+        rows.len(),
+        |network, indices, seed| {
+            let device = network.device();
+            let (images, params) =
+                examples(dataset, &rows, indices, input, encoder.range, seed, device)?;
+            let images = if config.feedback.channels() == 0 {
+                images
+            } else {
+                let estimates = training_estimates(
+                    &params,
+                    &layout,
+                    &settings.sampling,
+                    config.mean_start_fraction,
+                    seed,
+                )?;
+                feedback.append(&images, input, &estimates)?
+            };
+            let predicted = encode_upsampled(network, &images, factor, true)?;
+            param_loss.loss(&predicted, &params)
+        },
+        progress,
+    )?;
+    Ok(IterativeEncoder::from_parts(
+        network,
+        card,
+        Arc::new(feedback),
+    ))
+}
+
+/// The current estimates (B, P, on the CPU) of a batch whose true rows are `truth`: per
+/// example, the mean face at zero pose with probability `mean_fraction`, else
+/// β·truth + (1 − β)·r_rnd with β ~ U(0, 1) and r_rnd drawn from `sampling`. Deterministic
+/// in `seed`.
+fn training_estimates(
+    truth: &Tensor,
+    layout: &ParamLayout,
+    sampling: &SamplingConfig,
+    mean_fraction: f64,
+    seed: u64,
+) -> Result<Tensor> {
+    let (b, p) = truth.dims2()?;
+    let truth: Vec<f32> = truth
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ ESTIMATE_SEED);
+    let random = random_baseline(layout, sampling, b, rng.random())?;
+    let mut estimates = vec![0.0f32; b * p];
+    for (i, estimate) in estimates.chunks_exact_mut(p).enumerate() {
+        if rng.random::<f64>() < mean_fraction {
+            continue;
+        }
+        let beta: f32 = rng.random();
+        for (k, e) in estimate.iter_mut().enumerate() {
+            *e = beta * truth[i * p + k] + (1.0 - beta) * random[[i, k]];
+        }
+    }
+    Ok(Tensor::from_vec(estimates, (b, p), &Device::Cpu)?)
+}

@@ -1,0 +1,203 @@
+//! Tests: the iterative encoder (feedback channels of its own estimate beside the radar image)
+//! on the tiny dataset of the training tests.
+
+use abs_fit::card::ModelCard;
+use abs_fit::dataset::InputKind;
+use abs_fit::train::{EncoderTrainConfig, IterativeTrainConfig, TrainSchedule};
+use abs_fit::{
+    FeedbackSet, Iterate, IterativeEncoder, NoProgress, TrainedEncoder, train_encoder,
+    train_iterative,
+};
+use candle_core::{DType, Device, Tensor};
+use morphable::builtin::builtin;
+
+use crate::store::temp_dir;
+use crate::training::{dataset, encoder_config, weights};
+
+/// The depth images (B, 1, H, W) at 20 dB and true rows (B, P) of the first `n` validation
+/// faces.
+fn validation(n: usize) -> (Tensor, Tensor) {
+    let ds = dataset();
+    let rows: Vec<usize> = ds.validation_rows().into_iter().take(n).collect();
+    let images = ds.input_images(&rows, InputKind::Depth, 20.0).unwrap();
+    let params = ds.params_at_range(&rows, 20.0).unwrap();
+    let (b, p) = params.dim();
+    let params =
+        Tensor::from_vec(params.into_raw_vec_and_offset().0, (b, p), &Device::Cpu).unwrap();
+    (images, params)
+}
+
+/// With no feedback channel the iterative stage trains, bit for bit, the one-pass encoder of
+/// the same settings, and its first iteration is that encoder's prediction.
+#[test]
+fn without_feedback_the_iterative_encoder_is_the_one_pass_encoder() {
+    let ds = dataset();
+    let config = encoder_config(2);
+    let one_pass = train_encoder(
+        &ds,
+        InputKind::Depth,
+        &config,
+        &temp_dir("iterative-one-pass"),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let iterative = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &IterativeTrainConfig {
+            feedback: FeedbackSet::NONE,
+            ..IterativeTrainConfig::new(config, InputKind::Depth)
+        },
+        &temp_dir("iterative-none"),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(weights(iterative.network()), weights(one_pass.network()));
+    let (images, _) = validation(3);
+    let history = iterative
+        .iterate(&images, None, &Iterate::default())
+        .unwrap();
+    // Without feedback the estimate cannot change after the first iteration.
+    assert_eq!(history.len(), 2);
+    let expected = one_pass.predict(&images).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(history[0].to_vec2::<f32>().unwrap(), expected);
+}
+
+/// With feedback: the loss falls, an interrupted run resumes bit for bit (the current estimates
+/// are drawn from the batch seeds), the saved encoder predicts as the trained one, its
+/// prediction depends on the current estimate, and each loader refuses the other's encoder.
+#[test]
+fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
+    let ds = dataset();
+    let epochs = 4;
+    let config = IterativeTrainConfig::new(encoder_config(epochs), InputKind::Depth);
+    assert_eq!(config.feedback, FeedbackSet::ALL);
+    let whole = temp_dir("iterative-whole");
+    let encoder = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &config,
+        &whole,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let losses = crate::training::epoch_losses::<facenet::BranchedEncoderConfig>(&whole);
+    assert!(losses[epochs - 1] < losses[0], "losses {losses:?}");
+    assert_eq!(ModelCard::read(&whole).unwrap().stage, "iterative");
+
+    let parts = temp_dir("iterative-parts");
+    let first = IterativeTrainConfig {
+        encoder: EncoderTrainConfig {
+            schedule: TrainSchedule {
+                stop_after_epochs: Some(2),
+                ..config.encoder.schedule
+            },
+            ..config.encoder.clone()
+        },
+        ..config.clone()
+    };
+    train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &first,
+        &parts,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let resumed = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &config,
+        &parts,
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_eq!(weights(resumed.network()), weights(encoder.network()));
+
+    let loaded = IterativeEncoder::load(&whole, &builtin(), &Device::Cpu).unwrap();
+    let (images, truth) = validation(3);
+    let zeros = truth.zeros_like().unwrap();
+    let at_mean = encoder.step(&images, &zeros).unwrap();
+    assert_eq!(
+        at_mean.to_vec2::<f32>().unwrap(),
+        loaded
+            .step(&images, &zeros)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    );
+    let at_truth = encoder.step(&images, &truth).unwrap();
+    let moved = (&at_truth - &at_mean)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        moved > 1e-4,
+        "the prediction ignores the estimate ({moved})"
+    );
+
+    let how = Iterate {
+        iterations: 3,
+        tolerance: 0.0,
+    };
+    let history = encoder.iterate(&images, None, &how).unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        history[0].to_vec2::<f32>().unwrap(),
+        at_mean.to_vec2::<f32>().unwrap()
+    );
+    assert!(history.iter().all(|h| h.dims() == truth.dims()));
+
+    let err = TrainedEncoder::load(&whole, &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("IterativeEncoder::load"), "{err}");
+    let one_pass = temp_dir("iterative-refuses-one-pass");
+    train_encoder(
+        &ds,
+        InputKind::Depth,
+        &encoder_config(1),
+        &one_pass,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let err = IterativeEncoder::load(&one_pass, &builtin(), &Device::Cpu).unwrap_err();
+    assert!(err.to_string().contains("not an iterative one"), "{err}");
+    // Wrong inputs are typed errors.
+    let wrong = Tensor::zeros((3, 2, 16, 16), DType::F32, &Device::Cpu).unwrap();
+    assert!(encoder.step(&wrong, &zeros).is_err());
+    assert!(
+        encoder
+            .iterate(
+                &images,
+                None,
+                &Iterate {
+                    iterations: 0,
+                    tolerance: 0.0
+                }
+            )
+            .is_err()
+    );
+    let amplitude = IterativeTrainConfig {
+        feedback: FeedbackSet::ALL,
+        ..IterativeTrainConfig::new(encoder_config(1), InputKind::Amplitude)
+    };
+    let dir = temp_dir("iterative-amplitude-residual");
+    assert!(
+        train_iterative(
+            &ds,
+            &builtin(),
+            InputKind::Amplitude,
+            &amplitude,
+            &dir,
+            &mut NoProgress
+        )
+        .is_err()
+    );
+}
