@@ -247,6 +247,12 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     };
     let text = ok(&train("encoder", &encoder));
     assert!(text.contains("encoder (depth images, 16 × 16"), "{text}");
+    let text = ok(&train("iterative", &root.join("iterative")));
+    assert!(
+        text.contains("iterative (depth images, 16 × 16")
+            && text.contains("reading feedback pncc,normals,depth,residual"),
+        "{text}"
+    );
     ok(&train("decoder", &decoder));
     // A second run on the same directory resumes: every step is already done.
     let again = train("encoder", &encoder);
@@ -470,8 +476,20 @@ fn reproduce_tiny_writes_every_result() {
         "Autoencoder (Depth)",
         "Autoencoder (Amplitude) + fitting (learned renderer)",
         "Autoencoder (Depth) + fitting (depth raster)",
+        "Iterative encoder (Amplitude)",
+        "Iterative encoder (Depth)",
+        "Iterative encoder (Amp.-Depth)",
     ] {
         assert!(table.contains(&format!("| {name} | measured |")), "{table}");
+    }
+    // The iterative encoders after each of their four iterations.
+    let iterations = std::fs::read_to_string(results.join("table1-iterations.md")).unwrap();
+    for k in 1..=4 {
+        let name = format!("Iterative encoder (Depth), iteration {k}");
+        assert!(
+            iterations.contains(&format!("| {name} | measured |")),
+            "{iterations}"
+        );
     }
     // The paper's rows are beside ours, each with its ratio to its own Mean baseline.
     assert!(
@@ -496,7 +514,9 @@ fn reproduce_tiny_writes_every_result() {
     }
     let findings = std::fs::read_to_string(results.join("findings.md")).unwrap();
     assert!(
-        findings.contains("| depth input helps shape |"),
+        findings.contains("| depth input helps shape |")
+            && findings.contains("| the iterative encoder beats the one-pass encoder |")
+            && findings.contains("| iterating lowers point distance |"),
         "{findings}"
     );
     let cosine = std::fs::read_to_string(results.join("cosine.md")).unwrap();
@@ -729,6 +749,18 @@ fn nonsense_physical_arguments_are_refused() {
         (
             train(&["--stage", "encoder", "--learning-rate", "1e30"]),
             "must lie in (0, 1]",
+        ),
+        (
+            train(&["--stage", "encoder", "--feedback", "pncc"]),
+            "--feedback does not apply to --stage encoder",
+        ),
+        (
+            train(&["--stage", "iterative", "--feedback", "pncc,shading"]),
+            "'shading' in 'pncc,shading'",
+        ),
+        (
+            train(&["--stage", "iterative", "--mean-start-fraction", "1.5"]),
+            "mean_start_fraction = 1.5",
         ),
         (vec!["inspect", s(&dataset), "--count", "0"], "--count 0"),
         // An output that cannot be written is named.

@@ -21,7 +21,7 @@ use super::{
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
 use crate::render::{LearnedRenderer, PhysicsRenderer, Renderer};
-use crate::{AbsFitError, ParamGroup, Progress, Result, TrainedEncoder};
+use crate::{AbsFitError, Iterate, IterativeEncoder, ParamGroup, Progress, Result, TrainedEncoder};
 
 /// Mixed into the dataset's seed to seed the Random baseline: any seed other than the
 /// dataset's, whose draws would repeat its own first faces.
@@ -181,6 +181,40 @@ impl<'a> Validation<'a> {
             values.extend(predicted.flatten_all()?.to_vec1::<f32>()?);
         }
         matrix(values, (self.rows.len(), p))
+    }
+
+    /// An iterative encoder's predictions (N × P) after each of `how.iterations` iterations
+    /// from the mean face, from the images at 20 dB, `batch` faces at a time. A batch that
+    /// stops early (no column moved by more than `how.tolerance`) keeps its last estimate for
+    /// the remaining iterations.
+    pub fn iterative_predictions(
+        &self,
+        encoder: &IterativeEncoder,
+        how: &Iterate,
+        batch: usize,
+    ) -> Result<Vec<Array2<f32>>> {
+        if batch == 0 {
+            return Err(AbsFitError::config(
+                "prediction batch",
+                "must be at least 1",
+            ));
+        }
+        let p = encoder.layout().len();
+        let mut values = vec![Vec::with_capacity(self.rows.len() * p); how.iterations];
+        for chunk in self.rows.chunks(batch) {
+            let images = self
+                .dataset
+                .input_images(chunk, encoder.input(), EVALUATION_RANGE_DB)?;
+            let history = encoder.iterate(&images, None, how)?;
+            for (k, out) in values.iter_mut().enumerate() {
+                let estimate = &history[k.min(history.len() - 1)];
+                out.extend(estimate.flatten_all()?.to_vec1::<f32>()?);
+            }
+        }
+        values
+            .into_iter()
+            .map(|v| matrix(v, (self.rows.len(), p)))
+            .collect()
     }
 
     /// The encoder's errors under its paper name ([`TrainedEncoder::method_name`]).

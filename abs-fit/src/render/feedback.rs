@@ -118,6 +118,57 @@ impl FeedbackSet {
     }
 }
 
+/// The set's groups as the command line names them: `pncc,normals,depth,residual`, or `none`.
+impl std::fmt::Display for FeedbackSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let groups: Vec<&str> = [
+            (self.pncc, "pncc"),
+            (self.normals, "normals"),
+            (self.depth, "depth"),
+            (self.residual, "residual"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if groups.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&groups.join(","))
+        }
+    }
+}
+
+impl std::str::FromStr for FeedbackSet {
+    type Err = AbsFitError;
+
+    /// A comma-separated list of `pncc`, `normals`, `depth` and `residual`, or `none`.
+    fn from_str(s: &str) -> Result<Self> {
+        let mut set = Self::NONE;
+        if s.trim() == "none" {
+            return Ok(set);
+        }
+        for group in s.split(',').map(str::trim) {
+            let flag = match group {
+                "pncc" => &mut set.pncc,
+                "normals" => &mut set.normals,
+                "depth" => &mut set.depth,
+                "residual" => &mut set.residual,
+                other => {
+                    return Err(AbsFitError::config(
+                        "feedback channels",
+                        format!(
+                            "'{other}' in '{s}': choose among pncc, normals, depth and \
+                             residual (comma-separated), or none"
+                        ),
+                    ));
+                }
+            };
+            *flag = true;
+        }
+        Ok(set)
+    }
+}
+
 /// The depth channel of an input kind's images, if it has one.
 fn depth_channel(input: InputKind) -> Option<usize> {
     match input {
@@ -524,6 +575,14 @@ mod tests {
                 .is_err()
         );
         assert!(FeedbackSet::ALL.check_input(InputKind::Amplitude).is_err());
+        for set in [FeedbackSet::ALL, FeedbackSet::PAPER, FeedbackSet::NONE] {
+            assert_eq!(set.to_string().parse::<FeedbackSet>().unwrap(), set);
+        }
+        assert_eq!(
+            "normals, depth".parse::<FeedbackSet>().unwrap().channels(),
+            4
+        );
+        assert!("pncc,shading".parse::<FeedbackSet>().is_err());
         assert!(
             FeedbackSet::default_for(InputKind::Amplitude)
                 .check_input(InputKind::Amplitude)

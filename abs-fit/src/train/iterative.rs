@@ -25,6 +25,10 @@ use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
 /// Mixed into a batch's seed to draw its current estimates, apart from the dynamic ranges.
 const ESTIMATE_SEED: u64 = 0x17E2_A71F_EEDB_ACC5;
 
+/// The weight (1/mm²) of the geometry-aware coefficient loss that the command line and
+/// `reproduce` give the iterative stage.
+pub const ITERATIVE_GEOMETRY_WEIGHT: f64 = 0.1;
+
 /// Settings of [`train_iterative`](super::train_iterative).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterativeTrainConfig {

@@ -36,7 +36,7 @@ use candle_core::{Device, Tensor};
 use facenet::{DecoderConfig, ImageDecoder, Network, OutputGroups};
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
-pub use iterative::{IterativeTrainConfig, train_iterative};
+pub use iterative::{ITERATIVE_GEOMETRY_WEIGHT, IterativeTrainConfig, train_iterative};
 pub use loss::{ParamLoss, VertexGram};
 pub use schedule::{LearningRate, TrainSchedule};
 

@@ -48,6 +48,7 @@
 //! of the true, starting and fitted meshes, the last two coloured by error).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
@@ -60,11 +61,12 @@ use abs_fit::evaluate::{
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
 use abs_fit::train::{
-    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ITERATIVE_GEOMETRY_WEIGHT,
+    IterativeTrainConfig, LearningRate, ParamLoss, TrainSchedule,
 };
 use abs_fit::{
-    LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder, train_autoencoder,
-    train_decoder, train_encoder,
+    Iterate, IterativeEncoder, LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder,
+    train_autoencoder, train_decoder, train_encoder, train_iterative,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -238,6 +240,7 @@ struct Networks {
     encoder: PathBuf,
     decoder: PathBuf,
     autoencoder: PathBuf,
+    iterative: PathBuf,
 }
 
 /// The networks of input `kind` among those trained.
@@ -302,7 +305,13 @@ pub fn run(args: Args) -> CliResult {
     )?;
     dataset.check_model(&model)?;
 
-    let networks = train_all(&dataset, &budget, args.epochs, &out.join("networks"))?;
+    let networks = train_all(
+        &dataset,
+        &model,
+        &budget,
+        args.epochs,
+        &out.join("networks"),
+    )?;
 
     let results = create_dir(&out.join("results"))?;
     let fit_steps = args.fit_steps.unwrap_or(budget.fit_steps);
@@ -334,6 +343,7 @@ pub fn run(args: Args) -> CliResult {
 /// `dir`.
 fn train_all(
     dataset: &Dataset,
+    model: &PcaModel,
     budget: &Budget,
     epochs: Option<usize>,
     dir: &Path,
@@ -345,6 +355,7 @@ fn train_all(
             encoder: dir.join(format!("encoder-{}", kind.name())),
             decoder: dir.join(format!("decoder-{}", kind.name())),
             autoencoder: dir.join(format!("autoencoder-{}", kind.name())),
+            iterative: dir.join(format!("iterative-{}", kind.name())),
         };
         let paper = EncoderTrainConfig::paper(budget.network);
         let encoder_config = EncoderTrainConfig {
@@ -358,6 +369,23 @@ fn train_all(
         let mut bar = Bar::new("steps");
         bar.message(&format!("training the {} encoder", kind.name()));
         let encoder = train_encoder(dataset, kind, &encoder_config, &networks.encoder, &mut bar)?;
+
+        // The iterative encoder: the one-pass encoder's budget and settings, the geometry-aware
+        // coefficient loss of the coarse-to-fine paper, every feedback channel the input has.
+        let iterative_encoder = EncoderTrainConfig {
+            param_loss: ParamLoss::geometry(Arc::new(model.clone()), ITERATIVE_GEOMETRY_WEIGHT),
+            ..encoder_config.clone()
+        };
+        let iterative_config = IterativeTrainConfig::new(iterative_encoder, kind);
+        bar.message(&format!("training the {} iterative encoder", kind.name()));
+        train_iterative(
+            dataset,
+            model,
+            kind,
+            &iterative_config,
+            &networks.iterative,
+            &mut bar,
+        )?;
 
         let paper = DecoderTrainConfig::paper(budget.network);
         let decoder_config = DecoderTrainConfig {
@@ -415,6 +443,8 @@ fn table1(
             scores.push(validation.encoder_row(&encoder, batch)?);
         }
     }
+    let (iterative, iterations) = iterative_rows(&validation, model, networks, results)?;
+    scores.extend(iterative);
 
     let settings = FitSettings::new(fit_steps);
     let mut times = Vec::new();
@@ -467,7 +497,7 @@ fn table1(
         validation.rows().len(),
         markdown_table(&table, &options)
     );
-    let findings = findings(&scores, &bootstrap)?;
+    let findings = findings(&[&scores[..], &iterations[..]].concat(), &bootstrap)?;
     let md = findings_markdown(&findings, validation.rows().len());
     morphable::export::atomic_write(&results.join("findings.md"), md.as_bytes())?;
     morphable::export::atomic_write(
@@ -476,6 +506,48 @@ fn table1(
     )?;
     println!("{md}");
     Ok(times)
+}
+
+/// The iterative encoders of every input kind on the validation faces, each iterated from the
+/// mean face as [`Iterate::default`] says: the errors after every iteration, written to
+/// `table1-iterations.md` and `.csv`, and those after the last as Table 1's "Iterative encoder
+/// (…)" rows. Returns (the last iteration's rows, every iteration's rows).
+fn iterative_rows(
+    validation: &Validation<'_>,
+    model: &PcaModel,
+    networks: &[Networks],
+    results: &Path,
+) -> CliResult<(Vec<FaceErrors>, Vec<FaceErrors>)> {
+    let how = Iterate::default();
+    let batch = validation.rows().len().min(64);
+    let (mut last, mut every) = (Vec::new(), Vec::new());
+    for net in networks {
+        let encoder = IterativeEncoder::load(&net.iterative, model, &Device::Cpu)?;
+        let predictions = validation.iterative_predictions(&encoder, &how, batch)?;
+        for (k, predicted) in predictions.iter().enumerate() {
+            let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
+            every.push(validation.score(name, predicted)?);
+        }
+        let final_estimate = predictions.last().ok_or("no iteration was run")?;
+        last.push(validation.score(encoder.method_name(), final_estimate)?);
+    }
+    let table = abs_fit::evaluate::table1(&every, &Bootstrap::default())?;
+    let options = TableOptions {
+        layout: Some(validation.dataset().manifest().layout),
+        ..TableOptions::default()
+    };
+    write_table(
+        &table,
+        &results.join("table1-iterations.md"),
+        &results.join("table1-iterations.csv"),
+        &options,
+    )?;
+    println!(
+        "\nIterative encoders after each of {} iterations from the mean face\n\n{}",
+        how.iterations,
+        markdown_table(&table, &options)
+    );
+    Ok((last, every))
 }
 
 /// The amplitude-depth autoencoder's estimates of the first `faces` validation faces refined
@@ -594,6 +666,20 @@ fn findings(scores: &[FaceErrors], bootstrap: &Bootstrap) -> CliResult<Vec<Findi
                 cell,
             ));
         }
+        for cell in [Cell::PointDistance, Cell::Rotation] {
+            wanted.push((
+                "the iterative encoder beats the one-pass encoder".into(),
+                name("Iterative encoder", kind),
+                name("Encoder", kind),
+                cell,
+            ));
+        }
+        wanted.push((
+            "iterating lowers point distance".into(),
+            name("Iterative encoder", kind),
+            format!("{}, iteration 1", name("Iterative encoder", kind)),
+            Cell::PointDistance,
+        ));
         for fitted in [LEARNED_FIT, RASTER_FIT] {
             let start = name("Autoencoder", kind);
             wanted.push((

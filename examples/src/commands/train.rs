@@ -2,18 +2,23 @@
 //! stage directory that a second run on the same `--out` resumes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use abs_fit::card::ModelCard;
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::train::{
-    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, TrainSchedule,
+    AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ITERATIVE_GEOMETRY_WEIGHT,
+    IterativeTrainConfig, LearningRate, ParamLoss, TrainSchedule,
 };
-use abs_fit::{LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder};
+use abs_fit::{
+    FeedbackSet, LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
+    train_iterative,
+};
 use clap::{Args as ClapArgs, ValueEnum};
 
-use crate::CliResult;
 use crate::progress::Bar;
+use crate::{CliResult, load_model};
 
 /// The training stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,6 +29,9 @@ pub enum Stage {
     Decoder,
     /// A trained encoder trained further through a frozen decoder (§3.4, eq. 1).
     Autoencoder,
+    /// An encoder that also reads feedback channels of its current estimate and is applied
+    /// several times (the coarse-to-fine paper's CoarseNet).
+    Iterative,
 }
 
 /// Command-line options.
@@ -69,6 +77,23 @@ pub struct Args {
     /// stage only).
     #[arg(long)]
     decoder: Option<PathBuf>,
+    /// Feedback channels of the iterative stage: a comma-separated list of pncc, normals,
+    /// depth and residual, or none (default: all that the input supports; the residual needs
+    /// depth).
+    #[arg(long)]
+    feedback: Option<FeedbackSet>,
+    /// Fraction of the iterative stage's estimates at the mean face (the others mix the truth
+    /// with a random face, β ~ U(0, 1)).
+    #[arg(long)]
+    mean_start_fraction: Option<f64>,
+    /// Weight (1/mm²) of the iterative stage's geometry-aware loss on the coefficients (mean
+    /// squared vertex displacement) against the L2 of the pose and rendering columns.
+    #[arg(long)]
+    geometry_weight: Option<f64>,
+    /// A statismo / BFM 2019 model file instead of the built-in model: the dataset's model,
+    /// whose faces the iterative stage's feedback channels render.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Stage directory: `model.json` and the checkpoint. Running again resumes.
     #[arg(long, short)]
     out: PathBuf,
@@ -105,6 +130,44 @@ pub fn run(args: Args) -> CliResult {
     let mut bar = Bar::new("steps");
     let device = args.device.open()?;
     let what = match args.stage {
+        Stage::Iterative => {
+            let input = args
+                .input
+                .ok_or("--stage iterative needs --input amplitude|depth|amplitude-depth")?;
+            let model = Arc::new(load_model(args.model.as_deref())?);
+            let paper =
+                EncoderTrainConfig::paper(args.preset.unwrap_or(facenet::NetworkSize::Quick));
+            let encoder = EncoderTrainConfig {
+                schedule: overridden(paper.schedule, &args),
+                pose_network: args.pose_network.unwrap_or(facenet::PoseNetwork::AlexNet),
+                param_loss: ParamLoss::geometry(
+                    model.clone(),
+                    args.geometry_weight.unwrap_or(ITERATIVE_GEOMETRY_WEIGHT),
+                ),
+                ..paper
+            };
+            let defaults = IterativeTrainConfig::new(encoder, input);
+            let config = IterativeTrainConfig {
+                feedback: args.feedback.unwrap_or(defaults.feedback),
+                mean_start_fraction: args
+                    .mean_start_fraction
+                    .unwrap_or(defaults.mean_start_fraction),
+                ..defaults
+            };
+            let trained = train_iterative(
+                &dataset,
+                model.as_ref(),
+                input,
+                &config,
+                &args.out,
+                &mut bar,
+            )?;
+            format!(
+                "{} reading feedback {}",
+                describe(trained.card(), config.encoder.schedule),
+                config.feedback
+            )
+        }
         Stage::Encoder | Stage::Decoder => {
             let input = args.input.ok_or_else(|| {
                 format!(
@@ -193,13 +256,30 @@ fn refuse_ignored(args: &Args) -> CliResult {
         ),
         (
             "--pose-network",
-            args.pose_network.is_some() && args.stage != Stage::Encoder,
+            args.pose_network.is_some() && !matches!(args.stage, Stage::Encoder | Stage::Iterative),
+        ),
+        (
+            "--feedback",
+            args.feedback.is_some() && args.stage != Stage::Iterative,
+        ),
+        (
+            "--mean-start-fraction",
+            args.mean_start_fraction.is_some() && args.stage != Stage::Iterative,
+        ),
+        (
+            "--geometry-weight",
+            args.geometry_weight.is_some() && args.stage != Stage::Iterative,
+        ),
+        (
+            "--model",
+            args.model.is_some() && args.stage != Stage::Iterative,
         ),
     ];
     match ignored.iter().find(|(_, ignored)| *ignored) {
         Some((option, _)) => Err(format!(
             "{option} does not apply to --stage {stage}: --encoder and --decoder belong to \
-             --stage autoencoder, --pose-network to --stage encoder"
+             --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
+             --mean-start-fraction, --geometry-weight and --model to --stage iterative"
         )
         .into()),
         None => Ok(()),
@@ -211,6 +291,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Encoder => "encoder",
         Stage::Decoder => "decoder",
         Stage::Autoencoder => "autoencoder",
+        Stage::Iterative => "iterative",
     }
 }
 
