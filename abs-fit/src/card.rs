@@ -26,6 +26,8 @@ pub const DECODER_RANGE_DB: f32 = 15.0;
 const CARD_FORMAT: &str = "abs-fit-model-1";
 /// The model description file of a stage directory.
 pub const MODEL_FILE: &str = "model.json";
+/// The stage name on an iterative encoder's card (one that also reads feedback channels).
+pub const ITERATIVE_STAGE: &str = "iterative";
 /// The facenet checkpoint inside a stage directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 
@@ -47,7 +49,7 @@ pub struct ModelCard {
     pub format: String,
     /// Encoder or decoder.
     pub role: ModelRole,
-    /// The stage that trained it: `encoder`, `decoder` or `autoencoder`.
+    /// The stage that trained it: `encoder`, `decoder`, `autoencoder` or `iterative`.
     pub stage: String,
     /// The images: the encoder's input, the decoder's output.
     pub image: InputKind,

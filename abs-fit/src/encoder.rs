@@ -90,7 +90,7 @@ impl TrainedEncoder {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let card = ModelCard::read(dir)?;
         card.expect_role(ModelRole::Encoder, dir)?;
-        if card.stage == crate::iterative::ITERATIVE_STAGE {
+        if card.stage == crate::card::ITERATIVE_STAGE {
             return Err(AbsFitError::ModelDir {
                 dir: dir.to_path_buf(),
                 reason: "holds an iterative encoder, which also reads feedback channels: load \

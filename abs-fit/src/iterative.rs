@@ -14,14 +14,11 @@ use candle_core::{DType, Device, Tensor};
 use facenet::{BranchedEncoderConfig, Checkpoint, Network};
 use morphable::LinearMorphableModel;
 
-use crate::card::{CHECKPOINT_DIR, ModelCard, ModelRole, save_model};
+use crate::card::{CHECKPOINT_DIR, ITERATIVE_STAGE, ModelCard, ModelRole, save_model};
 use crate::dataset::{DatasetConfig, InputKind, ModelIdentity};
 use crate::encoder::encode_upsampled;
 use crate::render::{FeedbackRenderer, FeedbackSet};
 use crate::{AbsFitError, ParamLayout, Result};
-
-/// The stage name on an iterative encoder's model card.
-pub(crate) const ITERATIVE_STAGE: &str = "iterative";
 
 /// How [`IterativeEncoder::iterate`] iterates.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -288,6 +288,10 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         s(&encoder),
         "--encoder",
         s(&autoencoder),
+        "--encoder",
+        s(&root.join("iterative")),
+        "--iterations",
+        "2",
         "--out",
         s(&table_dir),
     ]));
@@ -296,6 +300,8 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         abs_fit::evaluate::RANDOM_BASELINE,
         "Encoder (Depth)",
         "Autoencoder (Depth)",
+        "Iterative encoder (Depth), iteration 1",
+        "Iterative encoder (Depth), iteration 2",
     ] {
         assert!(text.contains(name), "{text}");
         for file in ["table1.md", "table1.csv"] {

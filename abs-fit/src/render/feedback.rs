@@ -1,7 +1,7 @@
 //! Feedback channels: pictures of a current estimate r_t on the radar image grid, which an
 //! iterative encoder reads beside the radar image to correct r_t (the coarse-to-fine paper's
 //! CoarseNet, Richardson et al., "Learning Detailed Face Reconstruction from a Single Image",
-//! §3.2; docs/physics.md §7).
+//! §3.2; docs/physics.md §8).
 //!
 //! Every channel comes from the depth raster's z-buffer of the posed face r_t
 //! ([`DepthRasterRenderer`](super::DepthRasterRenderer)): an orthographic view along the radar's

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use super::EncoderTrainConfig;
 use super::stage::{Start, examples, run_stage, training_rows};
-use crate::card::{ModelRole, card_for};
+use crate::card::{ITERATIVE_STAGE, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind};
 use crate::encoder::encode_upsampled;
 use crate::evaluate::random_baseline;
-use crate::iterative::{ITERATIVE_STAGE, IterativeEncoder};
+use crate::iterative::IterativeEncoder;
 use crate::render::{FeedbackRenderer, FeedbackSet};
 use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
 

@@ -202,7 +202,7 @@ fn stage_task(stage: &str) -> &'static str {
     match stage {
         "encoder" => "train encoder",
         "decoder" => "train decoder",
-        crate::iterative::ITERATIVE_STAGE => "train iterative encoder",
+        crate::card::ITERATIVE_STAGE => "train iterative encoder",
         _ => "train autoencoder",
     }
 }

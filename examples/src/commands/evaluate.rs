@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
-use abs_fit::TrainedEncoder;
+use abs_fit::card::{ITERATIVE_STAGE, ModelCard};
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB};
 use abs_fit::evaluate::{Bootstrap, TableOptions, Validation, markdown_table, table1, write_table};
+use abs_fit::{Iterate, IterativeEncoder, TrainedEncoder};
 use candle_core::Device;
 use clap::Args as ClapArgs;
 
@@ -18,12 +19,15 @@ pub struct Args {
     /// Dataset directory; its validation split is evaluated.
     #[arg(long)]
     dataset: PathBuf,
-    /// A trained encoder or autoencoder directory (repeat for several).
+    /// A trained encoder, autoencoder or iterative encoder directory (repeat for several).
     #[arg(long = "encoder", required = true)]
     encoders: Vec<PathBuf>,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Iterations of iterative encoders from the mean face: one row after each.
+    #[arg(long, default_value_t = 4)]
+    iterations: usize,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -43,12 +47,29 @@ pub fn run(args: Args) -> CliResult {
     let validation = Validation::new(&dataset, &model)?;
     let mut scores = validation.baselines()?;
     for dir in &args.encoders {
-        let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
-        let mut errors = validation.encoder_row(&encoder, args.batch)?;
-        if scores.iter().any(|r| r.method == errors.method) {
-            errors.method = format!("{} [{}]", errors.method, dir.display());
+        let rows = if ModelCard::read(dir)?.stage == ITERATIVE_STAGE {
+            let encoder = IterativeEncoder::load(dir, &model, &Device::Cpu)?;
+            let how = Iterate {
+                iterations: args.iterations,
+                ..Iterate::default()
+            };
+            let predictions = validation.iterative_predictions(&encoder, &how, args.batch)?;
+            (predictions.iter().enumerate())
+                .map(|(k, predicted)| {
+                    let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
+                    validation.score(name, predicted)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
+            vec![validation.encoder_row(&encoder, args.batch)?]
+        };
+        for mut errors in rows {
+            if scores.iter().any(|r| r.method == errors.method) {
+                errors.method = format!("{} [{}]", errors.method, dir.display());
+            }
+            scores.push(errors);
         }
-        scores.push(errors);
     }
     let table = table1(&scores, &Bootstrap::default())?;
 

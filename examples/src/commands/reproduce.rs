@@ -1,5 +1,6 @@
 //! `radar-face reproduce`: the whole paper at one preset — generate the dataset, train every
-//! network, evaluate Table 1 (with test-time fitting rows beyond the paper), the
+//! network, evaluate Table 1 (with test-time fitting and iterative-encoder rows beyond the
+//! paper), the
 //! cosine-similarity study of Figures 5–6, the renderer run times, and pictures and meshes of a
 //! few fitted validation faces.
 //!
@@ -38,10 +39,11 @@
 //! # Output
 //!
 //! `--out` (default `out/reproduce/PRESET`) holds `dataset/`, `networks/{encoder,decoder,
-//! autoencoder}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md` and
+//! autoencoder,iterative}-{amplitude,depth,amplitude-depth}/` and `results/`: `table1.md` and
 //! `table1.csv` (every cell with its 95 % bootstrap interval, the paper's rows and the note on
-//! its pose protocol), `findings.md` and `findings.csv` (the paired comparisons behind the
-//! README's statements), with physics fits `table1-physics-fit.{md,csv}` and
+//! its pose protocol), `table1-iterations.{md,csv}` (each iterative encoder after each of its
+//! four iterations from the mean face), `findings.md` and `findings.csv` (the paired
+//! comparisons behind the README's statements), with physics fits `table1-physics-fit.{md,csv}` and
 //! `findings-physics-fit.md`, `cosine_{shape,expression}_{sampled,neutral}_pose[_large].{png,csv}`
 //! (the paper-sized figure and the larger study), `cosine.md`, `runtimes.md` and
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
@@ -165,10 +167,9 @@ pub struct Budget {
     pub device: ComputeDevice,
     /// Validation faces refined through the differentiable physics renderer (`--physics-fit-faces`).
     pub physics_fit_faces: usize,
-    /// Shape classes of the larger cosine study (× the figure's expressions, both poses).
-    /// With the converged forward model `quick` takes 10 min 17 s to 10 min 36 s whether this
-    /// is 40, 20 or 10 (idle runs, 2026-12-04; with 20 again on 2026-12-04, 11 min 0 s, its
-    /// generation alone 6 min 22 s): the study is not what puts it over 10 minutes.
+    /// Shape classes of the larger cosine study (× the figure's expressions, both poses). Each
+    /// face is one physics rendering: `quick`'s 40 shapes took 2 × 44 s of its run (1 500
+    /// faces, 2026-12-04), so it studies 20.
     pub study_large_shapes: usize,
 }
 
@@ -184,7 +185,7 @@ impl Budget {
             };
         let study_large_shapes = match preset {
             Preset::Tiny => 10,
-            Preset::Quick => 40,
+            Preset::Quick => 20,
             Preset::Cpu | Preset::Paper => 100,
         };
         // The physics fits cost ~0.7 s per face and step at `cpu` imaging: beyond the CPU
