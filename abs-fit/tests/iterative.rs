@@ -184,6 +184,41 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
             )
             .is_err()
     );
+    // Training on the network's own estimates is another training, and as deterministic.
+    let own = IterativeTrainConfig {
+        own_estimate_fraction: 1.0,
+        encoder: encoder_config(2),
+        ..config.clone()
+    };
+    let [a, b] = ["iterative-own-a", "iterative-own-b"].map(|name| {
+        let dir = temp_dir(name);
+        let trained = train_iterative(
+            &ds,
+            &builtin(),
+            InputKind::Depth,
+            &own,
+            &dir,
+            &mut NoProgress,
+        )
+        .unwrap();
+        weights(trained.network())
+    });
+    assert_eq!(a, b);
+    let drawn = IterativeTrainConfig {
+        encoder: encoder_config(2),
+        ..config.clone()
+    };
+    let dir = temp_dir("iterative-own-none");
+    let plain = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &drawn,
+        &dir,
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_ne!(a, weights(plain.network()));
     let amplitude = IterativeTrainConfig {
         feedback: FeedbackSet::ALL,
         ..IterativeTrainConfig::new(encoder_config(1), InputKind::Amplitude)

@@ -768,6 +768,10 @@ fn nonsense_physical_arguments_are_refused() {
             train(&["--stage", "iterative", "--mean-start-fraction", "1.5"]),
             "mean_start_fraction = 1.5",
         ),
+        (
+            train(&["--stage", "iterative", "--own-estimate-fraction", "2"]),
+            "own_estimate_fraction = 2 must lie in [0, 1]",
+        ),
         (vec!["inspect", s(&dataset), "--count", "0"], "--count 0"),
         // An output that cannot be written is named.
         (

@@ -24,6 +24,8 @@ use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
 
 /// Mixed into a batch's seed to draw its current estimates, apart from the dynamic ranges.
 const ESTIMATE_SEED: u64 = 0x17E2_A71F_EEDB_ACC5;
+/// Mixed into a batch's seed to choose whether it trains on the network's own estimates.
+const OWN_ESTIMATE_SEED: u64 = 0x0E57_1AA7_E5E1_F000;
 
 /// The weight (1/mm²) of the geometry-aware coefficient loss that the command line and
 /// `reproduce` give the iterative stage.
@@ -42,6 +44,11 @@ pub struct IterativeTrainConfig {
     /// r_t = β·r_gt + (1 − β)·r_rnd with β ~ U(0, 1) and r_rnd drawn from the dataset's
     /// sampling distribution (the paper's eq. 3).
     pub mean_start_fraction: f64,
+    /// The fraction of batches whose drawn estimates are replaced by the network's own
+    /// prediction from them (one step in evaluation mode, no gradient), so that training sees
+    /// estimates like those of inference, where r_t is the network's previous output.
+    #[serde(default)]
+    pub own_estimate_fraction: f64,
 }
 
 impl IterativeTrainConfig {
@@ -52,20 +59,23 @@ impl IterativeTrainConfig {
             encoder,
             feedback: FeedbackSet::default_for(input),
             mean_start_fraction: 0.25,
+            own_estimate_fraction: 0.0,
         }
     }
 
     /// Checks the encoder settings and the mean-start fraction.
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
-        if !(0.0..=1.0).contains(&self.mean_start_fraction) {
-            return Err(AbsFitError::config(
-                "iterative encoder",
-                format!(
-                    "mean_start_fraction = {} must lie in [0, 1]",
-                    self.mean_start_fraction
-                ),
-            ));
+        for (name, value) in [
+            ("mean_start_fraction", self.mean_start_fraction),
+            ("own_estimate_fraction", self.own_estimate_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(AbsFitError::config(
+                    "iterative encoder",
+                    format!("{name} = {value} must lie in [0, 1]"),
+                ));
+            }
         }
         Ok(())
     }
@@ -99,6 +109,7 @@ pub fn train_iterative<M: LinearMorphableModel>(
         "range": encoder.range,
         "feedback": config.feedback,
         "mean_start_fraction": config.mean_start_fraction,
+        "own_estimate_fraction": config.own_estimate_fraction,
     });
     encoder.param_loss.insert_objective(&mut objective)?;
     let card = card_for(
@@ -136,13 +147,20 @@ pub fn train_iterative<M: LinearMorphableModel>(
             let images = if config.feedback.channels() == 0 {
                 images
             } else {
-                let estimates = training_estimates(
+                let mut estimates = training_estimates(
                     &params,
                     &layout,
                     &settings.sampling,
                     config.mean_start_fraction,
                     seed,
                 )?;
+                let own = ChaCha8Rng::seed_from_u64(seed ^ OWN_ESTIMATE_SEED).random::<f64>();
+                if own < config.own_estimate_fraction {
+                    let inputs = feedback.append(&images, input, &estimates)?;
+                    estimates = encode_upsampled(network, &inputs, factor, false)?
+                        .detach()
+                        .to_device(&Device::Cpu)?;
+                }
                 feedback.append(&images, input, &estimates)?
             };
             let predicted = encode_upsampled(network, &images, factor, true)?;

@@ -15,21 +15,24 @@
 //! | preset  | networks (facenet) | pose network | encoder epochs | decoder epochs | autoencoder epochs | batch   | encoder rate   | fit steps | larger cosine study |
 //! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|--------------------:|
 //! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        | 10 × 5              |
-//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 40 × 5              |
+//! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 20 × 5              |
 //! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       | 100 × 5             |
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
-//! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). The `quick` row aims
-//! at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes (`quick` measured on
-//! 2026-12-04 on an idle machine: 9 min 38 s; `cpu` on 2026-11-21: 72 min 20 s, a quarter of it
-//! generating; on 2026-12-04, sharing the cores with builds and tests, 1 h 40 min).
+//! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). Each input kind also
+//! trains an iterative encoder (docs/physics.md §8) with its encoder's epochs, batch and rate.
+//! The `quick` row aims at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes
+//! (`quick`, 1 400 faces, measured on 2026-12-04 on an idle machine: 8 min 29 s, 4 min 15 s of
+//! it generating; `cpu` on 2026-11-21, before the converged forward model and the iterative
+//! encoders: 72 min 20 s, a quarter of it generating; with the converged model and no iterative
+//! encoders the idle per-epoch rates of 2026-12-04 predict about 95 min).
 //! The CPU presets spend their budget on more faces and fewer epochs, because the small networks overfit a few hundred faces: on the built-in model,
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
 //! Test-time fits run with `radar-face fit`'s defaults: Adam rate 0.02 and a Gaussian prior of
 //! weight 0.001 on the coefficients. The larger cosine study (shapes × the figure's 5
 //! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
-//! to 40 shapes (400 images).
+//! to 20 shapes (200 images).
 //!
 //! Fits through the differentiable physics renderer (`FitSettings::physics`) cost about 0.7 s
 //! per face and step at `cpu` imaging, beyond the CPU presets' budgets: they run on the first

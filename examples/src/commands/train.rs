@@ -86,6 +86,10 @@ pub struct Args {
     /// with a random face, β ~ U(0, 1)).
     #[arg(long)]
     mean_start_fraction: Option<f64>,
+    /// Fraction of the iterative stage's batches that train on the network's own estimates
+    /// (one step from the drawn ones), as inference feeds it its previous output.
+    #[arg(long)]
+    own_estimate_fraction: Option<f64>,
     /// Weight (1/mm²) of the iterative stage's geometry-aware loss on the coefficients (mean
     /// squared vertex displacement) against the L2 of the pose and rendering columns.
     #[arg(long)]
@@ -152,6 +156,9 @@ pub fn run(args: Args) -> CliResult {
                 mean_start_fraction: args
                     .mean_start_fraction
                     .unwrap_or(defaults.mean_start_fraction),
+                own_estimate_fraction: args
+                    .own_estimate_fraction
+                    .unwrap_or(defaults.own_estimate_fraction),
                 ..defaults
             };
             let trained = train_iterative(
@@ -267,6 +274,10 @@ fn refuse_ignored(args: &Args) -> CliResult {
             args.mean_start_fraction.is_some() && args.stage != Stage::Iterative,
         ),
         (
+            "--own-estimate-fraction",
+            args.own_estimate_fraction.is_some() && args.stage != Stage::Iterative,
+        ),
+        (
             "--geometry-weight",
             args.geometry_weight.is_some() && args.stage != Stage::Iterative,
         ),
@@ -279,7 +290,8 @@ fn refuse_ignored(args: &Args) -> CliResult {
         Some((option, _)) => Err(format!(
             "{option} does not apply to --stage {stage}: --encoder and --decoder belong to \
              --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
-             --mean-start-fraction, --geometry-weight and --model to --stage iterative"
+             --mean-start-fraction, --own-estimate-fraction, --geometry-weight and --model to \
+             --stage iterative"
         )
         .into()),
         None => Ok(()),
