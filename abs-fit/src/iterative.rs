@@ -165,7 +165,7 @@ impl IterativeEncoder {
         start: Option<&Tensor>,
         how: &Iterate,
     ) -> Result<Vec<Tensor>> {
-        if how.iterations == 0 || !(how.tolerance >= 0.0) {
+        if how.iterations == 0 || how.tolerance.is_nan() || how.tolerance < 0.0 {
             return Err(AbsFitError::config(
                 "iterations",
                 format!("{how:?}: at least one iteration and a tolerance ≥ 0"),

@@ -352,7 +352,7 @@ fn normalised_coordinates(mean: &Mesh) -> Result<Vec<Vector3<f64>>> {
         .bounding_box()
         .ok_or_else(|| AbsFitError::config("feedback channels", "the mean face has no vertices"))?;
     let size = hi - lo;
-    if size.iter().any(|&s| !(s > 0.0)) {
+    if size.iter().any(|&s| s.is_nan() || s <= 0.0) {
         return Err(AbsFitError::config(
             "feedback channels",
             format!("the mean face's bounding box {size:?} is flat: no coordinate code"),
