@@ -205,6 +205,7 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
     });
     assert_eq!(a, b);
     let drawn = IterativeTrainConfig {
+        own_estimate_fraction: 0.0,
         encoder: encoder_config(2),
         ..config.clone()
     };
