@@ -6,21 +6,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use facenet::OutputGroups;
 use morphable::{LinearMorphableModel, SamplingConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::EncoderTrainConfig;
 use super::stage::{Start, examples, run_stage, training_rows};
+use super::{EncoderTrainConfig, encoder_network};
 use crate::card::{ITERATIVE_STAGE, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind};
 use crate::encoder::encode_upsampled;
 use crate::evaluate::random_baseline;
 use crate::iterative::IterativeEncoder;
 use crate::render::{FeedbackRenderer, FeedbackSet};
-use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
+use crate::{AbsFitError, ParamLayout, Progress, Result};
 
 /// Mixed into a batch's seed to draw its current estimates, apart from the dynamic ranges.
 const ESTIMATE_SEED: u64 = 0x17E2_A71F_EEDB_ACC5;
@@ -68,7 +67,7 @@ impl IterativeTrainConfig {
         }
     }
 
-    /// Checks the encoder settings and the mean-start fraction.
+    /// Checks the encoder settings and that both fractions lie in [0, 1].
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         for (name, value) in [
@@ -90,9 +89,10 @@ impl IterativeTrainConfig {
 /// the feedback channels of `model`'s faces, in (or resuming from) `dir`.
 ///
 /// Each example shows the image at a dynamic range drawn by the encoder settings' range policy
-/// beside the feedback of a current estimate r_t ([`IterativeTrainConfig::mean_start_fraction`]
-/// says how r_t is drawn, from the batch's seed); the target is the true row and the loss the
-/// encoder settings' parameter loss. With [`FeedbackSet::NONE`] the stage trains exactly the
+/// beside the feedback of a current estimate r_t, drawn from the batch's seed as
+/// [`IterativeTrainConfig::mean_start_fraction`] and
+/// [`IterativeTrainConfig::own_estimate_fraction`] say; the target is the true row and the
+/// loss the encoder settings' parameter loss. With [`FeedbackSet::NONE`] the stage trains exactly the
 /// network [`train_encoder`](super::train_encoder) does.
 pub fn train_iterative<M: LinearMorphableModel>(
     dataset: &Dataset,
@@ -126,17 +126,10 @@ pub fn train_iterative<M: LinearMorphableModel>(
     );
     let layout = card.layout;
     let feedback = FeedbackRenderer::new(model, layout, &settings.imaging, config.feedback)?;
-    let shape = layout.range(ParamGroup::Shape).len();
-    let expression = layout.range(ParamGroup::Expression).len();
-    let groups = OutputGroups {
-        shape,
-        expression,
-        other: layout.len() - shape - expression,
-    };
-    let network_config = encoder.preset.face_encoder_with(
+    let network_config = encoder_network(
+        encoder,
+        &layout,
         input.channels() + config.feedback.channels(),
-        groups,
-        encoder.pose_network,
     );
     let factor = card.upsample;
     let network = run_stage(

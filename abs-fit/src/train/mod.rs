@@ -33,7 +33,7 @@ mod stage;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use facenet::{DecoderConfig, ImageDecoder, Network, OutputGroups};
+use facenet::{BranchedEncoderConfig, DecoderConfig, ImageDecoder, Network, OutputGroups};
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
 pub use iterative::{ITERATIVE_GEOMETRY_WEIGHT, IterativeTrainConfig, train_iterative};
@@ -44,7 +44,7 @@ use crate::card::{DECODER_RANGE_DB, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind, RangePolicy};
 use crate::encoder::encode_upsampled;
 use crate::render::{LearnedRenderer, Renderer};
-use crate::{AbsFitError, ParamGroup, Progress, Result, TrainedEncoder};
+use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result, TrainedEncoder};
 use loss::mse;
 use stage::{Start, examples, run_stage, tensor, training_rows};
 
@@ -75,18 +75,7 @@ pub fn train_encoder(
         input,
         objective,
     );
-    let layout = card.layout;
-    let shape = layout.range(ParamGroup::Shape).len();
-    let expression = layout.range(ParamGroup::Expression).len();
-    let groups = OutputGroups {
-        shape,
-        expression,
-        other: layout.len() - shape - expression,
-    };
-    let network_config =
-        config
-            .preset
-            .face_encoder_with(input.channels(), groups, config.pose_network);
+    let network_config = encoder_network(config, &card.layout, input.channels());
     let factor = card.upsample;
     let network = run_stage(
         dir,
@@ -104,6 +93,25 @@ pub fn train_encoder(
         progress,
     )?;
     Ok(TrainedEncoder { network, card })
+}
+
+/// The face encoder of `config`'s size and pose network for `channels` input channels and
+/// `layout`'s shape, expression and other columns.
+fn encoder_network(
+    config: &EncoderTrainConfig,
+    layout: &ParamLayout,
+    channels: usize,
+) -> BranchedEncoderConfig {
+    let shape = layout.range(ParamGroup::Shape).len();
+    let expression = layout.range(ParamGroup::Expression).len();
+    let groups = OutputGroups {
+        shape,
+        expression,
+        other: layout.len() - shape - expression,
+    };
+    config
+        .preset
+        .face_encoder_with(channels, groups, config.pose_network)
 }
 
 /// Trains the learned renderer (§3.4) on the training split of `dataset`: parameter vectors (with
