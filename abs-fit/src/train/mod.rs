@@ -3,7 +3,7 @@
 //! 1. [`train_encoder`]: the face encoder (two ResNets with `3 · tanh` heads for shape and
 //!    expression, an AlexNet — or a ResNet, [`PoseNetwork`](facenet::PoseNetwork) — for
 //!    translation, rotation and the rendering columns) regresses the scaled
-//!    [`ParamLayout`](crate::ParamLayout) vector of an image; loss = mean squared error over
+//!    [`ParamLayout`] vector of an image; loss = mean squared error over
 //!    all P columns (the paper's L2), or optionally the geometry-aware [`ParamLoss::Geometry`]
 //!    (mean squared vertex displacement of the coefficients); D ~ U(15, 30) dB per example
 //!    ([`RangePolicy::TRAIN`]).
