@@ -72,7 +72,7 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
     let ds = dataset();
     let epochs = 4;
     let config = IterativeTrainConfig::new(encoder_config(epochs), InputKind::Depth);
-    assert_eq!(config.feedback, FeedbackSet::ALL);
+    assert_eq!(config.feedback.to_string(), "depth,residual");
     let whole = temp_dir("iterative-whole");
     let encoder = train_iterative(
         &ds,

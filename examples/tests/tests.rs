@@ -250,7 +250,7 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     let text = ok(&train("iterative", &root.join("iterative")));
     assert!(
         text.contains("iterative (depth images, 16 × 16")
-            && text.contains("reading feedback pncc,normals,depth,residual"),
+            && text.contains("reading feedback depth,residual"),
         "{text}"
     );
     ok(&train("decoder", &decoder));

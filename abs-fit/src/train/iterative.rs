@@ -51,13 +51,13 @@ pub struct IterativeTrainConfig {
 }
 
 impl IterativeTrainConfig {
-    /// The iterative stage of `encoder`'s settings, reading every feedback channel `input`
-    /// supports, with half the drawn estimates at the mean face and half the batches on the
+    /// The iterative stage of `encoder`'s settings, reading `input`'s default feedback
+    /// ([`FeedbackSet::default_for`]: depth and residual), with half the drawn estimates at the mean face and half the batches on the
     /// network's own estimates. Measured on the `cpu` run's 8 000 faces (depth input, `cpu`
     /// networks, 10 epochs, 1 200 validation faces, point distance after iterations 1–4):
     /// a quarter at the mean and no own estimates 5.80, 5.98, 6.16, 6.26 mm (the error grows
     /// with every iteration); half own estimates 5.65, 5.44, 5.51, 5.56; these defaults 5.65,
-    /// 5.34, 5.34, 5.35; PNCC and normals alone (the paper's set) 5.95 to 6.00.
+    /// 5.34, 5.34, 5.35 (every feedback channel in each case).
     pub fn new(encoder: EncoderTrainConfig, input: InputKind) -> Self {
         Self {
             encoder,

@@ -375,7 +375,7 @@ fn train_all(
         let encoder = train_encoder(dataset, kind, &encoder_config, &networks.encoder, &mut bar)?;
 
         // The iterative encoder: the one-pass encoder's budget and settings, the geometry-aware
-        // coefficient loss of the coarse-to-fine paper, every feedback channel the input has.
+        // coefficient loss of the coarse-to-fine paper, the default feedback (depth and residual).
         let iterative_encoder = EncoderTrainConfig {
             param_loss: ParamLoss::geometry(Arc::new(model.clone()), ITERATIVE_GEOMETRY_WEIGHT),
             ..encoder_config.clone()

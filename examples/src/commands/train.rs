@@ -78,7 +78,7 @@ pub struct Args {
     #[arg(long)]
     decoder: Option<PathBuf>,
     /// Feedback channels of the iterative stage: a comma-separated list of pncc, normals,
-    /// depth and residual, or none (default: all that the input supports; the residual needs
+    /// depth and residual, or none (default: depth, and the residual where the input has
     /// depth).
     #[arg(long)]
     feedback: Option<FeedbackSet>,
