@@ -22,7 +22,7 @@
 //! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). Each input kind also
 //! trains an iterative encoder (docs/physics.md §8) with its encoder's epochs, batch and rate.
 //! The `quick` row aims at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes
-//! (`quick`, 1 400 faces, measured on 2026-12-04 on an idle machine: 9 min 03 s, 4 min 20 s of
+//! (`quick`, 1 400 faces, measured on 2026-12-04 on an idle machine: 8 min 16 s, 4 min 02 s of
 //! it generating; `cpu` on 2026-11-21, before the converged forward model and the iterative
 //! encoders: 72 min 20 s, a quarter of it generating; with the converged model and no iterative
 //! encoders the idle per-epoch rates of 2026-12-04 predict about 95 min).
