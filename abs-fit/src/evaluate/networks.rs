@@ -217,6 +217,25 @@ impl<'a> Validation<'a> {
             .collect()
     }
 
+    /// An iterative encoder's errors after each iteration, as [`Validation::iterative_predictions`]
+    /// computes them, named "Iterative encoder (…), iteration k".
+    pub fn iterative_rows(
+        &self,
+        encoder: &IterativeEncoder,
+        how: &Iterate,
+        batch: usize,
+    ) -> Result<Vec<FaceErrors>> {
+        (self
+            .iterative_predictions(encoder, how, batch)?
+            .iter()
+            .enumerate())
+        .map(|(k, predicted)| {
+            let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
+            self.score(name, predicted)
+        })
+        .collect()
+    }
+
     /// The encoder's errors under its paper name ([`TrainedEncoder::method_name`]).
     pub fn encoder_row(&self, encoder: &TrainedEncoder, batch: usize) -> Result<FaceErrors> {
         self.score(encoder.method_name(), &self.predict(encoder, batch)?)

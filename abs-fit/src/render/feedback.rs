@@ -328,24 +328,28 @@ impl FeedbackRenderer {
         out.fill(0.0);
         for (i, f) in fragments.iter().enumerate() {
             let Some(f) = f else { continue };
-            let mut values = Vec::with_capacity(8);
+            // Channel by channel, in the set's order.
+            let mut k = 0;
+            let mut put = |v: f64| {
+                out[k * hw + i] = v as f32;
+                k += 1;
+            };
             if self.set.pncc {
-                values.extend(blend(&self.ncc, f).iter());
+                blend(&self.ncc, f).iter().for_each(|&v| put(v));
             }
             if self.set.normals {
-                let n = blend(&normals, f);
-                values.extend(n.try_normalize(0.0).unwrap_or_else(Vector3::zeros).iter());
+                let n = blend(&normals, f).try_normalize(0.0);
+                n.unwrap_or_else(Vector3::zeros)
+                    .iter()
+                    .for_each(|&v| put(v));
             }
             let depth = core.normalised_depth(f.depth);
             if self.set.depth {
-                values.push(depth);
+                put(depth);
             }
             if let Some(radar) = radar_depth {
                 let r = f64::from(radar[i]);
-                values.push(if r > 0.0 { r - depth } else { 0.0 });
-            }
-            for (k, v) in values.into_iter().enumerate() {
-                out[k * hw + i] = v as f32;
+                put(if r > 0.0 { r - depth } else { 0.0 });
             }
         }
         Ok(())

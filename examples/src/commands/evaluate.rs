@@ -53,13 +53,7 @@ pub fn run(args: Args) -> CliResult {
                 iterations: args.iterations,
                 ..Iterate::default()
             };
-            let predictions = validation.iterative_predictions(&encoder, &how, args.batch)?;
-            (predictions.iter().enumerate())
-                .map(|(k, predicted)| {
-                    let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
-                    validation.score(name, predicted)
-                })
-                .collect::<Result<Vec<_>, _>>()?
+            validation.iterative_rows(&encoder, &how, args.batch)?
         } else {
             let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
             vec![validation.encoder_row(&encoder, args.batch)?]

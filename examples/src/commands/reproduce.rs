@@ -527,13 +527,11 @@ fn iterative_rows(
     let (mut last, mut every) = (Vec::new(), Vec::new());
     for net in networks {
         let encoder = IterativeEncoder::load(&net.iterative, model, &Device::Cpu)?;
-        let predictions = validation.iterative_predictions(&encoder, &how, batch)?;
-        for (k, predicted) in predictions.iter().enumerate() {
-            let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
-            every.push(validation.score(name, predicted)?);
-        }
-        let final_estimate = predictions.last().ok_or("no iteration was run")?;
-        last.push(validation.score(encoder.method_name(), final_estimate)?);
+        let rows = validation.iterative_rows(&encoder, &how, batch)?;
+        let mut final_row = rows.last().ok_or("no iteration was run")?.clone();
+        final_row.method = encoder.method_name();
+        last.push(final_row);
+        every.extend(rows);
     }
     let table = abs_fit::evaluate::table1(&every, &Bootstrap::default())?;
     let options = TableOptions {
