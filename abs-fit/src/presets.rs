@@ -4,7 +4,7 @@
 //! |---------|------------------------------|----------------------------------------------------------------|
 //! | `tiny`  | tests (seconds)              | 24 faces, QAR50 / 2, 16 steps, 48² voxels pooled 3 → 16², 4 mm hits |
 //! | `quick` | README main job (≤ 10 min)   | 1400 faces, QAR50 / 2, 32 steps, 64² voxels pooled 2 → 32², 3 mm hits |
-//! | `cpu`   | full reproduction (≤ 90 min) | 8000 faces, QAR50 / 2, 48 steps, 64² voxels pooled 2 → 32², 3 mm hits |
+//! | `cpu`   | full reproduction (≤ 90 min) | 6000 faces, QAR50 / 2, 48 steps, 64² voxels pooled 2 → 32², 3 mm hits |
 //! | `paper` | GPU, the published scale     | 10 000 faces, QAR50, 128 steps, 64² voxels → 64², 2 mm hits |
 //!
 //! Why these points: a sample's cost grows with channels × frequencies × hits (simulation) and
@@ -77,7 +77,7 @@ impl Preset {
         let (n_samples, decimation, steps, pixels, depth_steps, pool, spacing) = match self {
             Self::Tiny => (24, 2, 16, 48, 16, 3, 0.004),
             Self::Quick => (1400, 2, 32, 64, 32, 2, 0.003),
-            Self::Cpu => (8000, 2, 48, 64, 48, 2, 0.003),
+            Self::Cpu => (6000, 2, 48, 64, 48, 2, 0.003),
             Self::Paper => (10_000, 1, 128, 64, 64, 1, 0.002),
         };
         let field_of_view_m = 0.256;

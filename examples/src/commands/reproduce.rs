@@ -16,7 +16,7 @@
 //! |---------|--------------------|--------------|---------------:|---------------:|-------------------:|--------:|----------------|----------:|--------------------:|
 //! | `tiny`  | `Tiny`             | ResNet       | 2              | 2              | 1                  | 8       | 0.001          | 20        | 10 × 5              |
 //! | `quick` | `Quick`            | ResNet       | 10             | 10             | 6                  | 32      | 0.001          | 50        | 20 × 5              |
-//! | `cpu`   | `Cpu`              | ResNet       | 30             | 30             | 15                 | 32      | 0.001          | 100       | 100 × 5             |
+//! | `cpu`   | `Cpu`              | ResNet       | 30             | 20             | 10                 | 32      | 0.001          | 50        | 60 × 5              |
 //! | `paper` | `Paper`            | AlexNet      | 200            | 300            | 300                | paper's | 0.01 → 0.001   | 500       | 100 × 5             |
 //!
 //! "paper's" batches are 50 (encoder), 150 (decoder) and 50 (autoencoder). Each input kind also
@@ -24,8 +24,11 @@
 //! The `quick` row aims at ≤ 10 minutes end to end on 2 cores, the `cpu` row at ≤ 90 minutes
 //! (`quick`, 1 400 faces, measured on 2026-12-04 on an idle machine: 8 min 16 s, 4 min 02 s of
 //! it generating; `cpu` on 2026-11-21, before the converged forward model and the iterative
-//! encoders: 72 min 20 s, a quarter of it generating; with the converged model and no iterative
-//! encoders the idle per-epoch rates of 2026-12-04 predict about 95 min).
+//! encoders: 72 min 20 s, a quarter of it generating). With the converged model and the
+//! iterative encoders, the old `cpu` row (8 000 faces, 30 / 30 / 15 epochs, 100 fit steps,
+//! 100 study shapes) was predicted from idle per-stage rates at about 125 min, so on
+//! 2026-12-04 it was cut to 6 000 faces, 20 decoder and 10 autoencoder epochs, 50 fit steps
+//! and 60 study shapes (predicted about 82 min), keeping the encoders' 30 epochs.
 //! The CPU presets spend their budget on more faces and fewer epochs, because the small networks overfit a few hundred faces: on the built-in model,
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
@@ -183,13 +186,14 @@ impl Budget {
             match preset {
                 Preset::Tiny => (facenet::NetworkSize::Tiny, [2, 2, 1], Some(8), 20),
                 Preset::Quick => (facenet::NetworkSize::Quick, [10, 10, 6], Some(32), 50),
-                Preset::Cpu => (facenet::NetworkSize::Cpu, [30, 30, 15], Some(32), 100),
+                Preset::Cpu => (facenet::NetworkSize::Cpu, [30, 20, 10], Some(32), 50),
                 Preset::Paper => (facenet::NetworkSize::Paper, [200, 300, 300], None, 500),
             };
         let study_large_shapes = match preset {
             Preset::Tiny => 10,
             Preset::Quick => 20,
-            Preset::Cpu | Preset::Paper => 100,
+            Preset::Cpu => 60,
+            Preset::Paper => 100,
         };
         // The physics fits cost ~0.7 s per face and step at `cpu` imaging: beyond the CPU
         // presets' time budgets, so they are opt-in there; `tiny` runs two faces as a check.
