@@ -1,18 +1,28 @@
 //! `abs-fit` benchmarks: one dataset sample (face → simulation → back-projection → images)
 //! per preset and forward model (converged, sampled), on the built-in model; one analysis-by-synthesis fit with the differentiable
 //! depth renderer; and the learned renderer of the `cpu` preset (one image, and one fit through
-//! it), the other half of issue 7's render-time comparison; and one render plus gradient of
-//! the differentiable physics renderer (issue 15).
+//! it), the other half of issue 7's render-time comparison; one render plus gradient of
+//! the differentiable physics renderer (issue 15); and the identity losses of issue 17 beside
+//! the encoder training step they are added to.
 
 use std::hint::black_box;
 
-use abs_fit::dataset::InputKind;
+use std::sync::Arc;
+
+use abs_fit::dataset::{DatasetConfig, InputKind};
+use abs_fit::generation::{GenerateOptions, generate};
+use abs_fit::train::{
+    IdLoss, IdLossKind, LearningRate, MeshEncoderConfig, TrainSchedule, train_mesh_encoder,
+};
 use abs_fit::{
     ArraySpec, DepthRasterRenderer, DifferentiablePhysicsRenderer, FitConfig, ImagingConfig,
     LearnedRenderer, NoProgress, PhysicsRenderer, Preset, Renderer, fit,
 };
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use criterion::{Criterion, criterion_group};
+use facenet::{
+    Adam, AdamConfig, Encoder, LinearSchedule, Network, NetworkSize, OutputGroups, PoseNetwork,
+};
 use morphable::builtin::builtin;
 use radar_sim::{GradientKernel, SurfaceModel};
 
@@ -177,11 +187,96 @@ fn physics_gradient(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of an identity loss on an encoder step (issue 17: at most +30 %): one training
+/// step of the `cpu` face encoder (ResNet pose branch) at batch 32 on 2 × 32 × 32 images, and
+/// the forward and backward pass of each identity term on the same batch's parameter rows,
+/// with a mesh encoder of the default architecture (code 16) on the built-in model.
+fn id_loss(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let model = Arc::new(builtin().model().clone());
+    let dataset = generate(
+        builtin(),
+        &DatasetConfig {
+            n_samples: 4,
+            ..Preset::Tiny.dataset().expect("preset configs are valid")
+        },
+        &dir.path().join("dataset"),
+        &GenerateOptions::default(),
+        &mut NoProgress,
+    )
+    .expect("a tiny dataset");
+    let mesh_dir = dir.path().join("mesh-encoder");
+    let mesh_config = MeshEncoderConfig {
+        meshes_per_epoch: 16,
+        validation_meshes: 16,
+        schedule: TrainSchedule::new(1, 16, LearningRate::constant(1e-3)),
+        ..MeshEncoderConfig::new(16)
+    };
+    train_mesh_encoder(model.as_ref(), &mesh_config, &mesh_dir, &mut NoProgress)
+        .expect("a mesh encoder");
+    let layout = dataset.manifest().layout;
+    let (batch, p) = (32, layout.len());
+    let rows = |seed: usize| {
+        let values: Vec<f32> = (0..batch * p)
+            .map(|i| (((i + seed) * 7919 % 1009) as f32 / 1009.0) - 0.5)
+            .collect();
+        Tensor::from_vec(values, (batch, p), &Device::Cpu).expect("rows")
+    };
+    let (predicted, truth) = (rows(1), rows(2));
+
+    let mut group = c.benchmark_group("abs_fit/id_loss");
+    group.sample_size(10);
+    let groups = OutputGroups {
+        shape: layout.n_shape,
+        expression: layout.n_expression,
+        other: p - layout.n_shape - layout.n_expression,
+    };
+    let encoder = Network::new(
+        NetworkSize::Cpu.face_encoder_with(2, groups, PoseNetwork::ResNet),
+        1,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .expect("encoder");
+    let mut adam = Adam::new(
+        encoder.trainable_vars(),
+        AdamConfig::new(LinearSchedule::constant(1e-3)),
+    )
+    .expect("optimiser");
+    let images = Tensor::rand(0f32, 1.0, (batch, 2, 32, 32), &Device::Cpu).expect("images");
+    group.bench_function("encoder_step_cpu", |b| {
+        b.iter(|| {
+            let loss = (encoder.encode(&images, true).expect("encode") - &truth)
+                .and_then(|d| d.sqr())
+                .and_then(|d| d.mean_all())
+                .expect("loss");
+            adam.backward_step(&loss).expect("step");
+        })
+    });
+    for (name, kind) in [
+        ("linear", IdLossKind::Linear),
+        ("learned", IdLossKind::Learned { dir: mesh_dir }),
+    ] {
+        let loss = IdLoss::new(kind, 0.5, model.clone())
+            .resolve(dataset.manifest(), &Device::Cpu)
+            .expect("an identity loss");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let var = Var::from_tensor(&predicted).expect("a variable");
+                let value = loss.loss(var.as_tensor(), &truth).expect("the loss");
+                black_box(value.backward().expect("its gradient"))
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     sample,
     fit_depth_raster,
     learned_render,
     fit_learned,
-    physics_gradient
+    physics_gradient,
+    id_loss
 );

@@ -67,13 +67,21 @@ impl TrainedEncoder {
     }
 
     /// The paper's name of the encoder's Table 1 row: "Encoder (Depth)", "Autoencoder
-    /// (Amp.-Depth)", ...
+    /// (Amp.-Depth)", ..., with " + 3D-ID loss (linear)" or "(learned)" for an encoder trained
+    /// with an identity loss.
     pub fn method_name(&self) -> String {
         let stage = match self.card.stage.as_str() {
             "autoencoder" => "Autoencoder",
             _ => "Encoder",
         };
-        format!("{stage} ({})", self.input().paper_name())
+        let identity = self
+            .card
+            .objective
+            .get("id_loss")
+            .and_then(|loss| loss.get("kind"))
+            .and_then(|kind| kind.as_str())
+            .map_or(String::new(), |kind| format!(" + 3D-ID loss ({kind})"));
+        format!("{stage} ({}){identity}", self.input().paper_name())
     }
 
     /// The layout of the vectors it predicts.

@@ -12,6 +12,7 @@ mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod generation;
+pub mod identity;
 pub mod imaging;
 pub mod iterative;
 pub mod lock;
@@ -26,6 +27,7 @@ pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
 pub use fit::{FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
+pub use identity::MeshIdentityEncoder;
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use iterative::{Iterate, IterativeEncoder};
 pub use params::{
@@ -38,7 +40,9 @@ pub use render::{
     DepthRasterRenderer, DifferentiablePhysicsRenderer, FeedbackRenderer, FeedbackSet,
     LearnedRenderer, PhysicsRenderer, RenderChoices, Renderer, Rendering,
 };
-pub use train::{train_autoencoder, train_decoder, train_encoder, train_iterative};
+pub use train::{
+    train_autoencoder, train_decoder, train_encoder, train_iterative, train_mesh_encoder,
+};
 
 /// The README's examples, compiled as doctests.
 #[doc = include_str!("../README.md")]

@@ -4,6 +4,7 @@ mod evaluate;
 mod fitting;
 mod generate;
 mod geometry;
+mod identity;
 mod iterative;
 mod params;
 mod physics;

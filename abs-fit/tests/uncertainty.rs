@@ -154,6 +154,32 @@ fn the_diagonal_maximum_on_a_smaller_scale_follows_from_counting() {
     for subset in [0, 1, 4] {
         assert!(m.diagonal_maximum(subset, &bootstrap).is_err(), "{subset}");
     }
+
+    // Paired against a matrix where every row peaks on the diagonal: the difference is the
+    // per-class gap (row 0 alone, −1/3 over 3 classes), and a matrix against itself is 0.
+    let perfect = CosineMatrix {
+        values: vec![
+            vec![0.9, 0.6, 0.1],
+            vec![0.6, 0.9, 0.2],
+            vec![0.1, 0.2, 0.7],
+        ],
+        counts: vec![2, 2, 2],
+    };
+    let (d, interval) = m
+        .diagonal_maximum_difference(&perfect, 3, &bootstrap)
+        .unwrap();
+    assert!((d + 1.0 / 3.0).abs() < 1e-12, "{d}");
+    assert!(interval.low >= -1.0 && interval.high <= 0.0 && interval.contains(d));
+    let (d, interval) = m.diagonal_maximum_difference(&m, 2, &bootstrap).unwrap();
+    assert_eq!((d, interval.low, interval.high), (0.0, 0.0, 0.0));
+    let smaller = CosineMatrix {
+        values: vec![vec![1.0, 0.0], vec![0.0, 1.0]],
+        counts: vec![2, 2],
+    };
+    assert!(
+        m.diagonal_maximum_difference(&smaller, 2, &bootstrap)
+            .is_err()
+    );
 }
 
 #[test]

@@ -254,6 +254,56 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         "{text}"
     );
     ok(&train("decoder", &decoder));
+    // The mesh encoder of the built-in face (no dataset), then an encoder trained with the
+    // learned identity loss through it.
+    let mesh = root.join("mesh");
+    let text = ok(&radar_face(&[
+        "train",
+        "--stage",
+        "mesh-encoder",
+        "--code",
+        "4",
+        "--epochs",
+        "1",
+        "--meshes-per-epoch",
+        "8",
+        "--validation-meshes",
+        "4",
+        "--batch",
+        "4",
+        "--out",
+        s(&mesh),
+    ]));
+    assert!(
+        text.contains("mesh encoder of 'builtin-face-v1' (code 4")
+            && text.contains("held-out reconstruction (4 meshes)"),
+        "{text}"
+    );
+    let mut args = vec![
+        "train",
+        "--dataset",
+        s(&dataset),
+        "--stage",
+        "encoder",
+        "--input",
+        "depth",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+    ];
+    let id_encoder = root.join("enc-id");
+    let learned = format!("learned:{}", s(&mesh));
+    args.extend([s(&id_encoder), "--id-loss", &learned, "--id-weight", "0.3"]);
+    ok(&radar_face(&args));
+    let card = std::fs::read_to_string(id_encoder.join("model.json")).unwrap();
+    assert!(
+        card.contains("\"id_loss\"") && card.contains("learned"),
+        "{card}"
+    );
     // A second run on the same directory resumes: every step is already done.
     let again = train("encoder", &encoder);
     ok(&again);
@@ -485,9 +535,21 @@ fn reproduce_tiny_writes_every_result() {
         "Iterative encoder (Amplitude)",
         "Iterative encoder (Depth)",
         "Iterative encoder (Amp.-Depth)",
+        "Encoder (Depth) + 3D-ID loss (linear)",
+        "Encoder (Amp.-Depth) + 3D-ID loss (learned)",
     ] {
         assert!(table.contains(&format!("| {name} | measured |")), "{table}");
     }
+    // tiny trains the identity-loss encoders and compares them in the cosine study.
+    let id_study = std::fs::read_to_string(results.join("cosine-id-loss.md")).unwrap();
+    for name in [
+        "| Encoder (Depth) | ",
+        "| Encoder (Depth) + 3D-ID loss (learned) | ",
+        "| Encoder (Amp.-Depth) + 3D-ID loss (linear) | ",
+    ] {
+        assert!(id_study.contains(name), "{id_study}");
+    }
+    assert!(out.join("networks/mesh-encoder/mesh-encoder.json").exists());
     // The iterative encoders after each of their four iterations.
     let iterations = std::fs::read_to_string(results.join("table1-iterations.md")).unwrap();
     for k in 1..=4 {
@@ -522,7 +584,8 @@ fn reproduce_tiny_writes_every_result() {
     assert!(
         findings.contains("| depth input helps shape |")
             && findings.contains("| the iterative encoder beats the one-pass encoder |")
-            && findings.contains("| iterating lowers point distance |"),
+            && findings.contains("| iterating lowers point distance |")
+            && findings.contains("| the learned 3D-ID loss changes the encoder |"),
         "{findings}"
     );
     let cosine = std::fs::read_to_string(results.join("cosine.md")).unwrap();
@@ -771,6 +834,28 @@ fn nonsense_physical_arguments_are_refused() {
         (
             train(&["--stage", "iterative", "--own-estimate-fraction", "2"]),
             "own_estimate_fraction = 2 must lie in [0, 1]",
+        ),
+        (
+            train(&["--stage", "decoder", "--id-loss", "linear"]),
+            "--id-loss does not apply to --stage decoder",
+        ),
+        (
+            train(&["--stage", "encoder", "--id-loss", "cosine"]),
+            "choose linear or learned:DIR",
+        ),
+        (
+            train(&[
+                "--stage",
+                "encoder",
+                "--id-loss",
+                "linear",
+                "--id-weight=-1",
+            ]),
+            "weight = -1 must be finite and positive",
+        ),
+        (
+            train(&["--stage", "mesh-encoder"]),
+            "--dataset does not apply to --stage mesh-encoder",
         ),
         (vec!["inspect", s(&dataset), "--count", "0"], "--count 0"),
         // An output that cannot be written is named.

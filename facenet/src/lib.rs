@@ -7,6 +7,9 @@
 //! - [`Encoder`]: images → vectors, implemented by [`ResNet`], [`AlexNet`], [`BranchedEncoder`]
 //!   (the paper's face encoder: two ResNets and an AlexNet side by side) and [`Network`].
 //! - [`ImageDecoder`]: vectors → images, implemented by the reversed-ResNet [`Decoder`].
+//! - [`MeshAutoencoder`]: COMA's spectral graph-convolution autoencoder ([`ChebConv`] on a
+//!   [`GraphPyramid`]), node features (B, N, C) → code (B, Z) → node features; the graph is the
+//!   caller's (abs-fit builds it from a face model's mesh).
 //! - Configs are validated before use ([`Validate::check`]), and [`NetworkSize`] names four sizes.
 //! - [`Network`] owns a module and its parameters (seeded initialisation, freezing,
 //!   safetensors); [`Trainer`] trains one network with [`Adam`] and a [`LinearSchedule`],
@@ -42,6 +45,7 @@ mod config;
 mod decoder;
 mod device;
 mod error;
+mod graph;
 mod layers;
 mod network;
 mod optim;
@@ -59,6 +63,10 @@ pub use config::{ImageShape, NetworkConfig, ValidConfig, Validate};
 pub use decoder::{Decoder, DecoderConfig};
 pub use device::ComputeDevice;
 pub use error::{FacenetError, Result};
+pub use graph::{
+    ChebConv, GraphOperators, GraphPyramid, MeshAutoencoder, MeshAutoencoderConfig, SparseMatrix,
+    scaled_laplacian,
+};
 pub use layers::{
     BatchNorm2d, Conv2d, ConvKernel, ConvSpec, KAIMING_NORMAL_FAN_OUT, global_avg_pool, linear,
     max_pool_3x3_stride_2, pytorch_default_init, upsample_nearest_2x,

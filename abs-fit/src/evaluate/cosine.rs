@@ -130,6 +130,50 @@ impl CosineMatrix {
         subset: usize,
         bootstrap: &Bootstrap,
     ) -> Result<DiagonalMaximum> {
+        let per_class = self.diagonal_maximum_per_class(subset)?;
+        Ok(DiagonalMaximum {
+            classes: self.n_classes(),
+            subset,
+            fraction: super::metrics::mean(&per_class),
+            interval: bootstrap.mean_interval(&per_class)?,
+        })
+    }
+
+    /// This matrix's [`CosineMatrix::diagonal_maximum`] fraction minus `other`'s, two studies
+    /// of the same classes (two encoders on the same faces), with its paired
+    /// percentile-bootstrap interval: a resample draws classes, and both matrices' rows of
+    /// each drawn class. Errors: different class counts, and those of `diagonal_maximum`.
+    pub fn diagonal_maximum_difference(
+        &self,
+        other: &CosineMatrix,
+        subset: usize,
+        bootstrap: &Bootstrap,
+    ) -> Result<(f64, Interval)> {
+        if other.n_classes() != self.n_classes() {
+            return Err(AbsFitError::config(
+                "diagonal maximum difference",
+                format!(
+                    "studies of {} and {} classes: a paired difference needs the same classes",
+                    self.n_classes(),
+                    other.n_classes()
+                ),
+            ));
+        }
+        let differences: Vec<f64> = self
+            .diagonal_maximum_per_class(subset)?
+            .into_iter()
+            .zip(other.diagonal_maximum_per_class(subset)?)
+            .map(|(a, b)| a - b)
+            .collect();
+        Ok((
+            super::metrics::mean(&differences),
+            bootstrap.mean_interval(&differences)?,
+        ))
+    }
+
+    /// Per class, the probability that its row peaks on the diagonal of a random
+    /// `subset`-class study holding it ([`CosineMatrix::diagonal_maximum`]).
+    fn diagonal_maximum_per_class(&self, subset: usize) -> Result<Vec<f64>> {
         let k = self.n_classes();
         if !(2..=k).contains(&subset) {
             return Err(AbsFitError::config(
@@ -137,17 +181,11 @@ impl CosineMatrix {
                 format!("a subset of {subset} of {k} classes: it needs 2 to {k}"),
             ));
         }
-        let per_class: Vec<f64> = self
+        Ok(self
             .above_diagonal()
             .into_iter()
             .map(|b| choose_ratio(k - 1 - b, k - 1, subset - 1))
-            .collect();
-        Ok(DiagonalMaximum {
-            classes: k,
-            subset,
-            fraction: super::metrics::mean(&per_class),
-            interval: bootstrap.mean_interval(&per_class)?,
-        })
+            .collect())
     }
 }
 

@@ -44,7 +44,10 @@ pub use metrics::{
     GroupErrors, MEAN_BASELINE, RANDOM_BASELINE, RowSource, Table1Row, evaluate, face_errors,
     group_errors, mean_baseline, mean_point_distance_mm, random_baseline,
 };
-pub use networks::{FitOutcome, Validation, encoder_cosine_study, physics_images, renderer_times};
+pub use networks::{
+    FitOutcome, Validation, encoder_cosine_studies, encoder_cosine_study, physics_images,
+    renderer_times,
+};
 pub use paper::{PAPER_DIAGONAL_MAXIMA, PAPER_TABLE1, PaperTable1Row, paper_table1};
 pub use report::{
     CosineReport, Finding, FitTime, TableOptions, cosine_markdown, cosine_stem, csv_table,

@@ -287,11 +287,53 @@ pub fn encoder_cosine_study(
     dataset: &Dataset,
     model: &dyn MorphableModel,
     encoder: &TrainedEncoder,
-    (shapes, expressions): (usize, usize),
+    classes: (usize, usize),
     neutral_pose: bool,
     seed: u64,
     progress: &mut dyn Progress,
 ) -> Result<EncodedStudy> {
+    let mut studies = encoder_cosine_studies(
+        dataset,
+        model,
+        &[encoder],
+        classes,
+        neutral_pose,
+        seed,
+        progress,
+    )?;
+    studies
+        .pop()
+        .ok_or_else(|| AbsFitError::config("cosine study", "no encoder was given"))
+}
+
+/// [`encoder_cosine_study`] of several encoders of one input kind on the same faces, rendered
+/// once: one [`EncodedStudy`] per encoder, in order, whose classes are the same faces (so two
+/// encoders' matrices compare class by class, [`CosineMatrix::diagonal_maximum_difference`]).
+///
+/// [`CosineMatrix::diagonal_maximum_difference`]: super::CosineMatrix::diagonal_maximum_difference
+#[allow(clippy::too_many_arguments)]
+pub fn encoder_cosine_studies(
+    dataset: &Dataset,
+    model: &dyn MorphableModel,
+    encoders: &[&TrainedEncoder],
+    (shapes, expressions): (usize, usize),
+    neutral_pose: bool,
+    seed: u64,
+    progress: &mut dyn Progress,
+) -> Result<Vec<EncodedStudy>> {
+    let Some(first) = encoders.first() else {
+        return Ok(Vec::new());
+    };
+    if let Some(other) = encoders.iter().find(|e| e.input() != first.input()) {
+        return Err(AbsFitError::config(
+            "cosine study",
+            format!(
+                "encoders of {} and {} images: studies on the same faces need one input kind",
+                first.input().name(),
+                other.input().name()
+            ),
+        ));
+    }
     let layout = dataset.manifest().layout;
     let faces = cosine_study_faces(
         &layout,
@@ -311,17 +353,22 @@ pub fn encoder_cosine_study(
         })
         .collect();
     let params = matrix(vectors, (labels.len(), layout.len()))?;
-    let images = physics_images(dataset, model, &params, encoder.input(), seed, progress)?;
-    let predicted = encoder.predict(&images)?.to_dtype(DType::F32)?;
-    let predicted = matrix(
-        predicted.flatten_all()?.to_vec1::<f32>()?,
-        predicted.dims2()?,
-    )?;
-    Ok(EncodedStudy {
-        predicted,
-        labels,
-        layout,
-    })
+    let images = physics_images(dataset, model, &params, first.input(), seed, progress)?;
+    encoders
+        .iter()
+        .map(|encoder| {
+            let predicted = encoder.predict(&images)?.to_dtype(DType::F32)?;
+            let predicted = matrix(
+                predicted.flatten_all()?.to_vec1::<f32>()?,
+                predicted.dims2()?,
+            )?;
+            Ok(EncodedStudy {
+                predicted,
+                labels: labels.clone(),
+                layout,
+            })
+        })
+        .collect()
 }
 
 /// Physics-renderer images (N, C, H, W) of `kind` of the scaled parameter rows `params` with

@@ -3,7 +3,7 @@
 use facenet::PoseNetwork;
 use serde::{Deserialize, Serialize};
 
-use super::{LearningRate, ParamLoss, TrainSchedule};
+use super::{IdLoss, LearningRate, ParamLoss, TrainSchedule};
 use crate::dataset::RangePolicy;
 use crate::{AbsFitError, Result};
 
@@ -22,6 +22,9 @@ pub struct EncoderTrainConfig {
     /// The network of the pose and rendering columns (the paper: [`PoseNetwork::AlexNet`]).
     #[serde(default)]
     pub pose_network: PoseNetwork,
+    /// An identity-loss term beside the parameter loss (the 3D-ID paper; the radar paper: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_loss: Option<IdLoss>,
 }
 
 impl EncoderTrainConfig {
@@ -35,13 +38,15 @@ impl EncoderTrainConfig {
             range: RangePolicy::TRAIN,
             param_loss: ParamLoss::L2,
             pose_network: PoseNetwork::AlexNet,
+            id_loss: None,
         }
     }
 
-    /// Checks the schedule and the parameter loss.
+    /// Checks the schedule, the parameter loss and the identity loss.
     pub fn validate(&self) -> Result<()> {
         self.schedule.validate()?;
-        self.param_loss.validate()
+        self.param_loss.validate()?;
+        self.id_loss.as_ref().map_or(Ok(()), IdLoss::validate)
     }
 }
 

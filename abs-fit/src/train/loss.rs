@@ -85,20 +85,7 @@ impl ParamLoss {
                 let model = model
                     .as_deref()
                     .ok_or_else(|| AbsFitError::config("geometry loss", "has no face model"))?;
-                let identity = ModelIdentity::of(model)?;
-                if identity != manifest.model {
-                    return Err(AbsFitError::Shape {
-                        what: "geometry-loss face model vs the dataset's",
-                        expected: format!(
-                            "model '{}' (fingerprint {})",
-                            manifest.model.name, manifest.model.fingerprint
-                        ),
-                        actual: format!(
-                            "model '{}' (fingerprint {})",
-                            identity.name, identity.fingerprint
-                        ),
-                    });
-                }
+                check_model_is_the_datasets(model, manifest, "geometry-loss face model")?;
                 Ok(ResolvedParamLoss::Geometry {
                     weight: *weight,
                     gram: VertexGram::new(model, &manifest.layout)?,
@@ -285,6 +272,30 @@ impl ResolvedParamLoss {
             }
         }
     }
+}
+
+/// Fails unless `model` is the face model that drew the dataset of `manifest`; `what` names
+/// the model's role in the error.
+pub(super) fn check_model_is_the_datasets(
+    model: &dyn LinearMorphableModel,
+    manifest: &Manifest,
+    what: &'static str,
+) -> Result<()> {
+    let identity = ModelIdentity::of(model)?;
+    if identity == manifest.model {
+        return Ok(());
+    }
+    Err(AbsFitError::Shape {
+        what,
+        expected: format!(
+            "model '{}' (fingerprint {}) of the dataset",
+            manifest.model.name, manifest.model.fingerprint
+        ),
+        actual: format!(
+            "model '{}' (fingerprint {})",
+            identity.name, identity.fingerprint
+        ),
+    })
 }
 
 /// Mean squared error over every element.

@@ -25,8 +25,10 @@
 //! `config` (each stage's settings) and `stage` (the resumable runner the three share).
 
 mod config;
+mod id_loss;
 mod iterative;
 mod loss;
+mod mesh;
 mod schedule;
 mod stage;
 
@@ -36,8 +38,10 @@ use candle_core::{Device, Tensor};
 use facenet::{BranchedEncoderConfig, DecoderConfig, ImageDecoder, Network, OutputGroups};
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
+pub use id_loss::{IdLoss, IdLossKind, ResolvedIdLoss};
 pub use iterative::{ITERATIVE_GEOMETRY_WEIGHT, IterativeTrainConfig, train_iterative};
 pub use loss::{ParamLoss, VertexGram};
+pub use mesh::{MeshEncoderConfig, mesh_edges, mesh_pyramid, train_mesh_encoder};
 pub use schedule::{LearningRate, TrainSchedule};
 
 use crate::card::{DECODER_RANGE_DB, ModelRole, card_for};
@@ -68,6 +72,12 @@ pub fn train_encoder(
     let param_loss = config.param_loss.resolve(dataset.manifest())?;
     let mut objective = serde_json::json!({ "range": config.range });
     config.param_loss.insert_objective(&mut objective)?;
+    if let Some(id_loss) = &config.id_loss {
+        id_loss.check(dataset.manifest())?;
+        if let serde_json::Value::Object(map) = &mut objective {
+            map.insert("id_loss".into(), id_loss.objective()?);
+        }
+    }
     let card = card_for(
         dataset.manifest(),
         ModelRole::Encoder,
@@ -75,6 +85,8 @@ pub fn train_encoder(
         input,
         objective,
     );
+    // Resolved on the training device at the first batch (a learned term loads a network).
+    let mut id_term: Option<ResolvedIdLoss> = None;
     let network_config = encoder_network(config, &card.layout, input.channels());
     let factor = card.upsample;
     let network = run_stage(
@@ -88,7 +100,17 @@ pub fn train_encoder(
             let (images, params) =
                 examples(dataset, &rows, indices, input, config.range, seed, device)?;
             let predicted = encode_upsampled(network, &images, factor, true)?;
-            param_loss.loss(&predicted, &params)
+            let loss = param_loss.loss(&predicted, &params)?;
+            let Some(id_loss) = &config.id_loss else {
+                return Ok(loss);
+            };
+            if id_term.is_none() {
+                id_term = Some(id_loss.resolve(dataset.manifest(), device)?);
+            }
+            match &id_term {
+                Some(term) => Ok((loss + term.loss(&predicted, &params)?)?),
+                None => Ok(loss),
+            }
         },
         progress,
     )?;

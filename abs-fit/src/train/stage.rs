@@ -46,8 +46,33 @@ impl TrainObserver for ProgressObserver<'_> {
     }
 }
 
+/// What a stage directory says its network is: written when a run starts, compared when it
+/// resumes.
+pub(crate) trait StageCard {
+    /// The progress task name.
+    fn task(&self) -> &'static str;
+    /// Writes the card to `dir` atomically, creating `dir`.
+    fn write_card(&self, dir: &Path) -> Result<()>;
+    /// Fails unless the card saved in `dir` describes the same training.
+    fn check_saved(&self, dir: &Path) -> Result<()>;
+}
+
+impl StageCard for ModelCard {
+    fn task(&self) -> &'static str {
+        stage_task(&self.stage)
+    }
+
+    fn write_card(&self, dir: &Path) -> Result<()> {
+        self.write(dir)
+    }
+
+    fn check_saved(&self, dir: &Path) -> Result<()> {
+        check_resumable(dir, &ModelCard::read(dir)?, self)
+    }
+}
+
 /// Where a stage's network starts when there is no checkpoint to resume.
-pub(super) enum Start<C: NetworkConfig> {
+pub(crate) enum Start<C: NetworkConfig> {
     /// Fresh weights from a config and seed.
     Fresh(C),
     /// The given network (the autoencoder starts from the trained encoder).
@@ -73,9 +98,9 @@ fn config_json<C: NetworkConfig>(config: &C) -> Result<serde_json::Value> {
 /// One stage: resume or start a trainer in `dir`, run it with `loss` over `n_samples` samples,
 /// and return the trained network. `loss` errors are kept typed: the first one ends the run and
 /// is returned as it was.
-pub(super) fn run_stage<C, F>(
+pub(crate) fn run_stage<C, F>(
     dir: &Path,
-    card: &ModelCard,
+    card: &dyn StageCard,
     start: Start<C>,
     schedule: &TrainSchedule,
     n_samples: usize,
@@ -111,7 +136,7 @@ where
         .stop_after_epochs
         .map_or(schedule.epochs, |s| s.min(schedule.epochs));
     progress.start(
-        stage_task(&card.stage),
+        card.task(),
         (target.max(done) * steps_per_epoch) as u64,
         (done * steps_per_epoch) as u64,
     );
@@ -119,7 +144,7 @@ where
     let mut observer = ProgressObserver {
         progress: &mut *progress,
         stop_after_epochs: schedule.stop_after_epochs,
-        task: stage_task(&card.stage),
+        task: card.task(),
     };
     let outcome = if done >= target {
         Ok(())
@@ -151,15 +176,14 @@ where
 /// otherwise (writing the card first).
 fn open_trainer<C: NetworkConfig>(
     dir: &Path,
-    card: &ModelCard,
+    card: &dyn StageCard,
     start: Start<C>,
     device: Device,
     trainer_config: TrainerConfig,
 ) -> Result<Trainer<C>> {
     let checkpoint = dir.join(CHECKPOINT_DIR);
     Ok(if Checkpoint::exists(&checkpoint) {
-        let saved = ModelCard::read(dir)?;
-        check_resumable(dir, &saved, card)?;
+        card.check_saved(dir)?;
         let saved_config = Checkpoint::read_config::<C>(&checkpoint)?;
         if config_json(&saved_config)? != config_json(start.config())? {
             return Err(AbsFitError::ModelDir {
@@ -187,7 +211,7 @@ fn open_trainer<C: NetworkConfig>(
         trainer.set_epochs(trainer_config.epochs)?;
         trainer
     } else {
-        card.write(dir)?;
+        card.write_card(dir)?;
         let network = match start {
             Start::Fresh(config) => Network::new(config, trainer_config.seed, DType::F32, &device)?,
             Start::From(network) if network.device().same_device(&device) => network,

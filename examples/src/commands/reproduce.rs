@@ -54,6 +54,13 @@
 //! (the paper-sized figure and the larger study), `cosine.md`, `runtimes.md` and
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
 //! of the true, starting and fitted meshes, the last two coloured by error).
+//!
+//! With `--id-loss-rows` (the default at `tiny` only: five more networks), `networks/` also
+//! holds `mesh-encoder/` (COMA's mesh autoencoder of the face model, code 16) and
+//! `encoder-{depth,amplitude-depth}-id-{linear,learned}/` (the one-pass encoders' settings and
+//! seed plus a 3D identity loss, λ_id = 0.5, docs/physics.md §9); Table 1 and the findings gain
+//! their rows, and `cosine-id-loss.md` compares their shape diagonal maximum in the larger
+//! cosine study with the encoders' without the loss, paired over classes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,19 +69,20 @@ use std::time::Instant;
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use abs_fit::evaluate::{
     Bootstrap, Cell, CosineMatrix, CosineReport, FaceErrors, Finding, FitTime, MAX_STUDY_FACES,
-    MEAN_BASELINE, TableOptions, Validation, cosine_markdown, cosine_stem, encoder_cosine_study,
-    findings_csv, findings_markdown, markdown_table, paired_difference, renderer_times,
-    runtimes_markdown, write_matrix_csv, write_table,
+    MEAN_BASELINE, TableOptions, Validation, cosine_markdown, cosine_stem, encoder_cosine_studies,
+    encoder_cosine_study, findings_csv, findings_markdown, markdown_table, paired_difference,
+    renderer_times, runtimes_markdown, write_matrix_csv, write_table,
 };
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
 use abs_fit::train::{
     AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ITERATIVE_GEOMETRY_WEIGHT,
-    IterativeTrainConfig, LearningRate, ParamLoss, TrainSchedule,
+    IdLoss, IdLossKind, IterativeTrainConfig, LearningRate, MeshEncoderConfig, ParamLoss,
+    TrainSchedule,
 };
 use abs_fit::{
     Iterate, IterativeEncoder, LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder,
-    train_autoencoder, train_decoder, train_encoder, train_iterative,
+    train_autoencoder, train_decoder, train_encoder, train_iterative, train_mesh_encoder,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -142,10 +150,15 @@ pub struct Args {
     /// Optimiser steps of the physics fits.
     #[arg(long, default_value_t = 25)]
     physics_fit_steps: usize,
+    /// Train a mesh encoder and the depth and amplitude-depth encoders again with each 3D
+    /// identity loss (linear, learned), for Table 1 rows and a paired cosine study against the
+    /// encoders without it (default: the preset's budget, true at tiny only).
+    #[arg(long)]
+    id_loss_rows: Option<bool>,
 }
 
 /// The training and fitting effort of a preset (the table in the [module docs](self)).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Budget {
     /// Network sizes.
     pub network: facenet::NetworkSize,
@@ -177,6 +190,11 @@ pub struct Budget {
     /// face is one physics rendering: `quick`'s 40 shapes took 2 × 44 s of its run (1 500
     /// faces, 2026-12-04), so it studies 20.
     pub study_large_shapes: usize,
+    /// Whether the 3D identity-loss encoders are trained and compared (`--id-loss-rows`): four
+    /// more encoders and a mesh encoder, beyond the CPU presets' time budgets.
+    pub id_loss_rows: bool,
+    /// The mesh encoder behind the learned identity loss.
+    pub mesh_encoder: MeshEncoderConfig,
 }
 
 impl Budget {
@@ -205,6 +223,19 @@ impl Budget {
             Preset::Paper => (LearningRate::PAPER_ENCODER, PoseNetwork::AlexNet),
             _ => (LearningRate::constant(1e-3), PoseNetwork::ResNet),
         };
+        let defaults = MeshEncoderConfig::new(MESH_CODE);
+        let mesh_encoder = match preset {
+            Preset::Tiny => MeshEncoderConfig {
+                meshes_per_epoch: 16,
+                validation_meshes: 16,
+                schedule: TrainSchedule {
+                    epochs: 1,
+                    ..defaults.schedule
+                },
+                ..defaults
+            },
+            _ => defaults,
+        };
         Self {
             network,
             encoder_epochs,
@@ -217,6 +248,8 @@ impl Budget {
             device: ComputeDevice::Cpu,
             study_large_shapes,
             physics_fit_faces,
+            id_loss_rows: preset == Preset::Tiny,
+            mesh_encoder,
         }
     }
 
@@ -233,6 +266,10 @@ impl Budget {
 
 /// Validation faces whose renderings are timed.
 const TIMED_FACES: usize = 4;
+/// Code length of the mesh encoder behind the learned identity loss (issue 17's).
+const MESH_CODE: usize = 16;
+/// λ_id of the identity-loss encoders (the 3D-ID paper's).
+const ID_WEIGHT: f64 = 0.5;
 /// Timed repetitions of each renderer.
 const TIMING_REPEATS: usize = 3;
 /// Mixed into the dataset's seed to seed the cosine study's faces and renderings.
@@ -320,10 +357,28 @@ pub fn run(args: Args) -> CliResult {
         args.epochs,
         &out.join("networks"),
     )?;
+    let id_encoders = if args.id_loss_rows.unwrap_or(budget.id_loss_rows) {
+        train_id_loss_encoders(
+            &dataset,
+            &model,
+            &budget,
+            args.epochs,
+            &out.join("networks"),
+        )?
+    } else {
+        Vec::new()
+    };
 
     let results = create_dir(&out.join("results"))?;
     let fit_steps = args.fit_steps.unwrap_or(budget.fit_steps);
-    let mut fit_seconds = table1(&dataset, &model, &networks, fit_steps, args.faces, &results)?;
+    let mut fit_seconds = table1(
+        &dataset,
+        &model,
+        (&networks, &id_encoders),
+        fit_steps,
+        args.faces,
+        &results,
+    )?;
     let physics_faces = args.physics_fit_faces.unwrap_or(budget.physics_fit_faces);
     if physics_faces > 0 {
         let settings = FitSettings::physics(args.physics_fit_steps);
@@ -337,6 +392,16 @@ pub fn run(args: Args) -> CliResult {
         )?);
     }
     study(&dataset, &model, &networks, &args, large_shapes, &results)?;
+    if !id_encoders.is_empty() {
+        id_loss_study(
+            &dataset,
+            &model,
+            (&networks, &id_encoders),
+            &args,
+            large_shapes,
+            &results,
+        )?;
+    }
     runtimes(&dataset, &model, &networks, &fit_seconds, &results)?;
     println!(
         "reproduction at preset {} done in {:.1} s: results in {}",
@@ -365,15 +430,7 @@ fn train_all(
             autoencoder: dir.join(format!("autoencoder-{}", kind.name())),
             iterative: dir.join(format!("iterative-{}", kind.name())),
         };
-        let paper = EncoderTrainConfig::paper(budget.network);
-        let encoder_config = EncoderTrainConfig {
-            schedule: TrainSchedule {
-                learning_rate: budget.encoder_learning_rate,
-                ..budget.schedule(paper.schedule, epochs.unwrap_or(budget.encoder_epochs))
-            },
-            pose_network: budget.pose_network,
-            ..paper
-        };
+        let encoder_config = encoder_config(budget, epochs);
         let mut bar = Bar::new("steps");
         bar.message(&format!("training the {} encoder", kind.name()));
         let encoder = train_encoder(dataset, kind, &encoder_config, &networks.encoder, &mut bar)?;
@@ -422,6 +479,75 @@ fn train_all(
     Ok(all)
 }
 
+/// The one-pass encoders' settings at `budget` (`epochs` overriding its count).
+fn encoder_config(budget: &Budget, epochs: Option<usize>) -> EncoderTrainConfig {
+    let paper = EncoderTrainConfig::paper(budget.network);
+    EncoderTrainConfig {
+        schedule: TrainSchedule {
+            learning_rate: budget.encoder_learning_rate,
+            ..budget.schedule(paper.schedule, epochs.unwrap_or(budget.encoder_epochs))
+        },
+        pose_network: budget.pose_network,
+        ..paper
+    }
+}
+
+/// An encoder trained with a 3D identity loss: its input kind and its directory.
+struct IdEncoder {
+    kind: InputKind,
+    dir: PathBuf,
+}
+
+/// Trains (or resumes) the mesh encoder of `model` in `dir/mesh-encoder`, then the depth and
+/// amplitude-depth encoders again, each with the linear and with the learned identity loss
+/// (λ_id = 0.5) and otherwise the one-pass encoders' settings and seed, in
+/// `dir/encoder-{kind}-id-{linear,learned}`.
+fn train_id_loss_encoders(
+    dataset: &Dataset,
+    model: &PcaModel,
+    budget: &Budget,
+    epochs: Option<usize>,
+    dir: &Path,
+) -> CliResult<Vec<IdEncoder>> {
+    let mesh_dir = dir.join("mesh-encoder");
+    let mut bar = Bar::new("steps");
+    bar.message("training the mesh encoder");
+    let mesh = train_mesh_encoder(model, &budget.mesh_encoder, &mesh_dir, &mut bar)?;
+    if let Some(v) = mesh.card().validation {
+        println!(
+            "mesh encoder (code {MESH_CODE}): held-out mean vertex error {:.3} mm (RMS {:.3}, \
+             best linear code {:.3}, mean face {:.3})",
+            v.mean_error_mm, v.rms_error_mm, v.best_linear_rms_mm, v.mean_face_error_mm
+        );
+    }
+    let shared: Arc<PcaModel> = Arc::new(model.clone());
+    let mut trained = Vec::new();
+    for kind in [InputKind::Depth, InputKind::AmplitudeDepth] {
+        for (loss, id_kind) in [
+            ("linear", IdLossKind::Linear),
+            (
+                "learned",
+                IdLossKind::Learned {
+                    dir: mesh_dir.clone(),
+                },
+            ),
+        ] {
+            let config = EncoderTrainConfig {
+                id_loss: Some(IdLoss::new(id_kind, ID_WEIGHT, shared.clone())),
+                ..encoder_config(budget, epochs)
+            };
+            let out = dir.join(format!("encoder-{}-id-{loss}", kind.name()));
+            bar.message(&format!(
+                "training the {} encoder with the {loss} identity loss",
+                kind.name()
+            ));
+            train_encoder(dataset, kind, &config, &out, &mut bar)?;
+            trained.push(IdEncoder { kind, dir: out });
+        }
+    }
+    Ok(trained)
+}
+
 /// Table 1 on the validation split: the baselines, the encoders, the autoencoders, and beyond
 /// the paper each autoencoder refined by test-time fitting through its learned renderer, and the
 /// depth autoencoder refined through the depth raster, every cell with its 95 % bootstrap
@@ -431,7 +557,7 @@ fn train_all(
 fn table1(
     dataset: &Dataset,
     model: &PcaModel,
-    networks: &[Networks],
+    (networks, id_encoders): (&[Networks], &[IdEncoder]),
     fit_steps: usize,
     faces: usize,
     results: &Path,
@@ -450,6 +576,10 @@ fn table1(
             let encoder = TrainedEncoder::load(dir, &device)?;
             scores.push(validation.encoder_row(&encoder, batch)?);
         }
+    }
+    for id_encoder in id_encoders {
+        let encoder = TrainedEncoder::load(&id_encoder.dir, &device)?;
+        scores.push(validation.encoder_row(&encoder, batch)?);
     }
     let (iterative, iterations) = iterative_rows(&validation, model, networks, results)?;
     scores.extend(iterative);
@@ -680,6 +810,16 @@ fn findings(scores: &[FaceErrors], bootstrap: &Bootstrap) -> CliResult<Vec<Findi
                 cell,
             ));
         }
+        for loss in ["linear", "learned"] {
+            for cell in [Cell::PointDistance, Cell::Shape] {
+                wanted.push((
+                    format!("the {loss} 3D-ID loss changes the encoder"),
+                    format!("{} + 3D-ID loss ({loss})", name("Encoder", kind)),
+                    name("Encoder", kind),
+                    cell,
+                ));
+            }
+        }
         wanted.push((
             "iterating lowers point distance".into(),
             name("Iterative encoder", kind),
@@ -770,6 +910,85 @@ fn study(
     )?;
     morphable::export::atomic_write(&results.join("cosine.md"), summary.as_bytes())?;
     println!("\n{summary}");
+    Ok(())
+}
+
+/// The larger cosine study (sampled pose) of the depth and amplitude-depth encoders with and
+/// without each identity loss, on the same rendered faces per input kind: each encoder's shape
+/// diagonal maximum on the scale of the paper's figure (`--study-shapes` classes) and its
+/// paired difference from the encoder without the loss, in `cosine-id-loss.md`.
+fn id_loss_study(
+    dataset: &Dataset,
+    model: &PcaModel,
+    (networks, id_encoders): (&[Networks], &[IdEncoder]),
+    args: &Args,
+    large_shapes: usize,
+    results: &Path,
+) -> CliResult {
+    let bootstrap = Bootstrap::default();
+    let seed = dataset.manifest().seed ^ STUDY_SEED;
+    let subset = args.study_shapes.min(large_shapes);
+    let mut md = format!(
+        "# The 3D identity losses in the cosine study\n\n{large_shapes} shapes × {} expressions, \
+         sampled pose, rendered by the physics renderer at D = 20 dB; the shape matrix's \
+         diagonal maximum on the scale of a {subset}-class study with its 95 % bootstrap \
+         interval over classes, and the paired difference from the same encoder trained \
+         without the loss (classes resampled, both encoders on each resample).\n\n\
+         | encoder | shape diagonal maximum | 95 % interval | − without | 95 % interval |\n\
+         |---|---:|---|---:|---|\n",
+        args.study_expressions
+    );
+    for kind in [InputKind::Depth, InputKind::AmplitudeDepth] {
+        let ids: Vec<&IdEncoder> = id_encoders.iter().filter(|e| e.kind == kind).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut encoders = vec![TrainedEncoder::load(
+            &networks_of(networks, kind)?.encoder,
+            &Device::Cpu,
+        )?];
+        for id in &ids {
+            encoders.push(TrainedEncoder::load(&id.dir, &Device::Cpu)?);
+        }
+        let refs: Vec<&TrainedEncoder> = encoders.iter().collect();
+        let mut bar = Bar::new("faces");
+        bar.message(&format!(
+            "rendering the {} identity-loss study faces",
+            kind.name()
+        ));
+        let studies = encoder_cosine_studies(
+            dataset,
+            model,
+            &refs,
+            (large_shapes, args.study_expressions),
+            false,
+            seed,
+            &mut bar,
+        )?;
+        let matrices = studies
+            .iter()
+            .map(|s| Ok(s.study(large_shapes)?.shape))
+            .collect::<CliResult<Vec<CosineMatrix>>>()?;
+        for (i, (encoder, matrix)) in encoders.iter().zip(&matrices).enumerate() {
+            let own = matrix.diagonal_maximum(subset, &bootstrap)?;
+            let versus = if i == 0 {
+                "— | — |".to_string()
+            } else {
+                let (d, interval) =
+                    matrix.diagonal_maximum_difference(&matrices[0], subset, &bootstrap)?;
+                format!("{d:+.3} | [{:+.3}, {:+.3}] |", interval.low, interval.high)
+            };
+            md.push_str(&format!(
+                "| {} | {:.3} | [{:.3}, {:.3}] | {versus}\n",
+                encoder.method_name(),
+                own.fraction,
+                own.interval.low,
+                own.interval.high
+            ));
+        }
+    }
+    morphable::export::atomic_write(&results.join("cosine-id-loss.md"), md.as_bytes())?;
+    println!("\n{md}");
     Ok(())
 }
 

@@ -9,11 +9,12 @@ use abs_fit::card::ModelCard;
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::train::{
     AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, ITERATIVE_GEOMETRY_WEIGHT,
-    IterativeTrainConfig, LearningRate, ParamLoss, TrainSchedule,
+    IdLoss, IdLossKind, IterativeTrainConfig, LearningRate, MeshEncoderConfig, ParamLoss,
+    TrainSchedule,
 };
 use abs_fit::{
     FeedbackSet, LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
-    train_iterative,
+    train_iterative, train_mesh_encoder,
 };
 use clap::{Args as ClapArgs, ValueEnum};
 
@@ -32,14 +33,18 @@ pub enum Stage {
     /// An encoder that also reads feedback channels of its current estimate and is applied
     /// several times (the coarse-to-fine paper's CoarseNet).
     Iterative,
+    /// The mesh autoencoder of spectral graph convolutions (COMA) behind the learned 3D
+    /// identity loss, trained on meshes of the face model (no dataset).
+    MeshEncoder,
 }
 
 /// Command-line options.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Dataset directory (written by `generate`); training uses its training split.
+    /// Dataset directory (written by `generate`); training uses its training split. Every
+    /// stage but mesh-encoder needs one.
     #[arg(long)]
-    dataset: PathBuf,
+    dataset: Option<PathBuf>,
     /// The stage to train.
     #[arg(long, value_enum)]
     stage: Stage,
@@ -95,9 +100,36 @@ pub struct Args {
     #[arg(long)]
     geometry_weight: Option<f64>,
     /// A statismo / BFM 2019 model file instead of the built-in model: the dataset's model,
-    /// whose faces the iterative stage's feedback channels render.
+    /// whose faces the iterative stage's feedback channels render, the identity loss compares
+    /// and the mesh encoder learns.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// An identity loss beside the encoder's parameter loss: linear (the cosine of the shape
+    /// offsets in vertex space) or learned:DIR (a mesh encoder trained by --stage
+    /// mesh-encoder). Encoder stage only.
+    #[arg(long)]
+    id_loss: Option<IdLossKind>,
+    /// λ_id, the weight of the identity loss (the 3D-ID paper: 0.5).
+    #[arg(long)]
+    id_weight: Option<f64>,
+    /// Length of the mesh encoder's code (mesh-encoder stage; default 16).
+    #[arg(long)]
+    code: Option<usize>,
+    /// The leading code entries that make the identity vector (mesh-encoder stage; default:
+    /// the whole code).
+    #[arg(long)]
+    identity: Option<usize>,
+    /// Meshes drawn per epoch (mesh-encoder stage; default 2048).
+    #[arg(long)]
+    meshes_per_epoch: Option<usize>,
+    /// Held-out meshes whose reconstruction error is reported (mesh-encoder stage; default
+    /// 256).
+    #[arg(long)]
+    validation_meshes: Option<usize>,
+    /// Weight of the term that keeps the identity vector of one shape under two expressions
+    /// the same (mesh-encoder stage; default 0: off).
+    #[arg(long)]
+    invariance_weight: Option<f64>,
     /// Stage directory: `model.json` and the checkpoint. Running again resumes.
     #[arg(long, short)]
     out: PathBuf,
@@ -129,11 +161,18 @@ fn overridden(schedule: TrainSchedule, args: &Args) -> TrainSchedule {
 /// and prints one line on the trained network.
 pub fn run(args: Args) -> CliResult {
     refuse_ignored(&args)?;
-    let dataset = Dataset::open(&args.dataset)?;
     let started = Instant::now();
     let mut bar = Bar::new("steps");
+    let dataset = match (&args.dataset, args.stage) {
+        (_, Stage::MeshEncoder) => return train_mesh(&args, started, &mut bar),
+        (Some(dir), _) => Dataset::open(dir)?,
+        (None, stage) => {
+            return Err(format!("--stage {} needs --dataset DIR", stage_name(stage)).into());
+        }
+    };
     let device = args.device.open()?;
     let what = match args.stage {
+        Stage::MeshEncoder => return train_mesh(&args, started, &mut bar),
         Stage::Iterative => {
             let input = args
                 .input
@@ -185,9 +224,18 @@ pub fn run(args: Args) -> CliResult {
             let preset = args.preset.unwrap_or(facenet::NetworkSize::Quick);
             if args.stage == Stage::Encoder {
                 let paper = EncoderTrainConfig::paper(preset);
+                let id_loss = match &args.id_loss {
+                    Some(kind) => Some(IdLoss::new(
+                        kind.clone(),
+                        args.id_weight.unwrap_or(DEFAULT_ID_WEIGHT),
+                        Arc::new(load_model(args.model.as_deref())?),
+                    )),
+                    None => None,
+                };
                 let config = EncoderTrainConfig {
                     schedule: overridden(paper.schedule, &args),
                     pose_network: args.pose_network.unwrap_or(facenet::PoseNetwork::AlexNet),
+                    id_loss,
                     ..paper
                 };
                 let encoder = train_encoder(&dataset, input, &config, &args.out, &mut bar)?;
@@ -248,11 +296,77 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+/// The identity loss's weight unless `--id-weight` says otherwise: the 3D-ID paper's λ.
+const DEFAULT_ID_WEIGHT: f64 = 0.5;
+
+/// `--stage mesh-encoder`: trains (or resumes) the mesh encoder of `--model` in `--out` and
+/// prints its reconstruction error on held-out meshes.
+fn train_mesh(args: &Args, started: Instant, bar: &mut Bar) -> CliResult {
+    let model = load_model(args.model.as_deref())?;
+    let defaults = MeshEncoderConfig::new(args.code.unwrap_or(16));
+    let config = MeshEncoderConfig {
+        identity: args.identity.unwrap_or(defaults.code),
+        meshes_per_epoch: args.meshes_per_epoch.unwrap_or(defaults.meshes_per_epoch),
+        validation_meshes: args.validation_meshes.unwrap_or(defaults.validation_meshes),
+        invariance_weight: args.invariance_weight.unwrap_or(defaults.invariance_weight),
+        schedule: overridden(defaults.schedule, args),
+        ..defaults
+    };
+    let encoder = train_mesh_encoder(&model, &config, &args.out, bar)?;
+    let card = encoder.card();
+    let pyramid: Vec<String> = card.pyramid.iter().map(|n| n.to_string()).collect();
+    println!(
+        "mesh encoder of '{}' (code {}, identity {}, pyramid {} nodes) trained for {} epochs of {} meshes → {} ({:.1} s)",
+        card.model.name,
+        config.code,
+        config.identity,
+        pyramid.join(" → "),
+        config.schedule.epochs,
+        config.meshes_per_epoch,
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(v) = card.validation {
+        println!(
+            "held-out reconstruction ({} meshes): mean vertex error {:.3} mm, RMS {:.3} mm \
+             (best linear code of this length: RMS {:.3} mm; the mean face: {:.3} mm)",
+            v.meshes, v.mean_error_mm, v.rms_error_mm, v.best_linear_rms_mm, v.mean_face_error_mm
+        );
+    }
+    Ok(())
+}
+
 /// Options the chosen stage would ignore are an error, not silently dropped: `--encoder` and
 /// `--decoder` belong to the autoencoder stage, `--pose-network` to the encoder stage.
 fn refuse_ignored(args: &Args) -> CliResult {
     let stage = stage_name(args.stage);
+    let mesh = args.stage == Stage::MeshEncoder;
     let ignored = [
+        ("--dataset", args.dataset.is_some() && mesh),
+        ("--input", args.input.is_some() && mesh),
+        ("--preset", args.preset.is_some() && mesh),
+        (
+            "--id-loss",
+            args.id_loss.is_some() && args.stage != Stage::Encoder,
+        ),
+        (
+            "--id-weight",
+            args.id_weight.is_some() && args.id_loss.is_none(),
+        ),
+        ("--code", args.code.is_some() && !mesh),
+        ("--identity", args.identity.is_some() && !mesh),
+        (
+            "--meshes-per-epoch",
+            args.meshes_per_epoch.is_some() && !mesh,
+        ),
+        (
+            "--validation-meshes",
+            args.validation_meshes.is_some() && !mesh,
+        ),
+        (
+            "--invariance-weight",
+            args.invariance_weight.is_some() && !mesh,
+        ),
         (
             "--encoder",
             args.encoder.is_some() && args.stage != Stage::Autoencoder,
@@ -283,15 +397,21 @@ fn refuse_ignored(args: &Args) -> CliResult {
         ),
         (
             "--model",
-            args.model.is_some() && args.stage != Stage::Iterative,
+            args.model.is_some()
+                && !(matches!(args.stage, Stage::Iterative | Stage::MeshEncoder)
+                    || args.id_loss.is_some()),
         ),
     ];
     match ignored.iter().find(|(_, ignored)| *ignored) {
         Some((option, _)) => Err(format!(
             "{option} does not apply to --stage {stage}: --encoder and --decoder belong to \
              --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
-             --mean-start-fraction, --own-estimate-fraction, --geometry-weight and --model to \
-             --stage iterative"
+             --mean-start-fraction, --own-estimate-fraction and --geometry-weight to --stage \
+             iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
+             --identity, --meshes-per-epoch, --validation-meshes and --invariance-weight to \
+             --stage mesh-encoder (which reads no --dataset, --input or --preset), and --model \
+             to the stages that use the face model (iterative, mesh-encoder, encoder with \
+             --id-loss)"
         )
         .into()),
         None => Ok(()),
@@ -304,6 +424,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Decoder => "decoder",
         Stage::Autoencoder => "autoencoder",
         Stage::Iterative => "iterative",
+        Stage::MeshEncoder => "mesh-encoder",
     }
 }
 

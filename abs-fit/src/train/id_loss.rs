@@ -1,0 +1,244 @@
+//! The 3D identity loss of Xu et al.'s 3D-ID paper (issue 17, docs/physics.md
+//! §9.3): λ_id · mean(1 − cos(E(M̂), E(M))) over a batch, beside the parameter loss, with E a
+//! frozen mesh encoder ([`IdLossKind::Learned`]) or the closed-form baseline
+//! ([`IdLossKind::Linear`]): the cosine of the shape offsets in vertex space,
+//! cos_G(α̂, α) = α̂ᵀGα / √(α̂ᵀGα̂ · αᵀGα) with G = WᵀW / N over the layout's shape columns.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use morphable::LinearMorphableModel;
+use serde::{Deserialize, Serialize};
+
+use super::loss::VertexGram;
+use crate::dataset::Manifest;
+use crate::identity::{MeshIdentityEncoder, cosine_similarity, mean_face};
+use crate::{AbsFitError, ParamLayout, Result};
+
+/// Which identity vector the loss compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IdLossKind {
+    /// The shape coefficients, compared by cos_G (no network).
+    Linear,
+    /// E(M) of the mesh encoder trained in `dir` ([`crate::train::train_mesh_encoder`]) on the
+    /// meshes of the predicted and the true coefficients (shape and expression).
+    Learned {
+        /// The mesh encoder's directory.
+        dir: PathBuf,
+    },
+}
+
+impl std::str::FromStr for IdLossKind {
+    type Err = AbsFitError;
+
+    /// `linear` or `learned:DIR`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once(':') {
+            None if s == "linear" => Ok(Self::Linear),
+            Some(("learned", dir)) if !dir.is_empty() => Ok(Self::Learned { dir: dir.into() }),
+            _ => Err(AbsFitError::config(
+                "identity loss",
+                format!("'{s}': choose linear or learned:DIR (a mesh encoder's directory)"),
+            )),
+        }
+    }
+}
+
+/// An identity-loss term of encoder training: `kind`, weighted by `weight`, for the face model
+/// the dataset was drawn with (which configs do not serialise).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct IdLoss {
+    /// The identity vector compared.
+    #[serde(flatten)]
+    pub kind: IdLossKind,
+    /// λ_id: finite and positive.
+    pub weight: f64,
+    #[serde(skip)]
+    model: Option<Arc<dyn LinearMorphableModel>>,
+}
+
+impl IdLoss {
+    /// The term `weight` · mean(1 − cos) of `kind` for `model`'s meshes.
+    pub fn new(kind: IdLossKind, weight: f64, model: Arc<dyn LinearMorphableModel>) -> Self {
+        Self {
+            kind,
+            weight,
+            model: Some(model),
+        }
+    }
+
+    /// Checks the weight and that the model is there.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.weight.is_finite() && self.weight > 0.0) {
+            return Err(AbsFitError::config(
+                "identity loss",
+                format!("weight = {} must be finite and positive", self.weight),
+            ));
+        }
+        if self.model.is_none() {
+            return Err(AbsFitError::config(
+                "identity loss",
+                "has no face model (configs serialise the choice only): build it with \
+                 IdLoss::new(kind, weight, model)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The term as used on batches of `manifest`'s dataset on `device`: the model must be the
+    /// dataset's, and a learned encoder must have been trained on it.
+    pub fn resolve(&self, manifest: &Manifest, device: &Device) -> Result<ResolvedIdLoss> {
+        let model = self.check(manifest)?;
+        let layout = manifest.layout;
+        let gram = VertexGram::new(model, &layout)?;
+        let identity = match &self.kind {
+            IdLossKind::Linear => ResolvedIdentity::Linear {
+                gram: gram
+                    .matrix()
+                    .narrow(0, 0, layout.n_shape)?
+                    .narrow(1, 0, layout.n_shape)?
+                    .contiguous()?
+                    .to_device(device)?,
+            },
+            IdLossKind::Learned { dir } => ResolvedIdentity::Learned {
+                encoder: MeshIdentityEncoder::load(dir, model, device)?,
+                basis: coefficient_basis(model, &layout, device)?,
+                mean: mean_face(model, device)?,
+            },
+        };
+        Ok(ResolvedIdLoss {
+            weight: self.weight,
+            n_coefficients: gram.n_coefficients(),
+            n_shape: layout.n_shape,
+            identity,
+        })
+    }
+
+    /// Checks the weight and that the model is the dataset's, returning the model.
+    pub fn check(&self, manifest: &Manifest) -> Result<&dyn LinearMorphableModel> {
+        self.validate()?;
+        let model = self
+            .model
+            .as_deref()
+            .ok_or_else(|| AbsFitError::config("identity loss", "has no face model"))?;
+        super::loss::check_model_is_the_datasets(model, manifest, "identity-loss face model")?;
+        Ok(model)
+    }
+
+    /// The objective entry of a stage card.
+    pub(super) fn objective(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self)
+            .map_err(|e| AbsFitError::config("identity loss", format!("cannot be serialised: {e}")))
+    }
+}
+
+impl fmt::Debug for IdLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdLoss")
+            .field("kind", &self.kind)
+            .field("weight", &self.weight)
+            .field("model", &self.model.as_ref().map(|m| m.name().to_string()))
+            .finish()
+    }
+}
+
+impl PartialEq for IdLoss {
+    /// Equal kinds and weights and the same model object (or both without one).
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.weight == other.weight
+            && match (&self.model, &other.model) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+/// The scaled basis of `model` for `layout`'s coefficient columns (its α then γ columns),
+/// (P_c, 3N) f32 on `device`.
+fn coefficient_basis(
+    model: &dyn LinearMorphableModel,
+    layout: &ParamLayout,
+    device: &Device,
+) -> Result<Tensor> {
+    let (shape, expression) = (model.shape_block(), model.expression_block());
+    let n = 3 * model.n_vertices();
+    let mut basis = Vec::with_capacity((layout.n_shape + layout.n_expression) * n);
+    for k in 0..layout.n_shape {
+        basis.extend_from_slice(shape.component(k));
+    }
+    for k in 0..layout.n_expression {
+        basis.extend_from_slice(expression.component(k));
+    }
+    Ok(Tensor::from_vec(
+        basis,
+        (layout.n_shape + layout.n_expression, n),
+        device,
+    )?)
+}
+
+enum ResolvedIdentity {
+    Linear {
+        gram: Tensor,
+    },
+    Learned {
+        encoder: MeshIdentityEncoder,
+        basis: Tensor,
+        mean: Tensor,
+    },
+}
+
+/// An [`IdLoss`] ready for batches ([`IdLoss::resolve`]).
+pub struct ResolvedIdLoss {
+    weight: f64,
+    n_coefficients: usize,
+    n_shape: usize,
+    identity: ResolvedIdentity,
+}
+
+impl ResolvedIdLoss {
+    /// The cosines (B,) between the identities of predicted and true (B, P) scaled vectors;
+    /// differentiable in `predicted`.
+    pub fn cosines(&self, predicted: &Tensor, truth: &Tensor) -> Result<Tensor> {
+        match &self.identity {
+            ResolvedIdentity::Linear { gram } => {
+                let a = predicted.narrow(1, 0, self.n_shape)?;
+                let b = truth.narrow(1, 0, self.n_shape)?.detach();
+                let gram = gram.to_dtype(a.dtype())?;
+                let ga = a.matmul(&gram)?;
+                let gb = b.matmul(&gram)?;
+                let dot = (&ga * &b)?.sum(1)?;
+                let norms = (((&ga * &a)?.sum(1)? * (&gb * &b)?.sum(1)?)? + 1e-20)?.sqrt()?;
+                Ok((dot / norms)?)
+            }
+            ResolvedIdentity::Learned {
+                encoder,
+                basis,
+                mean,
+            } => {
+                let mesh = |params: &Tensor| -> Result<Tensor> {
+                    let b = params.dim(0)?;
+                    let c = params
+                        .narrow(1, 0, self.n_coefficients)?
+                        .to_dtype(DType::F32)?;
+                    Ok(c.matmul(basis)?
+                        .reshape((b, basis.dim(1)? / 3, 3))?
+                        .broadcast_add(mean)?)
+                };
+                let e_hat = encoder.embed(&mesh(predicted)?)?;
+                let e = encoder.embed(&mesh(&truth.detach())?)?.detach();
+                Ok(cosine_similarity(&e_hat, &e)?.to_dtype(predicted.dtype())?)
+            }
+        }
+    }
+
+    /// λ_id · mean(1 − cos) over the batch (a scalar tensor).
+    pub fn loss(&self, predicted: &Tensor, truth: &Tensor) -> Result<Tensor> {
+        let cos = self.cosines(predicted, truth)?;
+        Ok(((cos.neg()? + 1.0)?.mean_all()? * self.weight)?)
+    }
+}

@@ -1,0 +1,807 @@
+//! Spectral graph convolutions on a fixed graph and a pyramid of coarsened graphs, after
+//! Defferrard et al. (ChebNet) and Ranjan et al. (COMA, "Generating 3D faces using convolutional
+//! mesh autoencoders"): the mesh autoencoder behind the 3D identity loss of
+//! Xu et al.'s 3D-ID paper (docs/physics.md §9). The crate sees a graph (nodes, edges, clusters),
+//! never a face: the caller builds the graph from its mesh.
+//!
+//! Node features are kept node-major, (N, M) with M = batch × channels, so that every sparse
+//! product is a row gather (`index_select` on dim 0) and a row scatter (`index_add` on dim 0),
+//! both differentiable in candle 0.11 (each is the other's backward pass).
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Module, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{NetworkConfig, ValidConfig, Validate};
+use crate::error::{FacenetError, Result};
+use crate::layers::linear;
+
+/// A sparse (rows × cols) matrix in coordinate form, applied to node-major features.
+#[derive(Debug, Clone)]
+pub struct SparseMatrix {
+    rows: usize,
+    cols: usize,
+    row_idx: Tensor,
+    col_idx: Tensor,
+    values: Tensor,
+    entries: Vec<(u32, u32, f32)>,
+}
+
+impl SparseMatrix {
+    /// The matrix with `entries` (row, column, value) on `device` (values in f32; duplicate
+    /// positions add up).
+    ///
+    /// # Errors
+    /// [`FacenetError::Config`] if an index is out of range or a value is not finite.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        entries: Vec<(u32, u32, f32)>,
+        device: &Device,
+    ) -> Result<Self> {
+        if let Some((r, c, v)) = entries
+            .iter()
+            .find(|(r, c, v)| *r as usize >= rows || *c as usize >= cols || !v.is_finite())
+        {
+            return Err(FacenetError::config(
+                "SparseMatrix",
+                "entries",
+                format!("entry ({r}, {c}) = {v} in a {rows} × {cols} matrix"),
+            ));
+        }
+        let row_idx: Vec<u32> = entries.iter().map(|e| e.0).collect();
+        let col_idx: Vec<u32> = entries.iter().map(|e| e.1).collect();
+        let values: Vec<f32> = entries.iter().map(|e| e.2).collect();
+        let n = entries.len();
+        Ok(Self {
+            rows,
+            cols,
+            row_idx: Tensor::from_vec(row_idx, n, device)?,
+            col_idx: Tensor::from_vec(col_idx, n, device)?,
+            values: Tensor::from_vec(values, (n, 1), device)?,
+            entries,
+        })
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The stored (row, column, value) entries.
+    pub fn entries(&self) -> &[(u32, u32, f32)] {
+        &self.entries
+    }
+
+    /// The product A x for node-major `x` of shape (cols, M): (rows, M), differentiable in `x`.
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `x` is not (cols, M); a candle error otherwise.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        let m = match x.dims() {
+            [n, m] if *n == self.cols => *m,
+            dims => {
+                return Err(FacenetError::Input {
+                    network: "SparseMatrix",
+                    what: "shape",
+                    expected: format!("({}, M)", self.cols),
+                    actual: format!("{dims:?}"),
+                });
+            }
+        };
+        let values = self.values.to_dtype(x.dtype())?.to_device(x.device())?;
+        let gathered = x
+            .index_select(&self.col_idx.to_device(x.device())?, 0)?
+            .broadcast_mul(&values)?;
+        let zeros = Tensor::zeros((self.rows, m), x.dtype(), x.device())?;
+        Ok(zeros.index_add(&self.row_idx.to_device(x.device())?, &gathered, 0)?)
+    }
+}
+
+/// A graph and its coarsenings: the undirected `edges` of the finest graph over `n_nodes`
+/// nodes, and for each coarser level the cluster (a node of the next level) of every node of
+/// the level before. A coarse graph links two clusters when any of their members are linked.
+///
+/// Pooling averages the members of each cluster; unpooling copies a cluster's value to each of
+/// its members (COMA's down- and up-sampling with the vertex maps kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphPyramid {
+    /// Nodes of the finest graph.
+    pub n_nodes: usize,
+    /// Undirected edges of the finest graph (each pair once, either order).
+    pub edges: Vec<[u32; 2]>,
+    /// `clusters[l][i]`: the node of level l + 1 that node i of level l pools into. Every level's
+    /// cluster ids are 0..n_{l+1} with none unused.
+    pub clusters: Vec<Vec<u32>>,
+}
+
+impl GraphPyramid {
+    /// The number of nodes of every level, finest first (levels = clusters + 1).
+    pub fn level_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.n_nodes];
+        for c in &self.clusters {
+            sizes.push(c.iter().map(|&k| k as usize + 1).max().unwrap_or(0));
+        }
+        sizes
+    }
+
+    /// Checks indices, cluster coverage and sizes.
+    ///
+    /// # Errors
+    /// [`FacenetError::Config`] naming what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        let err = |field, reason: String| Err(FacenetError::config("GraphPyramid", field, reason));
+        if self.n_nodes == 0 {
+            return err("n_nodes", "must be at least 1".into());
+        }
+        if let Some(e) = self
+            .edges
+            .iter()
+            .find(|[a, b]| a.max(b) >= &(self.n_nodes as u32))
+        {
+            return err(
+                "edges",
+                format!("edge {e:?} outside the {} nodes", self.n_nodes),
+            );
+        }
+        let sizes = self.level_sizes();
+        for (l, c) in self.clusters.iter().enumerate() {
+            if c.len() != sizes[l] {
+                return err(
+                    "clusters",
+                    format!(
+                        "level {l} has {} nodes but {} cluster ids",
+                        sizes[l],
+                        c.len()
+                    ),
+                );
+            }
+            let mut used = vec![false; sizes[l + 1]];
+            for &k in c {
+                used[k as usize] = true;
+            }
+            if let Some(k) = used.iter().position(|u| !u) {
+                return err(
+                    "clusters",
+                    format!("level {} cluster {k} has no member", l + 1),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The edges of every level, finest first: each undirected pair once, sorted, without
+    /// self-loops.
+    pub fn level_edges(&self) -> Vec<Vec<[u32; 2]>> {
+        let normalise = |edges: &mut Vec<[u32; 2]>| {
+            for e in edges.iter_mut() {
+                if e[0] > e[1] {
+                    e.swap(0, 1);
+                }
+            }
+            edges.retain(|e| e[0] != e[1]);
+            edges.sort_unstable();
+            edges.dedup();
+        };
+        let mut finest = self.edges.clone();
+        normalise(&mut finest);
+        let mut levels = vec![finest];
+        for c in &self.clusters {
+            let mut coarse: Vec<[u32; 2]> = levels[levels.len() - 1]
+                .iter()
+                .map(|&[a, b]| [c[a as usize], c[b as usize]])
+                .collect();
+            normalise(&mut coarse);
+            levels.push(coarse);
+        }
+        levels
+    }
+
+    /// The sparse operators on `device`: per level the scaled Laplacian, and between levels
+    /// the pooling and unpooling matrices.
+    ///
+    /// # Errors
+    /// As [`GraphPyramid::validate`].
+    pub fn operators(&self, device: &Device) -> Result<GraphOperators> {
+        self.validate()?;
+        let sizes = self.level_sizes();
+        let laplacians = self
+            .level_edges()
+            .iter()
+            .zip(&sizes)
+            .map(|(edges, &n)| scaled_laplacian(n, edges, device))
+            .collect::<Result<Vec<_>>>()?;
+        let mut pool = Vec::new();
+        let mut unpool = Vec::new();
+        for (l, c) in self.clusters.iter().enumerate() {
+            let mut members = vec![0u32; sizes[l + 1]];
+            for &k in c {
+                members[k as usize] += 1;
+            }
+            let down = c
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| (k, i as u32, 1.0 / members[k as usize] as f32))
+                .collect();
+            let up = c
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| (i as u32, k, 1.0))
+                .collect();
+            pool.push(SparseMatrix::new(sizes[l + 1], sizes[l], down, device)?);
+            unpool.push(SparseMatrix::new(sizes[l], sizes[l + 1], up, device)?);
+        }
+        Ok(GraphOperators {
+            laplacians,
+            pool,
+            unpool,
+        })
+    }
+}
+
+/// The sparse operators of a [`GraphPyramid`].
+#[derive(Debug, Clone)]
+pub struct GraphOperators {
+    /// L̃ of every level, finest first.
+    pub laplacians: Vec<SparseMatrix>,
+    /// Level l → l + 1: the mean of each cluster's members.
+    pub pool: Vec<SparseMatrix>,
+    /// Level l + 1 → l: each member takes its cluster's value.
+    pub unpool: Vec<SparseMatrix>,
+}
+
+/// The scaled Laplacian L̃ = 2L/λ_max − I of the graph of `n` nodes and undirected `edges`,
+/// with L = I − D^{-1/2} A D^{-1/2} the normalised Laplacian and λ_max taken as 2 (its upper
+/// bound, as ChebNet and PyTorch Geometric's `ChebConv` do): L̃ = −D^{-1/2} A D^{-1/2}, whose
+/// spectrum lies in [−1, 1] where the Chebyshev polynomials are bounded. Isolated nodes get no
+/// entries.
+///
+/// # Errors
+/// [`FacenetError::Config`] if an edge is out of range.
+pub fn scaled_laplacian(n: usize, edges: &[[u32; 2]], device: &Device) -> Result<SparseMatrix> {
+    let mut degree = vec![0u32; n];
+    for &[a, b] in edges {
+        if a.max(b) as usize >= n {
+            return Err(FacenetError::config(
+                "scaled Laplacian",
+                "edges",
+                format!("edge ({a}, {b}) outside the {n} nodes"),
+            ));
+        }
+        if a != b {
+            degree[a as usize] += 1;
+            degree[b as usize] += 1;
+        }
+    }
+    let mut entries = Vec::with_capacity(2 * edges.len());
+    for &[a, b] in edges.iter().filter(|[a, b]| a != b) {
+        let w = -1.0 / ((degree[a as usize] as f64) * (degree[b as usize] as f64)).sqrt();
+        entries.push((a, b, w as f32));
+        entries.push((b, a, w as f32));
+    }
+    SparseMatrix::new(n, n, entries, device)
+}
+
+/// A Chebyshev spectral graph convolution of order K (`order` polynomials T_0 … T_{K−1}):
+/// y = Σ_k T_k(L̃) x Θ_k + b, with T_0 x = x, T_1 x = L̃ x, T_k x = 2 L̃ T_{k−1} x − T_{k−2} x.
+/// The K feature blocks are concatenated and mixed by one linear layer (`weight` of shape
+/// (out, K · in), PyTorch's default initialisation).
+#[derive(Debug, Clone)]
+pub struct ChebConv {
+    linear: candle_nn::Linear,
+    order: usize,
+    in_channels: usize,
+    out_channels: usize,
+}
+
+impl ChebConv {
+    /// The layer's parameters under `vb` (`weight`, `bias`).
+    ///
+    /// # Errors
+    /// [`FacenetError::Config`] if `order` or a channel count is 0; a candle error if a
+    /// parameter exists with another shape.
+    pub fn new(
+        vb: VarBuilder,
+        order: usize,
+        in_channels: usize,
+        out_channels: usize,
+    ) -> Result<Self> {
+        if order == 0 || in_channels == 0 || out_channels == 0 {
+            return Err(FacenetError::config(
+                "ChebConv",
+                "order / channels",
+                format!("order {order}, {in_channels} → {out_channels} channels: all must be ≥ 1"),
+            ));
+        }
+        Ok(Self {
+            linear: linear(vb, order * in_channels, out_channels)?,
+            order,
+            in_channels,
+            out_channels,
+        })
+    }
+
+    /// The convolution of node-major features `x` (N, B, in) on the graph of `laplacian`:
+    /// (N, B, out).
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `x` is not (N, B, in) with N the Laplacian's size.
+    pub fn forward(&self, laplacian: &SparseMatrix, x: &Tensor) -> Result<Tensor> {
+        let (n, b) = match x.dims() {
+            [n, b, c] if *n == laplacian.rows() && *c == self.in_channels => (*n, *b),
+            dims => {
+                return Err(FacenetError::Input {
+                    network: "ChebConv",
+                    what: "shape",
+                    expected: format!("({}, B, {})", laplacian.rows(), self.in_channels),
+                    actual: format!("{dims:?}"),
+                });
+            }
+        };
+        let flat = x.reshape((n, b * self.in_channels))?;
+        let mut terms = vec![flat.clone()];
+        if self.order > 1 {
+            terms.push(laplacian.apply(&flat)?);
+        }
+        for k in 2..self.order {
+            let next = ((laplacian.apply(&terms[k - 1])? * 2.0)? - &terms[k - 2])?;
+            terms.push(next);
+        }
+        let stacked = Tensor::stack(&terms, 2)?; // (N, B·in, K)
+        let features = stacked
+            .reshape((n, b, self.in_channels, self.order))?
+            .transpose(2, 3)?
+            .reshape((n * b, self.order * self.in_channels))?;
+        Ok(self
+            .linear
+            .forward(&features)?
+            .reshape((n, b, self.out_channels))?)
+    }
+}
+
+/// Configuration of a [`MeshAutoencoder`]: COMA's architecture on the levels of `graph`.
+///
+/// Encoder: at each level l, a Chebyshev convolution to `channels[l]` channels, ELU, pooling
+/// to level l + 1; then a linear layer from the coarsest features to the `code`. Decoder: a
+/// linear layer back to the coarsest features, then at each level from the coarsest, unpooling,
+/// a Chebyshev convolution to the channels of the level below (`channels[l − 1]`, or
+/// `channels[0]` at the finest) and ELU; last a Chebyshev convolution to `in_channels` with a
+/// linear output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeshAutoencoderConfig {
+    /// The graph and its coarsenings.
+    pub graph: GraphPyramid,
+    /// Features per node of the input and the output (3 for vertex coordinates).
+    pub in_channels: usize,
+    /// The encoder's output channels at each level (one per coarsening).
+    pub channels: Vec<usize>,
+    /// Chebyshev polynomials per convolution (COMA and the 3D-ID paper: 6).
+    pub order: usize,
+    /// Length of the code.
+    pub code: usize,
+}
+
+impl Validate for MeshAutoencoderConfig {
+    fn validate(&self) -> Result<()> {
+        let err = |field, reason: String| {
+            Err(FacenetError::config("MeshAutoencoderConfig", field, reason))
+        };
+        self.graph.validate()?;
+        if self.channels.len() != self.graph.clusters.len() || self.channels.is_empty() {
+            return err(
+                "channels",
+                format!(
+                    "{} entries for {} coarsenings: one per coarsening, at least one",
+                    self.channels.len(),
+                    self.graph.clusters.len()
+                ),
+            );
+        }
+        if self.channels.contains(&0) {
+            return err("channels", "every entry must be at least 1".into());
+        }
+        if self.in_channels == 0 {
+            return err("in_channels", "must be at least 1".into());
+        }
+        if self.order == 0 {
+            return err("order", "must be at least 1".into());
+        }
+        if self.code == 0 {
+            return err("code", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl NetworkConfig for MeshAutoencoderConfig {
+    type Module = MeshAutoencoder;
+    const KIND: &'static str = "mesh-autoencoder";
+
+    fn build(config: &ValidConfig<Self>, vb: VarBuilder) -> Result<MeshAutoencoder> {
+        MeshAutoencoder::new(config, vb)
+    }
+}
+
+/// COMA's mesh autoencoder ([`MeshAutoencoderConfig`]): node features (B, N, C) → code (B, Z)
+/// → node features.
+#[derive(Debug, Clone)]
+pub struct MeshAutoencoder {
+    operators: GraphOperators,
+    encoder: Vec<ChebConv>,
+    to_code: candle_nn::Linear,
+    from_code: candle_nn::Linear,
+    decoder: Vec<ChebConv>,
+    output: ChebConv,
+    coarsest: (usize, usize),
+    n_nodes: usize,
+    in_channels: usize,
+    code: usize,
+    dtype: DType,
+}
+
+impl MeshAutoencoder {
+    fn new(config: &MeshAutoencoderConfig, vb: VarBuilder) -> Result<Self> {
+        let operators = config.graph.operators(vb.device())?;
+        let sizes = config.graph.level_sizes();
+        let levels = config.channels.len();
+        let mut encoder = Vec::with_capacity(levels);
+        let mut c_in = config.in_channels;
+        for (l, &c) in config.channels.iter().enumerate() {
+            encoder.push(ChebConv::new(
+                vb.pp(format!("enc{l}")),
+                config.order,
+                c_in,
+                c,
+            )?);
+            c_in = c;
+        }
+        let coarsest = (sizes[levels], config.channels[levels - 1]);
+        let flat = coarsest.0 * coarsest.1;
+        let to_code = linear(vb.pp("to_code"), flat, config.code)?;
+        let from_code = linear(vb.pp("from_code"), config.code, flat)?;
+        let mut decoder = Vec::with_capacity(levels);
+        for l in (0..levels).rev() {
+            let c_out = config.channels[l.saturating_sub(1)];
+            decoder.push(ChebConv::new(
+                vb.pp(format!("dec{l}")),
+                config.order,
+                config.channels[l],
+                c_out,
+            )?);
+        }
+        let output = ChebConv::new(
+            vb.pp("out"),
+            config.order,
+            config.channels[0],
+            config.in_channels,
+        )?;
+        Ok(Self {
+            operators,
+            encoder,
+            to_code,
+            from_code,
+            decoder,
+            output,
+            coarsest,
+            n_nodes: config.graph.n_nodes,
+            in_channels: config.in_channels,
+            code: config.code,
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// Nodes of the finest graph.
+    pub fn n_nodes(&self) -> usize {
+        self.n_nodes
+    }
+
+    /// Length of the code.
+    pub fn code_len(&self) -> usize {
+        self.code
+    }
+
+    /// The codes (B, Z) of node features `x` (B, N, C).
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `x` is not (B, N, C) in the network's dtype.
+    pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
+        let b = match x.dims() {
+            [b, n, c]
+                if *n == self.n_nodes && *c == self.in_channels && x.dtype() == self.dtype =>
+            {
+                *b
+            }
+            dims => {
+                return Err(FacenetError::Input {
+                    network: "MeshAutoencoder",
+                    what: "shape and dtype",
+                    expected: format!(
+                        "(B, {}, {}) in {:?}",
+                        self.n_nodes, self.in_channels, self.dtype
+                    ),
+                    actual: format!("{dims:?} in {:?}", x.dtype()),
+                });
+            }
+        };
+        let mut h = x.transpose(0, 1)?.contiguous()?; // (N, B, C)
+        for (l, conv) in self.encoder.iter().enumerate() {
+            h = conv.forward(&self.operators.laplacians[l], &h)?.elu(1.0)?;
+            let c = h.dim(2)?;
+            let pooled = self.operators.pool[l].apply(&h.reshape((h.dim(0)?, b * c))?)?;
+            h = pooled.reshape((pooled.dim(0)?, b, c))?;
+        }
+        let flat = h
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((b, self.coarsest.0 * self.coarsest.1))?;
+        Ok(self.to_code.forward(&flat)?)
+    }
+
+    /// Node features (B, N, C) decoded from codes `z` (B, Z).
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `z` is not (B, Z) in the network's dtype.
+    pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
+        let b = match z.dims() {
+            [b, c] if *c == self.code && z.dtype() == self.dtype => *b,
+            dims => {
+                return Err(FacenetError::Input {
+                    network: "MeshAutoencoder",
+                    what: "code shape and dtype",
+                    expected: format!("(B, {}) in {:?}", self.code, self.dtype),
+                    actual: format!("{dims:?} in {:?}", z.dtype()),
+                });
+            }
+        };
+        let (n_c, c_c) = self.coarsest;
+        let mut h = self
+            .from_code
+            .forward(z)?
+            .reshape((b, n_c, c_c))?
+            .transpose(0, 1)?
+            .contiguous()?; // (N_L, B, C_L)
+        let levels = self.encoder.len();
+        for (i, conv) in self.decoder.iter().enumerate() {
+            let l = levels - 1 - i;
+            let c = h.dim(2)?;
+            let up = self.operators.unpool[l].apply(&h.reshape((h.dim(0)?, b * c))?)?;
+            h = conv
+                .forward(
+                    &self.operators.laplacians[l],
+                    &up.reshape((up.dim(0)?, b, c))?,
+                )?
+                .elu(1.0)?;
+        }
+        let out = self.output.forward(&self.operators.laplacians[0], &h)?;
+        Ok(out.transpose(0, 1)?.contiguous()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::Network;
+
+    /// A ring of `n` nodes.
+    fn ring(n: u32) -> Vec<[u32; 2]> {
+        (0..n).map(|i| [i, (i + 1) % n]).collect()
+    }
+
+    fn dense(m: &SparseMatrix) -> Vec<Vec<f64>> {
+        let mut d = vec![vec![0.0; m.cols()]; m.rows()];
+        for &(r, c, v) in m.entries() {
+            d[r as usize][c as usize] += v as f64;
+        }
+        d
+    }
+
+    #[test]
+    fn sparse_product_equals_the_dense_one() -> Result<()> {
+        let entries = vec![(0, 1, 2.0), (2, 0, -1.0), (2, 0, 0.5), (1, 2, 3.0)];
+        let m = SparseMatrix::new(3, 3, entries, &Device::Cpu)?;
+        let x = Tensor::new(&[[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]], &Device::Cpu)?;
+        let y = m.apply(&x)?.to_vec2::<f32>()?;
+        let d = dense(&m);
+        let xs = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+        for (r, row) in y.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let expected: f64 = (0..3).map(|c| d[r][c] * xs[c][j]).sum();
+                assert!(
+                    (v as f64 - expected).abs() < 1e-6,
+                    "({r}, {j}): {v} vs {expected}"
+                );
+            }
+        }
+        assert!(m.apply(&x.narrow(0, 0, 2)?).is_err());
+        assert!(SparseMatrix::new(2, 2, vec![(2, 0, 1.0)], &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn scaled_laplacian_of_a_ring_has_its_known_spectrum_bounds() -> Result<()> {
+        // On a ring every degree is 2: L̃ = −A/2, whose rows sum to −1 (the constant vector is
+        // the eigenvector of eigenvalue −1, i.e. λ = 0 of L).
+        let l = scaled_laplacian(6, &ring(6), &Device::Cpu)?;
+        let x = Tensor::ones((6, 1), DType::F32, &Device::Cpu)?;
+        for v in l.apply(&x)?.flatten_all()?.to_vec1::<f32>()? {
+            assert!((v + 1.0).abs() < 1e-6);
+        }
+        assert!(scaled_laplacian(3, &[[0, 3]], &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn chebyshev_terms_follow_the_recurrence_of_the_dense_operator() -> Result<()> {
+        // With one input channel, the identity-free check: a layer whose weight picks T_k alone
+        // must return T_k(L̃) x computed densely with the cosine form T_k(cos θ) = cos kθ on
+        // the eigenvectors of a ring (L̃ = −A/2 has eigenvalues −cos(2πj/n)).
+        let n = 8usize;
+        let lap = scaled_laplacian(n, &ring(n as u32), &Device::Cpu)?;
+        let order = 4;
+        let varmap = candle_nn::VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let conv = ChebConv::new(vb, order, 1, order)?;
+        // Weight = identity: output channel k is T_k(L̃) x.
+        for (name, var) in varmap.data().lock().expect("var map").iter() {
+            if name == "weight" {
+                var.set(&Tensor::eye(order, DType::F32, &Device::Cpu)?)?;
+            } else {
+                var.set(&var.zeros_like()?)?;
+            }
+        }
+        // x = the eigenvector cos(2π j i / n) of eigenvalue μ = −cos(2π j / n).
+        let j = 1.0;
+        let theta = 2.0 * std::f64::consts::PI * j / n as f64;
+        let x: Vec<f32> = (0..n).map(|i| (theta * i as f64).cos() as f32).collect();
+        let x = Tensor::from_vec(x, (n, 1, 1), &Device::Cpu)?;
+        let y = conv
+            .forward(&lap, &x)?
+            .reshape((n, order))?
+            .to_vec2::<f32>()?;
+        let mu = -theta.cos();
+        let acos = mu.acos();
+        for (i, row) in y.iter().enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                let expected = (k as f64 * acos).cos() * (theta * i as f64).cos();
+                assert!(
+                    (v as f64 - expected).abs() < 1e-5,
+                    "node {i}, T_{k}: {v} vs {expected}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn small_pyramid() -> GraphPyramid {
+        GraphPyramid {
+            n_nodes: 8,
+            edges: ring(8),
+            clusters: vec![vec![0, 0, 1, 1, 2, 2, 3, 3], vec![0, 0, 1, 1]],
+        }
+    }
+
+    #[test]
+    fn pyramid_levels_pool_and_unpool() -> Result<()> {
+        let p = small_pyramid();
+        assert_eq!(p.level_sizes(), vec![8, 4, 2]);
+        assert_eq!(p.level_edges()[1], vec![[0, 1], [0, 3], [1, 2], [2, 3]]);
+        assert_eq!(p.level_edges()[2], vec![[0, 1]]);
+        let ops = p.operators(&Device::Cpu)?;
+        let x = Tensor::arange(0f32, 8.0, &Device::Cpu)?.reshape((8, 1))?;
+        let pooled = ops.pool[0].apply(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(pooled, vec![0.5, 2.5, 4.5, 6.5]);
+        let back = ops.unpool[0]
+            .apply(&Tensor::new(&[[1f32], [2.], [3.], [4.]], &Device::Cpu)?)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert_eq!(back, vec![1., 1., 2., 2., 3., 3., 4., 4.]);
+        let mut bad = small_pyramid();
+        bad.clusters[0][0] = 1; // cluster 0 keeps member 1 only: still valid
+        assert!(bad.validate().is_ok());
+        bad.clusters[0][1] = 1; // cluster 0 now empty
+        assert!(bad.validate().is_err());
+        let mut bad = small_pyramid();
+        bad.clusters[1].pop();
+        assert!(bad.validate().is_err());
+        Ok(())
+    }
+
+    fn tiny_config() -> MeshAutoencoderConfig {
+        MeshAutoencoderConfig {
+            graph: small_pyramid(),
+            in_channels: 3,
+            channels: vec![4, 5],
+            order: 3,
+            code: 2,
+        }
+    }
+
+    #[test]
+    fn mesh_autoencoder_shapes_and_refusals() -> Result<()> {
+        let net = Network::new(tiny_config(), 3, DType::F32, &Device::Cpu)?;
+        let x = Tensor::randn(0f32, 1.0, (5, 8, 3), &Device::Cpu)?;
+        let z = net.module().encode(&x)?;
+        assert_eq!(z.dims(), &[5, 2]);
+        assert_eq!(net.module().decode(&z)?.dims(), &[5, 8, 3]);
+        assert!(net.module().encode(&x.narrow(1, 0, 7)?).is_err());
+        assert!(net.module().decode(&x).is_err());
+        let bad = MeshAutoencoderConfig {
+            channels: vec![4],
+            ..tiny_config()
+        };
+        assert!(Network::new(bad, 0, DType::F32, &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn mesh_autoencoder_gradients_match_central_differences() -> Result<()> {
+        // f64 network: the loss Σ decode(encode(x))² · w against finite differences in x and in
+        // one weight of the finest convolution.
+        let net = Network::new(tiny_config(), 11, DType::F64, &Device::Cpu)?;
+        let x0 = Tensor::randn(0f64, 1.0, (2, 8, 3), &Device::Cpu)?;
+        let w = Tensor::randn(0f64, 1.0, (2, 8, 3), &Device::Cpu)?;
+        let loss = |x: &Tensor| -> Result<Tensor> {
+            let y = net.module().decode(&net.module().encode(x)?)?;
+            Ok((y.sqr()? * &w)?.sum_all()?)
+        };
+        let x = candle_core::Var::from_tensor(&x0)?;
+        let grads = loss(x.as_tensor())?.backward()?;
+        let gx = grads
+            .get(x.as_tensor())
+            .expect("input gradient")
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        let flat = x0.flatten_all()?.to_vec1::<f64>()?;
+        let h = 1e-6;
+        for i in [0usize, 7, 20, 33, 47] {
+            let shifted = |d: f64| -> Result<f64> {
+                let mut v = flat.clone();
+                v[i] += d;
+                let t = Tensor::from_vec(v, (2, 8, 3), &Device::Cpu)?;
+                Ok(loss(&t)?.to_scalar::<f64>()?)
+            };
+            let numeric = (shifted(h)? - shifted(-h)?) / (2.0 * h);
+            assert!(
+                (gx[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()),
+                "x[{i}]: {} vs {numeric}",
+                gx[i]
+            );
+        }
+        // One weight of the finest encoder convolution.
+        let (name, var) = net
+            .trainable_vars()
+            .into_iter()
+            .find(|(n, _)| n == "enc0.weight")
+            .expect("enc0.weight");
+        let grads = loss(&x0)?.backward()?;
+        let gw = grads
+            .get(var.as_tensor())
+            .expect("weight gradient")
+            .flatten_all()?
+            .to_vec1::<f64>()?;
+        let w0 = var.as_tensor().copy()?;
+        let shape = w0.dims().to_vec();
+        let wflat = w0.flatten_all()?.to_vec1::<f64>()?;
+        for i in [0usize, 5, 17] {
+            let shifted = |d: f64| -> Result<f64> {
+                let mut v = wflat.clone();
+                v[i] += d;
+                var.set(&Tensor::from_vec(v, shape.as_slice(), &Device::Cpu)?)?;
+                Ok(loss(&x0)?.to_scalar::<f64>()?)
+            };
+            let numeric = (shifted(h)? - shifted(-h)?) / (2.0 * h);
+            assert!(
+                (gw[i] - numeric).abs() < 1e-5 * (1.0 + numeric.abs()),
+                "{name}[{i}]: {} vs {numeric}",
+                gw[i]
+            );
+        }
+        var.set(&w0)?;
+        Ok(())
+    }
+}
