@@ -17,14 +17,33 @@ use crate::error::{FacenetError, Result};
 use crate::layers::linear;
 
 /// A sparse (rows × cols) matrix in coordinate form, applied to node-major features.
+///
+/// Graph operators are stored factored, A = diag(r) P diag(c) with P the 0/1 pattern of the
+/// entries ([`SparseMatrix::scaled_pattern`]), so that a product scales N rows instead of
+/// multiplying every one of the E gathered rows; a pattern with exactly one entry per row, in
+/// row order, is a plain gather (unpooling).
 #[derive(Debug, Clone)]
 pub struct SparseMatrix {
     rows: usize,
     cols: usize,
     row_idx: Tensor,
     col_idx: Tensor,
-    values: Tensor,
+    form: Form,
     entries: Vec<(u32, u32, f32)>,
+}
+
+/// How a [`SparseMatrix`]'s values are applied.
+#[derive(Debug, Clone)]
+enum Form {
+    /// A value per entry, (E, 1).
+    Weighted(Tensor),
+    /// diag(row) P diag(col), each scale (n, 1) or absent (ones); `gather`: P has one entry
+    /// per row, in row order.
+    Scaled {
+        row: Option<Tensor>,
+        col: Option<Tensor>,
+        gather: bool,
+    },
 }
 
 impl SparseMatrix {
@@ -39,26 +58,90 @@ impl SparseMatrix {
         entries: Vec<(u32, u32, f32)>,
         device: &Device,
     ) -> Result<Self> {
-        if let Some((r, c, v)) = entries
-            .iter()
-            .find(|(r, c, v)| *r as usize >= rows || *c as usize >= cols || !v.is_finite())
-        {
-            return Err(FacenetError::config(
-                "SparseMatrix",
-                "entries",
-                format!("entry ({r}, {c}) = {v} in a {rows} × {cols} matrix"),
-            ));
+        check_entries(rows, cols, &entries)?;
+        let values: Vec<f32> = entries.iter().map(|e| e.2).collect();
+        let n = entries.len();
+        let form = Form::Weighted(Tensor::from_vec(values, (n, 1), device)?);
+        Self::with_form(rows, cols, entries, form, device)
+    }
+
+    /// diag(`row_scale`) P diag(`col_scale`) with P the 0/1 matrix of `pattern`'s (row, column)
+    /// positions (no duplicates); a missing scale is all ones.
+    ///
+    /// # Errors
+    /// [`FacenetError::Config`] if an index is out of range, a scale has the wrong length or a
+    /// non-finite value.
+    pub fn scaled_pattern(
+        rows: usize,
+        cols: usize,
+        pattern: &[(u32, u32)],
+        row_scale: Option<Vec<f32>>,
+        col_scale: Option<Vec<f32>>,
+        device: &Device,
+    ) -> Result<Self> {
+        for (scale, n, what) in [(&row_scale, rows, "row"), (&col_scale, cols, "column")] {
+            if let Some(v) = scale
+                && (v.len() != n || v.iter().any(|x| !x.is_finite()))
+            {
+                return Err(FacenetError::config(
+                    "SparseMatrix",
+                    "scale",
+                    format!("the {what} scale needs {n} finite values, got {}", v.len()),
+                ));
+            }
         }
+        let scale_at = |scale: &Option<Vec<f32>>, i: u32| {
+            scale.as_ref().map_or(1.0, |v| v[i as usize])
+        };
+        let entries: Vec<(u32, u32, f32)> = pattern
+            .iter()
+            .map(|&(r, c)| {
+                let (r_ok, c_ok) = ((r as usize) < rows, (c as usize) < cols);
+                let value = if r_ok && c_ok {
+                    scale_at(&row_scale, r) * scale_at(&col_scale, c)
+                } else {
+                    0.0
+                };
+                (r, c, value)
+            })
+            .collect();
+        check_entries(rows, cols, &entries)?;
+        let gather = pattern.len() == rows
+            && row_scale.is_none()
+            && col_scale.is_none()
+            && pattern.iter().enumerate().all(|(i, &(r, _))| r as usize == i);
+        let column = |v: Option<Vec<f32>>| -> Result<Option<Tensor>> {
+            v.map(|v| {
+                let n = v.len();
+                Tensor::from_vec(v, (n, 1), device)
+            })
+            .transpose()
+            .map_err(Into::into)
+        };
+        let form = Form::Scaled {
+            row: column(row_scale)?,
+            col: column(col_scale)?,
+            gather,
+        };
+        Self::with_form(rows, cols, entries, form, device)
+    }
+
+    fn with_form(
+        rows: usize,
+        cols: usize,
+        entries: Vec<(u32, u32, f32)>,
+        form: Form,
+        device: &Device,
+    ) -> Result<Self> {
         let row_idx: Vec<u32> = entries.iter().map(|e| e.0).collect();
         let col_idx: Vec<u32> = entries.iter().map(|e| e.1).collect();
-        let values: Vec<f32> = entries.iter().map(|e| e.2).collect();
         let n = entries.len();
         Ok(Self {
             rows,
             cols,
             row_idx: Tensor::from_vec(row_idx, n, device)?,
             col_idx: Tensor::from_vec(col_idx, n, device)?,
-            values: Tensor::from_vec(values, (n, 1), device)?,
+            form,
             entries,
         })
     }
@@ -73,7 +156,7 @@ impl SparseMatrix {
         self.cols
     }
 
-    /// The stored (row, column, value) entries.
+    /// The (row, column, value) entries.
     pub fn entries(&self) -> &[(u32, u32, f32)] {
         &self.entries
     }
@@ -94,12 +177,49 @@ impl SparseMatrix {
                 });
             }
         };
-        let values = self.values.to_dtype(x.dtype())?.to_device(x.device())?;
-        let gathered = x
-            .index_select(&self.col_idx.to_device(x.device())?, 0)?
-            .broadcast_mul(&values)?;
-        let zeros = Tensor::zeros((self.rows, m), x.dtype(), x.device())?;
-        Ok(zeros.index_add(&self.row_idx.to_device(x.device())?, &gathered, 0)?)
+        let (device, dtype) = (x.device(), x.dtype());
+        let on = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
+        let col_idx = self.col_idx.to_device(device)?;
+        let scatter = |gathered: &Tensor| -> Result<Tensor> {
+            let zeros = Tensor::zeros((self.rows, m), dtype, device)?;
+            Ok(zeros.index_add(&self.row_idx.to_device(device)?, gathered, 0)?)
+        };
+        match &self.form {
+            Form::Weighted(values) => {
+                scatter(&x.index_select(&col_idx, 0)?.broadcast_mul(&on(values)?)?)
+            }
+            Form::Scaled { row, col, gather } => {
+                let x = match col {
+                    Some(c) => x.broadcast_mul(&on(c)?)?,
+                    None => x.clone(),
+                };
+                let gathered = x.index_select(&col_idx, 0)?;
+                let y = if *gather {
+                    gathered
+                } else {
+                    scatter(&gathered)?
+                };
+                match row {
+                    Some(r) => Ok(y.broadcast_mul(&on(r)?)?),
+                    None => Ok(y),
+                }
+            }
+        }
+    }
+}
+
+/// Fails unless every entry lies inside the matrix and is finite.
+fn check_entries(rows: usize, cols: usize, entries: &[(u32, u32, f32)]) -> Result<()> {
+    match entries
+        .iter()
+        .find(|(r, c, v)| *r as usize >= rows || *c as usize >= cols || !v.is_finite())
+    {
+        Some((r, c, v)) => Err(FacenetError::config(
+            "SparseMatrix",
+            "entries",
+            format!("entry ({r}, {c}) = {v} in a {rows} × {cols} matrix"),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -223,18 +343,33 @@ impl GraphPyramid {
             for &k in c {
                 members[k as usize] += 1;
             }
-            let down = c
+            let down: Vec<(u32, u32)> = c
                 .iter()
                 .enumerate()
-                .map(|(i, &k)| (k, i as u32, 1.0 / members[k as usize] as f32))
+                .map(|(i, &k)| (k, i as u32))
                 .collect();
-            let up = c
+            let up: Vec<(u32, u32)> = c
                 .iter()
                 .enumerate()
-                .map(|(i, &k)| (i as u32, k, 1.0))
+                .map(|(i, &k)| (i as u32, k))
                 .collect();
-            pool.push(SparseMatrix::new(sizes[l + 1], sizes[l], down, device)?);
-            unpool.push(SparseMatrix::new(sizes[l], sizes[l + 1], up, device)?);
+            let mean = members.iter().map(|&m| 1.0 / m as f32).collect();
+            pool.push(SparseMatrix::scaled_pattern(
+                sizes[l + 1],
+                sizes[l],
+                &down,
+                Some(mean),
+                None,
+                device,
+            )?);
+            unpool.push(SparseMatrix::scaled_pattern(
+                sizes[l],
+                sizes[l + 1],
+                &up,
+                None,
+                None,
+                device,
+            )?);
         }
         Ok(GraphOperators {
             laplacians,
@@ -278,13 +413,17 @@ pub fn scaled_laplacian(n: usize, edges: &[[u32; 2]], device: &Device) -> Result
             degree[b as usize] += 1;
         }
     }
-    let mut entries = Vec::with_capacity(2 * edges.len());
-    for &[a, b] in edges.iter().filter(|[a, b]| a != b) {
-        let w = -1.0 / ((degree[a as usize] as f64) * (degree[b as usize] as f64)).sqrt();
-        entries.push((a, b, w as f32));
-        entries.push((b, a, w as f32));
-    }
-    SparseMatrix::new(n, n, entries, device)
+    let pattern: Vec<(u32, u32)> = edges
+        .iter()
+        .filter(|[a, b]| a != b)
+        .flat_map(|&[a, b]| [(a, b), (b, a)])
+        .collect();
+    let scale: Vec<f32> = degree
+        .iter()
+        .map(|&d| if d == 0 { 0.0 } else { (1.0 / (d as f64).sqrt()) as f32 })
+        .collect();
+    let negated = scale.iter().map(|s| -s).collect();
+    SparseMatrix::scaled_pattern(n, n, &pattern, Some(negated), Some(scale), device)
 }
 
 /// A Chebyshev spectral graph convolution of order K (`order` polynomials T_0 … T_{K−1}):
@@ -619,6 +758,36 @@ mod tests {
         }
         assert!(m.apply(&x.narrow(0, 0, 2)?).is_err());
         assert!(SparseMatrix::new(2, 2, vec![(2, 0, 1.0)], &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn factored_products_equal_the_dense_product_of_their_entries() -> Result<()> {
+        // A graph with unequal degrees: the Laplacian's entries are −1/√(d_i d_j), and its
+        // factored product (scale, gather, scatter, scale) equals the dense one.
+        let edges = [[0, 1], [0, 2], [0, 3], [1, 2], [3, 4]];
+        let lap = scaled_laplacian(5, &edges, &Device::Cpu)?;
+        let degree = [3.0f64, 2.0, 2.0, 2.0, 1.0];
+        for &(r, c, v) in lap.entries() {
+            let expected = -1.0 / (degree[r as usize] * degree[c as usize]).sqrt();
+            assert!((v as f64 - expected).abs() < 1e-6, "({r}, {c}): {v}");
+        }
+        let x = Tensor::new(
+            &[[1.0f32, -2.0], [0.5, 3.0], [-1.0, 0.0], [2.0, 1.0], [4.0, -4.0]],
+            &Device::Cpu,
+        )?;
+        let y = lap.apply(&x)?.to_vec2::<f32>()?;
+        let (d, xs) = (dense(&lap), x.to_vec2::<f32>()?);
+        for (r, row) in y.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let expected: f64 = (0..5).map(|c| d[r][c] * xs[c][j] as f64).sum();
+                assert!((v as f64 - expected).abs() < 1e-5, "({r}, {j}): {v} vs {expected}");
+            }
+        }
+        assert!(
+            SparseMatrix::scaled_pattern(2, 2, &[(0, 1)], Some(vec![1.0]), None, &Device::Cpu)
+                .is_err()
+        );
         Ok(())
     }
 
