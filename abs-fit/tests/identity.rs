@@ -96,9 +96,9 @@ fn pyramid_of_the_builtin_face_coarsens_at_most_fourfold_into_connected_clusters
         }
     }
     let mut cluster_root = vec![usize::MAX; sizes[1]];
-    for i in 0..sizes[0] {
+    for (i, &cluster) in clusters.iter().enumerate() {
         let r = root(&mut parent, i);
-        let k = clusters[i] as usize;
+        let k = cluster as usize;
         if cluster_root[k] == usize::MAX {
             cluster_root[k] = r;
         }

@@ -90,9 +90,8 @@ impl SparseMatrix {
                 ));
             }
         }
-        let scale_at = |scale: &Option<Vec<f32>>, i: u32| {
-            scale.as_ref().map_or(1.0, |v| v[i as usize])
-        };
+        let scale_at =
+            |scale: &Option<Vec<f32>>, i: u32| scale.as_ref().map_or(1.0, |v| v[i as usize]);
         let entries: Vec<(u32, u32, f32)> = pattern
             .iter()
             .map(|&(r, c)| {
@@ -109,7 +108,10 @@ impl SparseMatrix {
         let gather = pattern.len() == rows
             && row_scale.is_none()
             && col_scale.is_none()
-            && pattern.iter().enumerate().all(|(i, &(r, _))| r as usize == i);
+            && pattern
+                .iter()
+                .enumerate()
+                .all(|(i, &(r, _))| r as usize == i);
         let column = |v: Option<Vec<f32>>| -> Result<Option<Tensor>> {
             v.map(|v| {
                 let n = v.len();
@@ -343,16 +345,8 @@ impl GraphPyramid {
             for &k in c {
                 members[k as usize] += 1;
             }
-            let down: Vec<(u32, u32)> = c
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| (k, i as u32))
-                .collect();
-            let up: Vec<(u32, u32)> = c
-                .iter()
-                .enumerate()
-                .map(|(i, &k)| (i as u32, k))
-                .collect();
+            let down: Vec<(u32, u32)> = c.iter().enumerate().map(|(i, &k)| (k, i as u32)).collect();
+            let up: Vec<(u32, u32)> = c.iter().enumerate().map(|(i, &k)| (i as u32, k)).collect();
             let mean = members.iter().map(|&m| 1.0 / m as f32).collect();
             pool.push(SparseMatrix::scaled_pattern(
                 sizes[l + 1],
@@ -420,7 +414,13 @@ pub fn scaled_laplacian(n: usize, edges: &[[u32; 2]], device: &Device) -> Result
         .collect();
     let scale: Vec<f32> = degree
         .iter()
-        .map(|&d| if d == 0 { 0.0 } else { (1.0 / (d as f64).sqrt()) as f32 })
+        .map(|&d| {
+            if d == 0 {
+                0.0
+            } else {
+                (1.0 / (d as f64).sqrt()) as f32
+            }
+        })
         .collect();
     let negated = scale.iter().map(|s| -s).collect();
     SparseMatrix::scaled_pattern(n, n, &pattern, Some(negated), Some(scale), device)
@@ -773,7 +773,13 @@ mod tests {
             assert!((v as f64 - expected).abs() < 1e-6, "({r}, {c}): {v}");
         }
         let x = Tensor::new(
-            &[[1.0f32, -2.0], [0.5, 3.0], [-1.0, 0.0], [2.0, 1.0], [4.0, -4.0]],
+            &[
+                [1.0f32, -2.0],
+                [0.5, 3.0],
+                [-1.0, 0.0],
+                [2.0, 1.0],
+                [4.0, -4.0],
+            ],
             &Device::Cpu,
         )?;
         let y = lap.apply(&x)?.to_vec2::<f32>()?;
@@ -781,7 +787,10 @@ mod tests {
         for (r, row) in y.iter().enumerate() {
             for (j, &v) in row.iter().enumerate() {
                 let expected: f64 = (0..5).map(|c| d[r][c] * xs[c][j] as f64).sum();
-                assert!((v as f64 - expected).abs() < 1e-5, "({r}, {j}): {v} vs {expected}");
+                assert!(
+                    (v as f64 - expected).abs() < 1e-5,
+                    "({r}, {j}): {v} vs {expected}"
+                );
             }
         }
         assert!(

@@ -104,7 +104,7 @@ impl IdLoss {
                     .to_device(device)?,
             },
             IdLossKind::Learned { dir } => ResolvedIdentity::Learned {
-                encoder: MeshIdentityEncoder::load(dir, model, device)?,
+                encoder: Box::new(MeshIdentityEncoder::load(dir, model, device)?),
                 basis: coefficient_basis(model, &layout, device)?,
                 mean: mean_face(model, device)?,
             },
@@ -186,7 +186,7 @@ enum ResolvedIdentity {
         gram: Tensor,
     },
     Learned {
-        encoder: MeshIdentityEncoder,
+        encoder: Box<MeshIdentityEncoder>,
         basis: Tensor,
         mean: Tensor,
     },
