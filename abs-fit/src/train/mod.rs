@@ -21,8 +21,12 @@
 //! raising `epochs`. Training runs in f32 on the device its [`TrainSchedule::device`] names
 //! (the CPU by default, or a CUDA GPU with the `cuda` feature).
 //!
+//! Beyond the paper: the iterative encoder ([`train_iterative`]), the mesh encoder of the 3D
+//! identity loss ([`train_mesh_encoder`]) and that loss in encoder training ([`IdLoss`]).
+//!
 //! The modules: `schedule` (epochs, batches, learning rate), `loss` (the parameter term),
-//! `config` (each stage's settings) and `stage` (the resumable runner the three share).
+//! `id_loss` (the identity term), `config` (each stage's settings), `iterative`, `mesh`, and
+//! `stage` (the resumable runner they all share).
 
 mod config;
 mod id_loss;
@@ -59,7 +63,8 @@ use stage::{Start, examples, run_stage, tensor, training_rows};
 /// parameter vector with its dynamic-range column set to that D, and the loss is
 /// `config.param_loss`: the mean squared error over all P columns (the paper), or the
 /// geometry-aware loss (mean squared vertex displacement of the coefficients plus the L2 of the
-/// pose and rendering columns).
+/// pose and rendering columns), plus `config.id_loss`'s identity term when it is set
+/// (docs/physics.md §9.3).
 pub fn train_encoder(
     dataset: &Dataset,
     input: InputKind,

@@ -48,7 +48,7 @@ impl TrainObserver for ProgressObserver<'_> {
 
 /// What a stage directory says its network is: written when a run starts, compared when it
 /// resumes.
-pub(crate) trait StageCard {
+pub(super) trait StageCard {
     /// The progress task name.
     fn task(&self) -> &'static str;
     /// Writes the card to `dir` atomically, creating `dir`.
@@ -72,7 +72,7 @@ impl StageCard for ModelCard {
 }
 
 /// Where a stage's network starts when there is no checkpoint to resume.
-pub(crate) enum Start<C: NetworkConfig> {
+pub(super) enum Start<C: NetworkConfig> {
     /// Fresh weights from a config and seed.
     Fresh(C),
     /// The given network (the autoencoder starts from the trained encoder).
@@ -98,7 +98,7 @@ fn config_json<C: NetworkConfig>(config: &C) -> Result<serde_json::Value> {
 /// One stage: resume or start a trainer in `dir`, run it with `loss` over `n_samples` samples,
 /// and return the trained network. `loss` errors are kept typed: the first one ends the run and
 /// is returned as it was.
-pub(crate) fn run_stage<C, F>(
+pub(super) fn run_stage<C, F>(
     dir: &Path,
     card: &dyn StageCard,
     start: Start<C>,
