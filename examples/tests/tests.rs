@@ -365,6 +365,19 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         .find(|line| line.starts_with("| Baseline (Mean) | measured |"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(mean_row.ends_with("| 1.000 |"), "{mean_row}");
+    // Every later encoder row against the first encoder's, paired.
+    let findings = std::fs::read_to_string(table_dir.join("findings.md")).unwrap();
+    for a in [
+        "| Autoencoder (Depth) |",
+        "| Iterative encoder (Depth), iteration 2 |",
+    ] {
+        assert!(
+            findings.contains(&format!(
+                "| against the first encoder (Encoder (Depth)) {a} Encoder (Depth) | point distance"
+            )),
+            "{findings}"
+        );
+    }
 
     for (renderer, dir) in [
         ("depth-raster".to_string(), root.join("fit-raster")),
