@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use abs_fit::dataset::{DatasetConfig, InputKind};
 use abs_fit::generation::{GenerateOptions, generate};
+use abs_fit::identity::cosine_similarity;
 use abs_fit::train::{
     IdLoss, IdLossKind, LearningRate, MeshEncoderConfig, TrainSchedule, train_mesh_encoder,
 };
 use abs_fit::{
     ArraySpec, DepthRasterRenderer, DifferentiablePhysicsRenderer, FitConfig, ImagingConfig,
-    LearnedRenderer, NoProgress, PhysicsRenderer, Preset, Renderer, fit,
+    LearnedRenderer, MeshIdentityEncoder, NoProgress, PhysicsRenderer, Preset, Renderer, fit,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use criterion::{Criterion, criterion_group};
@@ -24,6 +25,7 @@ use facenet::{
     Adam, AdamConfig, Encoder, LinearSchedule, Network, NetworkSize, OutputGroups, PoseNetwork,
 };
 use morphable::builtin::builtin;
+use morphable::{LinearMorphableModel, MorphableModel};
 use radar_sim::{GradientKernel, SurfaceModel};
 
 fn sample(c: &mut Criterion) {
@@ -251,6 +253,54 @@ fn id_loss(c: &mut Criterion) {
                 .and_then(|d| d.mean_all())
                 .expect("loss");
             adam.backward_step(&loss).expect("step");
+        })
+    });
+    // The learned term's old path, for the ratio: the whole meshes of both rows built and
+    // encoded through every level (no tabulated finest convolution).
+    let whole = MeshIdentityEncoder::load(&mesh_dir, model.as_ref(), &Device::Cpu)
+        .expect("the mesh encoder");
+    let n_coefficients = layout.n_shape + layout.n_expression;
+    let mut basis = Vec::new();
+    for k in 0..layout.n_shape {
+        basis.extend_from_slice(model.shape_block().component(k));
+    }
+    for k in 0..layout.n_expression {
+        basis.extend_from_slice(model.expression_block().component(k));
+    }
+    let basis = Tensor::from_vec(
+        basis,
+        (n_coefficients, 3 * model.n_vertices()),
+        &Device::Cpu,
+    )
+    .expect("the basis");
+    let mean = Tensor::from_vec(
+        model
+            .mean_mesh()
+            .expect("the mean face")
+            .to_flat()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect::<Vec<f32>>(),
+        (1, model.n_vertices(), 3),
+        &Device::Cpu,
+    )
+    .expect("the mean face");
+    let meshes = |rows: &Tensor| -> Tensor {
+        rows.narrow(1, 0, n_coefficients)
+            .and_then(|c| c.matmul(&basis))
+            .and_then(|m| m.reshape((batch, model.n_vertices(), 3)))
+            .and_then(|m| m.broadcast_add(&mean))
+            .expect("meshes")
+    };
+    group.bench_function("learned_whole_meshes", |b| {
+        b.iter(|| {
+            let var = Var::from_tensor(&predicted).expect("a variable");
+            let e_hat = whole.embed(&meshes(var.as_tensor())).expect("embedded");
+            let e = whole.embed(&meshes(&truth)).expect("embedded").detach();
+            let loss = cosine_similarity(&e_hat, &e)
+                .and_then(|c| c.mean_all())
+                .expect("the loss");
+            black_box(loss.backward().expect("its gradient"))
         })
     });
     for (name, kind) in [

@@ -27,7 +27,7 @@ pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
 pub use fit::{FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
-pub use identity::MeshIdentityEncoder;
+pub use identity::{CoefficientIdentity, MeshIdentityEncoder};
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use iterative::{Iterate, IterativeEncoder};
 pub use params::{

@@ -259,6 +259,62 @@ fn linear_identity_cosine_equals_the_cosine_of_the_model_meshes() {
 }
 
 #[test]
+fn learned_identity_cosine_equals_the_cosine_of_the_encoded_model_meshes() {
+    // The loss embeds coefficient rows through the tabulated finest convolution; here the
+    // meshes are built by the model itself and embedded whole.
+    let data = dataset();
+    let model = Arc::new(builtin().model().clone());
+    let layout = data.manifest().layout;
+    let dir = trained_mesh_encoder().to_path_buf();
+    let loss = IdLoss::new(IdLossKind::Learned { dir: dir.clone() }, 1.0, model.clone())
+        .resolve(data.manifest(), &Device::Cpu)
+        .unwrap();
+    let truth = truth_rows(3);
+    let predicted = (truth.narrow(0, 0, 1).unwrap().repeat((3, 1)).unwrap() * 0.6).unwrap();
+    let cos = loss
+        .cosines(&predicted, &truth)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let encoder = MeshIdentityEncoder::load(&dir, model.as_ref(), &Device::Cpu).unwrap();
+    let (shape, expression) = (
+        layout.range(ParamGroup::Shape),
+        layout.range(ParamGroup::Expression),
+    );
+    let mesh = |row: &[f64]| -> Vec<f32> {
+        model
+            .instance(&row[shape.clone()], &row[expression.clone()])
+            .unwrap()
+            .to_flat()
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    };
+    let n = model.n_vertices();
+    let embed = |t: &Tensor| -> Tensor {
+        let flat: Vec<f32> = t
+            .to_vec2::<f64>()
+            .unwrap()
+            .iter()
+            .flat_map(|row| mesh(row))
+            .collect();
+        let meshes = Tensor::from_vec(flat, (3, n, 3), &Device::Cpu).unwrap();
+        encoder.embed(&meshes).unwrap()
+    };
+    let expected = abs_fit::identity::cosine_similarity(&embed(&predicted), &embed(&truth))
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (c, e) in cos.iter().zip(&expected) {
+        assert!((c - *e as f64).abs() < 1e-4, "tabulated {c} vs whole {e}");
+    }
+    assert!(
+        cos.iter().any(|c| c.abs() < 0.999),
+        "a trivial comparison: {cos:?}"
+    );
+}
+
+#[test]
 fn identity_losses_have_the_gradients_of_central_differences() {
     let data = dataset();
     let model = Arc::new(builtin().model().clone());

@@ -342,9 +342,46 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         s(&root.join("iterative")),
         "--iterations",
         "2",
+        "--cosine-shapes",
+        "3",
+        "--cosine-expressions",
+        "2",
+        "--cosine-subset",
+        "2",
         "--out",
         s(&table_dir),
     ]));
+    // The cosine study of the one-pass encoders: the first is the reference, the second is
+    // paired against it, the iterative one is left out.
+    let cosine = std::fs::read_to_string(table_dir.join("cosine.md")).unwrap();
+    assert!(cosine.contains("3 shapes × 2 expressions"), "{cosine}");
+    let row = |name: &str| {
+        cosine
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no {name} row: {cosine}"))
+            .to_string()
+    };
+    assert!(row("Encoder (Depth)").ends_with("| — | — |"));
+    assert!(row("Autoencoder (Depth)").contains("| ["));
+    assert!(!cosine.contains("Iterative"), "{cosine}");
+    assert!(text.contains("is iterative, left out"), "{text}");
+    let refused = radar_face(&[
+        "evaluate",
+        "--dataset",
+        s(&dataset),
+        "--encoder",
+        s(&encoder),
+        "--cosine-shapes",
+        "1",
+        "--out",
+        s(&root.join("refused")),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--cosine-shapes 1"),
+        "{refused:?}"
+    );
     for name in [
         abs_fit::evaluate::MEAN_BASELINE,
         abs_fit::evaluate::RANDOM_BASELINE,

@@ -649,27 +649,60 @@ impl MeshAutoencoder {
     /// # Errors
     /// [`FacenetError::Input`] if `x` is not (B, N, C) in the network's dtype.
     pub fn encode(&self, x: &Tensor) -> Result<Tensor> {
-        let b = match x.dims() {
-            [b, n, c]
+        self.encode_from_first(&self.first_convolution(x)?)
+    }
+
+    /// The finest level's convolution of node features `x` (B, N, C) before its activation:
+    /// (N, B, channels\[0\]), node-major. It is affine in `x`, so a caller whose inputs are
+    /// affine in a few coefficients can tabulate it once and skip the finest level's sparse
+    /// products ([`MeshAutoencoder::encode_from_first`]).
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `x` is not (B, N, C) in the network's dtype.
+    pub fn first_convolution(&self, x: &Tensor) -> Result<Tensor> {
+        match x.dims() {
+            [_, n, c]
                 if *n == self.n_nodes && *c == self.in_channels && x.dtype() == self.dtype =>
             {
-                *b
+                let h = x.transpose(0, 1)?.contiguous()?; // (N, B, C)
+                self.encoder[0].forward(&self.operators.laplacians[0], &h)
             }
+            dims => Err(FacenetError::Input {
+                network: "MeshAutoencoder",
+                what: "shape and dtype",
+                expected: format!(
+                    "(B, {}, {}) in {:?}",
+                    self.n_nodes, self.in_channels, self.dtype
+                ),
+                actual: format!("{dims:?} in {:?}", x.dtype()),
+            }),
+        }
+    }
+
+    /// The codes (B, Z) from the finest level's convolution `first` (N, B, channels\[0\]) of
+    /// [`MeshAutoencoder::first_convolution`]: the rest of [`MeshAutoencoder::encode`].
+    ///
+    /// # Errors
+    /// [`FacenetError::Input`] if `first` is not (N, B, channels\[0\]) in the network's dtype.
+    pub fn encode_from_first(&self, first: &Tensor) -> Result<Tensor> {
+        let c0 = self.encoder[0].out_channels;
+        let b = match first.dims() {
+            [n, b, c] if *n == self.n_nodes && *c == c0 && first.dtype() == self.dtype => *b,
             dims => {
                 return Err(FacenetError::Input {
                     network: "MeshAutoencoder",
-                    what: "shape and dtype",
-                    expected: format!(
-                        "(B, {}, {}) in {:?}",
-                        self.n_nodes, self.in_channels, self.dtype
-                    ),
-                    actual: format!("{dims:?} in {:?}", x.dtype()),
+                    what: "first convolution's shape and dtype",
+                    expected: format!("({}, B, {c0}) in {:?}", self.n_nodes, self.dtype),
+                    actual: format!("{dims:?} in {:?}", first.dtype()),
                 });
             }
         };
-        let mut h = x.transpose(0, 1)?.contiguous()?; // (N, B, C)
+        let mut h = first.clone();
         for (l, conv) in self.encoder.iter().enumerate() {
-            h = conv.forward(&self.operators.laplacians[l], &h)?.elu(1.0)?;
+            if l > 0 {
+                h = conv.forward(&self.operators.laplacians[l], &h)?;
+            }
+            h = h.elu(1.0)?;
             let c = h.dim(2)?;
             let pooled = self.operators.pool[l].apply(&h.reshape((h.dim(0)?, b * c))?)?;
             h = pooled.reshape((pooled.dim(0)?, b, c))?;
@@ -913,6 +946,28 @@ mod tests {
             ..tiny_config()
         };
         assert!(Network::new(bad, 0, DType::F32, &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn first_convolution_is_affine_and_encode_is_its_continuation() -> Result<()> {
+        // f64: conv(a x + (1 − a) y) = a conv(x) + (1 − a) conv(y) for any a, and the codes of
+        // the split path equal encode's.
+        let net = Network::new(tiny_config(), 5, DType::F64, &Device::Cpu)?;
+        let m = net.module();
+        let x = Tensor::randn(0f64, 1.0, (3, 8, 3), &Device::Cpu)?;
+        let y = Tensor::randn(0f64, 1.0, (3, 8, 3), &Device::Cpu)?;
+        let a = 2.7;
+        let mixed = m.first_convolution(&((&x * a)? + (&y * (1.0 - a))?)?)?;
+        let combined = ((m.first_convolution(&x)? * a)? + (m.first_convolution(&y)? * (1.0 - a))?)?;
+        let gap = (mixed - combined)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(gap < 1e-12, "not affine: {gap}");
+        assert_eq!(m.first_convolution(&x)?.dims(), &[8, 3, 4]);
+        let split = m.encode_from_first(&m.first_convolution(&x)?)?;
+        let whole = m.encode(&x)?;
+        let gap = (split - whole)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(gap < 1e-12, "split path differs by {gap}");
+        assert!(m.encode_from_first(&x).is_err());
         Ok(())
     }
 

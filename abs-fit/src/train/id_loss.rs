@@ -8,13 +8,13 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use morphable::LinearMorphableModel;
 use serde::{Deserialize, Serialize};
 
 use super::loss::VertexGram;
 use crate::dataset::Manifest;
-use crate::identity::{MeshIdentityEncoder, cosine_similarity, mean_face};
+use crate::identity::{CoefficientIdentity, MeshIdentityEncoder, cosine_similarity};
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// Which identity vector the loss compares.
@@ -103,11 +103,10 @@ impl IdLoss {
                     .contiguous()?
                     .to_device(device)?,
             },
-            IdLossKind::Learned { dir } => ResolvedIdentity::Learned {
-                encoder: Box::new(MeshIdentityEncoder::load(dir, model, device)?),
-                basis: coefficient_basis(model, &layout, device)?,
-                mean: mean_face(model, device)?,
-            },
+            IdLossKind::Learned { dir } => ResolvedIdentity::Learned(Box::new(
+                MeshIdentityEncoder::load(dir, model, device)?
+                    .for_coefficients(&coefficient_basis(model, &layout, device)?)?,
+            )),
         };
         Ok(ResolvedIdLoss {
             weight: self.weight,
@@ -182,14 +181,8 @@ fn coefficient_basis(
 }
 
 enum ResolvedIdentity {
-    Linear {
-        gram: Tensor,
-    },
-    Learned {
-        encoder: Box<MeshIdentityEncoder>,
-        basis: Tensor,
-        mean: Tensor,
-    },
+    Linear { gram: Tensor },
+    Learned(Box<CoefficientIdentity>),
 }
 
 /// An [`IdLoss`] ready for batches ([`IdLoss::resolve`]).
@@ -215,22 +208,10 @@ impl ResolvedIdLoss {
                 let norms = (((&ga * &a)?.sum(1)? * (&gb * &b)?.sum(1)?)? + 1e-20)?.sqrt()?;
                 Ok((dot / norms)?)
             }
-            ResolvedIdentity::Learned {
-                encoder,
-                basis,
-                mean,
-            } => {
-                let mesh = |params: &Tensor| -> Result<Tensor> {
-                    let b = params.dim(0)?;
-                    let c = params
-                        .narrow(1, 0, self.n_coefficients)?
-                        .to_dtype(DType::F32)?;
-                    Ok(c.matmul(basis)?
-                        .reshape((b, basis.dim(1)? / 3, 3))?
-                        .broadcast_add(mean)?)
-                };
-                let e_hat = encoder.embed(&mesh(predicted)?)?;
-                let e = encoder.embed(&mesh(&truth.detach())?)?.detach();
+            ResolvedIdentity::Learned(identity) => {
+                let coefficients = |params: &Tensor| params.narrow(1, 0, self.n_coefficients);
+                let e_hat = identity.embed(&coefficients(predicted)?)?;
+                let e = identity.embed(&coefficients(&truth.detach())?)?.detach();
                 Ok(cosine_similarity(&e_hat, &e)?.to_dtype(predicted.dtype())?)
             }
         }

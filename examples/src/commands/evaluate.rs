@@ -1,12 +1,15 @@
 //! `radar-face evaluate`: Table 1 — the errors of trained encoders and of the Mean and Random
 //! baselines on a dataset's validation split, at the paper's evaluation range D = 20 dB, every
 //! cell with its 95 % bootstrap interval over the validation faces — and every other encoder
-//! row against the first `--encoder`'s, paired on the same faces (`findings.md`).
+//! row against the first `--encoder`'s, paired on the same faces (`findings.md`); with
+//! `--cosine-shapes N`, the larger cosine study of the one-pass encoders on `reproduce`'s study
+//! faces of the dataset (`cosine.md`), each against the first, paired over classes.
 
 use std::path::PathBuf;
 
 use abs_fit::card::{ITERATIVE_STAGE, ModelCard};
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB};
+use abs_fit::evaluate::MAX_STUDY_FACES;
 use abs_fit::evaluate::{
     Bootstrap, Cell, Finding, TableOptions, Validation, findings_csv, findings_markdown,
     markdown_table, paired_difference, table1, write_table,
@@ -14,7 +17,9 @@ use abs_fit::evaluate::{
 use abs_fit::{Iterate, IterativeEncoder, TrainedEncoder};
 use candle_core::Device;
 use clap::Args as ClapArgs;
+use morphable::PcaModel;
 
+use crate::commands::reproduce::{STUDY_SEED, cosine_comparison, cosine_comparison_header};
 use crate::{CliResult, create_dir, load_model};
 
 /// Command-line options.
@@ -38,7 +43,19 @@ pub struct Args {
     /// Leave the paper's published rows out of the table.
     #[arg(long)]
     no_paper: bool,
-    /// Output directory for table1.md, table1.csv, findings.md and findings.csv.
+    /// Shape classes of a larger cosine study of the one-pass encoders of the first encoder's
+    /// input kind (`cosine.md`: each one's shape diagonal maximum and its paired difference
+    /// from the first); 0 for none.
+    #[arg(long, default_value_t = 0)]
+    cosine_shapes: usize,
+    /// Expression classes of that study (at least 2).
+    #[arg(long, default_value_t = 5)]
+    cosine_expressions: usize,
+    /// Classes of the study whose scale the diagonal maximum is quoted on (the paper: 10).
+    #[arg(long, default_value_t = 10)]
+    cosine_subset: usize,
+    /// Output directory for table1.md, table1.csv, findings.md and findings.csv (and
+    /// cosine.md).
     #[arg(long, short)]
     out: PathBuf,
 }
@@ -46,6 +63,27 @@ pub struct Args {
 /// Writes Table 1 (`table1.md`, `table1.csv`) for the encoders and the two baselines and prints
 /// it as Markdown.
 pub fn run(args: Args) -> CliResult {
+    if args.cosine_shapes > 0 {
+        let (shapes, expressions, subset) = (
+            args.cosine_shapes,
+            args.cosine_expressions,
+            args.cosine_subset,
+        );
+        if shapes < 2
+            || expressions < 2
+            || !(2..=shapes).contains(&subset)
+            || shapes
+                .checked_mul(expressions)
+                .is_none_or(|n| n > MAX_STUDY_FACES)
+        {
+            return Err(format!(
+                "--cosine-shapes {shapes} --cosine-expressions {expressions} --cosine-subset \
+                 {subset}: the study needs at least 2 shapes and 2 expressions, at most \
+                 {MAX_STUDY_FACES} faces, and a subset between 2 and the shapes"
+            )
+            .into());
+        }
+    }
     let dataset = Dataset::open(&args.dataset)?;
     let model = load_model(args.model.as_deref())?;
     let validation = Validation::new(&dataset, &model)?;
@@ -119,5 +157,56 @@ pub fn run(args: Args) -> CliResult {
             csv_path.display()
         );
     }
+    if args.cosine_shapes > 0 {
+        cosine(&args, &dataset, &model)?;
+    }
+    Ok(())
+}
+
+/// The larger cosine study of the one-pass encoders of the first encoder's input kind, on the
+/// faces of `reproduce`'s study of this dataset: `cosine.md`.
+fn cosine(args: &Args, dataset: &Dataset, model: &PcaModel) -> CliResult {
+    let mut encoders = Vec::new();
+    for dir in &args.encoders {
+        if ModelCard::read(dir)?.stage == ITERATIVE_STAGE {
+            println!("cosine study: {} is iterative, left out", dir.display());
+            continue;
+        }
+        let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
+        match encoders.first().map(TrainedEncoder::input) {
+            Some(kind) if kind != encoder.input() => println!(
+                "cosine study: {} reads {} images, not {}: left out",
+                dir.display(),
+                encoder.input().name(),
+                kind.name()
+            ),
+            _ => encoders.push(encoder),
+        }
+    }
+    if encoders.is_empty() {
+        return Err("--cosine-shapes: no one-pass encoder among the --encoder directories".into());
+    }
+    let (shapes, expressions) = (args.cosine_shapes, args.cosine_expressions);
+    let refs: Vec<&TrainedEncoder> = encoders.iter().collect();
+    let md = format!(
+        "# Cosine study of {}\n\n{}{}",
+        args.dataset.display(),
+        cosine_comparison_header(
+            (shapes, expressions),
+            args.cosine_subset,
+            "the first encoder"
+        ),
+        cosine_comparison(
+            dataset,
+            model,
+            &refs,
+            (shapes, expressions),
+            args.cosine_subset,
+            dataset.manifest().seed ^ STUDY_SEED,
+        )?
+    );
+    let path = args.out.join("cosine.md");
+    morphable::export::atomic_write(&path, md.as_bytes())?;
+    println!("\n{md}\nwritten: {}", path.display());
     Ok(())
 }

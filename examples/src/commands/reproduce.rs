@@ -274,7 +274,7 @@ const ID_WEIGHT: f64 = 0.5;
 /// Timed repetitions of each renderer.
 const TIMING_REPEATS: usize = 3;
 /// Mixed into the dataset's seed to seed the cosine study's faces and renderings.
-const STUDY_SEED: u64 = 0xC051_0E57_0D1E_5EED;
+pub(crate) const STUDY_SEED: u64 = 0xC051_0E57_0D1E_5EED;
 /// Pixels per cell of the cosine heatmaps (at most).
 const HEATMAP_CELL_PX: u32 = 24;
 /// Width the heatmaps of many classes shrink their cells toward.
@@ -926,18 +926,15 @@ fn id_loss_study(
     large_shapes: usize,
     results: &Path,
 ) -> CliResult {
-    let bootstrap = Bootstrap::default();
     let seed = dataset.manifest().seed ^ STUDY_SEED;
     let subset = args.study_shapes.min(large_shapes);
     let mut md = format!(
-        "# The 3D identity losses in the cosine study\n\n{large_shapes} shapes × {} expressions, \
-         sampled pose, rendered by the physics renderer at D = 20 dB; the shape matrix's \
-         diagonal maximum on the scale of a {subset}-class study with its 95 % bootstrap \
-         interval over classes, and the paired difference from the same encoder trained \
-         without the loss (classes resampled, both encoders on each resample).\n\n\
-         | encoder | shape diagonal maximum | 95 % interval | − without | 95 % interval |\n\
-         |---|---:|---|---:|---|\n",
-        args.study_expressions
+        "# The 3D identity losses in the cosine study\n\n{}",
+        cosine_comparison_header(
+            (large_shapes, args.study_expressions),
+            subset,
+            "the same encoder trained without the loss"
+        )
     );
     for kind in [InputKind::Depth, InputKind::AmplitudeDepth] {
         let ids: Vec<&IdEncoder> = id_encoders.iter().filter(|e| e.kind == kind).collect();
@@ -952,45 +949,86 @@ fn id_loss_study(
             encoders.push(TrainedEncoder::load(&id.dir, &Device::Cpu)?);
         }
         let refs: Vec<&TrainedEncoder> = encoders.iter().collect();
-        let mut bar = Bar::new("faces");
-        bar.message(&format!(
-            "rendering the {} identity-loss study faces",
-            kind.name()
-        ));
-        let studies = encoder_cosine_studies(
+        md.push_str(&cosine_comparison(
             dataset,
             model,
             &refs,
             (large_shapes, args.study_expressions),
-            false,
+            subset,
             seed,
-            &mut bar,
-        )?;
-        let matrices = studies
-            .iter()
-            .map(|s| Ok(s.study(large_shapes)?.shape))
-            .collect::<CliResult<Vec<CosineMatrix>>>()?;
-        for (i, (encoder, matrix)) in encoders.iter().zip(&matrices).enumerate() {
-            let own = matrix.diagonal_maximum(subset, &bootstrap)?;
-            let versus = if i == 0 {
-                "— | — |".to_string()
-            } else {
-                let (d, interval) =
-                    matrix.diagonal_maximum_difference(&matrices[0], subset, &bootstrap)?;
-                format!("{d:+.3} | [{:+.3}, {:+.3}] |", interval.low, interval.high)
-            };
-            md.push_str(&format!(
-                "| {} | {:.3} | [{:.3}, {:.3}] | {versus}\n",
-                encoder.method_name(),
-                own.fraction,
-                own.interval.low,
-                own.interval.high
-            ));
-        }
+        )?);
     }
     morphable::export::atomic_write(&results.join("cosine-id-loss.md"), md.as_bytes())?;
     println!("\n{md}");
     Ok(())
+}
+
+/// What [`cosine_comparison`]'s rows hold, and their table header.
+pub(crate) fn cosine_comparison_header(
+    (shapes, expressions): (usize, usize),
+    subset: usize,
+    reference: &str,
+) -> String {
+    format!(
+        "{shapes} shapes × {expressions} expressions, sampled pose, rendered by the physics \
+         renderer at D = 20 dB; the shape matrix's diagonal maximum on the scale of a \
+         {subset}-class study with its 95 % bootstrap interval over classes, and the paired \
+         difference from {reference} (classes resampled, both encoders on each resample).\n\n\
+         | encoder | shape diagonal maximum | 95 % interval | − reference | 95 % interval |\n\
+         |---|---:|---|---:|---|\n"
+    )
+}
+
+/// The larger cosine study of `encoders` (one input kind) on the same `shapes` × `expressions`
+/// faces (sampled pose, rendered once, D = 20 dB): a Markdown table row per encoder with its
+/// shape diagonal maximum on the scale of a `subset`-class study and, after the first, the
+/// paired difference from the first (classes resampled, both encoders on each resample).
+pub(crate) fn cosine_comparison(
+    dataset: &Dataset,
+    model: &PcaModel,
+    encoders: &[&TrainedEncoder],
+    (shapes, expressions): (usize, usize),
+    subset: usize,
+    seed: u64,
+) -> CliResult<String> {
+    let bootstrap = Bootstrap::default();
+    let mut bar = Bar::new("faces");
+    bar.message(&format!(
+        "rendering the {} cosine-study faces",
+        encoders.first().map_or("", |e| e.input().name())
+    ));
+    let studies = encoder_cosine_studies(
+        dataset,
+        model,
+        encoders,
+        (shapes, expressions),
+        false,
+        seed,
+        &mut bar,
+    )?;
+    let matrices = studies
+        .iter()
+        .map(|s| Ok(s.study(shapes)?.shape))
+        .collect::<CliResult<Vec<CosineMatrix>>>()?;
+    let mut md = String::new();
+    for (i, (encoder, matrix)) in encoders.iter().zip(&matrices).enumerate() {
+        let own = matrix.diagonal_maximum(subset, &bootstrap)?;
+        let versus = if i == 0 {
+            "— | — |".to_string()
+        } else {
+            let (d, interval) =
+                matrix.diagonal_maximum_difference(&matrices[0], subset, &bootstrap)?;
+            format!("{d:+.3} | [{:+.3}, {:+.3}] |", interval.low, interval.high)
+        };
+        md.push_str(&format!(
+            "| {} | {:.3} | [{:.3}, {:.3}] | {versus}\n",
+            encoder.method_name(),
+            own.fraction,
+            own.interval.low,
+            own.interval.high
+        ));
+    }
+    Ok(md)
 }
 
 /// Writes `matrix` as `{stem}.csv` and as a heatmap `{stem}.png` (cosine −1 to 1 in viridis).
