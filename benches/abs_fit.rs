@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use abs_fit::dataset::{DatasetConfig, InputKind};
 use abs_fit::generation::{GenerateOptions, generate};
-use abs_fit::identity::cosine_similarity;
+use abs_fit::identity::{coefficient_basis, cosine_similarity, mean_face};
 use abs_fit::train::{
     IdLoss, IdLossKind, LearningRate, MeshEncoderConfig, TrainSchedule, train_mesh_encoder,
 };
@@ -24,8 +24,8 @@ use criterion::{Criterion, criterion_group};
 use facenet::{
     Adam, AdamConfig, Encoder, LinearSchedule, Network, NetworkSize, OutputGroups, PoseNetwork,
 };
+use morphable::MorphableModel;
 use morphable::builtin::builtin;
-use morphable::{LinearMorphableModel, MorphableModel};
 use radar_sim::{GradientKernel, SurfaceModel};
 
 fn sample(c: &mut Criterion) {
@@ -260,31 +260,8 @@ fn id_loss(c: &mut Criterion) {
     let whole = MeshIdentityEncoder::load(&mesh_dir, model.as_ref(), &Device::Cpu)
         .expect("the mesh encoder");
     let n_coefficients = layout.n_shape + layout.n_expression;
-    let mut basis = Vec::new();
-    for k in 0..layout.n_shape {
-        basis.extend_from_slice(model.shape_block().component(k));
-    }
-    for k in 0..layout.n_expression {
-        basis.extend_from_slice(model.expression_block().component(k));
-    }
-    let basis = Tensor::from_vec(
-        basis,
-        (n_coefficients, 3 * model.n_vertices()),
-        &Device::Cpu,
-    )
-    .expect("the basis");
-    let mean = Tensor::from_vec(
-        model
-            .mean_mesh()
-            .expect("the mean face")
-            .to_flat()
-            .into_iter()
-            .map(|v| v as f32)
-            .collect::<Vec<f32>>(),
-        (1, model.n_vertices(), 3),
-        &Device::Cpu,
-    )
-    .expect("the mean face");
+    let basis = coefficient_basis(model.as_ref(), &layout, &Device::Cpu).expect("the basis");
+    let mean = mean_face(model.as_ref(), &Device::Cpu).expect("the mean face");
     let meshes = |rows: &Tensor| -> Tensor {
         rows.narrow(1, 0, n_coefficients)
             .and_then(|c| c.matmul(&basis))

@@ -16,12 +16,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use facenet::{Checkpoint, MeshAutoencoderConfig, Network};
-use morphable::MorphableModel;
+use morphable::{LinearMorphableModel, MorphableModel};
 use serde::{Deserialize, Serialize};
 
 use crate::card::CHECKPOINT_DIR;
 use crate::dataset::ModelIdentity;
-use crate::{AbsFitError, Result};
+use crate::{AbsFitError, ParamLayout, Result};
 
 /// The card file of a mesh-encoder directory.
 pub const MESH_CARD_FILE: &str = "mesh-encoder.json";
@@ -299,8 +299,31 @@ impl CoefficientIdentity {
     }
 }
 
+/// The scaled basis of `model` for `layout`'s coefficient columns (its α then γ columns),
+/// (P_c, 3N) f32 on `device`.
+pub fn coefficient_basis(
+    model: &dyn LinearMorphableModel,
+    layout: &ParamLayout,
+    device: &Device,
+) -> Result<Tensor> {
+    let (shape, expression) = (model.shape_block(), model.expression_block());
+    let n = 3 * model.n_vertices();
+    let mut basis = Vec::with_capacity((layout.n_shape + layout.n_expression) * n);
+    for k in 0..layout.n_shape {
+        basis.extend_from_slice(shape.component(k));
+    }
+    for k in 0..layout.n_expression {
+        basis.extend_from_slice(expression.component(k));
+    }
+    Ok(Tensor::from_vec(
+        basis,
+        (layout.n_shape + layout.n_expression, n),
+        device,
+    )?)
+}
+
 /// The mean face of `model` as a (1, N, 3) f32 tensor (mm) on `device`.
-pub(crate) fn mean_face(model: &dyn MorphableModel, device: &Device) -> Result<Tensor> {
+pub fn mean_face(model: &dyn MorphableModel, device: &Device) -> Result<Tensor> {
     let flat: Vec<f32> = model
         .mean_mesh()?
         .to_flat()

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::VertexGram;
 use crate::dataset::Manifest;
-use crate::identity::{CoefficientIdentity, MeshIdentityEncoder, cosine_similarity};
-use crate::{AbsFitError, ParamLayout, Result};
+use crate::identity::{
+    CoefficientIdentity, MeshIdentityEncoder, coefficient_basis, cosine_similarity,
+};
+use crate::{AbsFitError, Result};
 
 /// Which identity vector the loss compares.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,29 +157,6 @@ impl PartialEq for IdLoss {
                 _ => false,
             }
     }
-}
-
-/// The scaled basis of `model` for `layout`'s coefficient columns (its α then γ columns),
-/// (P_c, 3N) f32 on `device`.
-fn coefficient_basis(
-    model: &dyn LinearMorphableModel,
-    layout: &ParamLayout,
-    device: &Device,
-) -> Result<Tensor> {
-    let (shape, expression) = (model.shape_block(), model.expression_block());
-    let n = 3 * model.n_vertices();
-    let mut basis = Vec::with_capacity((layout.n_shape + layout.n_expression) * n);
-    for k in 0..layout.n_shape {
-        basis.extend_from_slice(shape.component(k));
-    }
-    for k in 0..layout.n_expression {
-        basis.extend_from_slice(expression.component(k));
-    }
-    Ok(Tensor::from_vec(
-        basis,
-        (layout.n_shape + layout.n_expression, n),
-        device,
-    )?)
 }
 
 enum ResolvedIdentity {
