@@ -6,7 +6,7 @@ use abs_fit::dataset::InputKind;
 use abs_fit::train::{EncoderTrainConfig, IterativeTrainConfig, TrainSchedule};
 use abs_fit::{
     FeedbackSet, Iterate, IterativeEncoder, NoProgress, TrainedEncoder, train_encoder,
-    train_iterative,
+    train_iterative, train_iterative_from,
 };
 use candle_core::{DType, Device, Tensor};
 use morphable::builtin::builtin;
@@ -233,6 +233,108 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
             &amplitude,
             &dir,
             &mut NoProgress
+        )
+        .is_err()
+    );
+}
+
+/// Starting from a one-pass encoder: the run is deterministic and resumes bit for bit, its card
+/// records the start (so a fresh run refuses its directory), and a start of another
+/// architecture or one whose image lacks what the feedback needs is refused.
+#[test]
+fn the_iterative_encoder_starts_from_a_one_pass_encoder() {
+    let ds = dataset();
+    let one_pass_dir = temp_dir("iterative-start-one-pass");
+    train_encoder(
+        &ds,
+        InputKind::Depth,
+        &encoder_config(2),
+        &one_pass_dir,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let start = || TrainedEncoder::load(&one_pass_dir, &Device::Cpu).unwrap();
+    let config = IterativeTrainConfig::new(encoder_config(2), InputKind::Depth);
+    let whole = temp_dir("iterative-start-whole");
+    let trained =
+        train_iterative_from(&ds, &builtin(), start(), &config, &whole, &mut NoProgress).unwrap();
+    let card = ModelCard::read(&whole).unwrap();
+    assert_eq!(card.objective["start"]["stage"], "encoder");
+
+    let parts = temp_dir("iterative-start-parts");
+    let first = IterativeTrainConfig {
+        encoder: EncoderTrainConfig {
+            schedule: TrainSchedule {
+                stop_after_epochs: Some(1),
+                ..config.encoder.schedule
+            },
+            ..config.encoder.clone()
+        },
+        ..config.clone()
+    };
+    train_iterative_from(&ds, &builtin(), start(), &first, &parts, &mut NoProgress).unwrap();
+    let resumed =
+        train_iterative_from(&ds, &builtin(), start(), &config, &parts, &mut NoProgress).unwrap();
+    assert_eq!(weights(resumed.network()), weights(trained.network()));
+    // From fresh weights it is another training: the directory is refused.
+    let err = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &config,
+        &whole,
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("another loss"), "{err}");
+    let fresh = train_iterative(
+        &ds,
+        &builtin(),
+        InputKind::Depth,
+        &config,
+        &temp_dir("iterative-start-fresh"),
+        &mut NoProgress,
+    )
+    .unwrap();
+    assert_ne!(weights(fresh.network()), weights(trained.network()));
+
+    // Another pose network is another architecture.
+    let resnet_pose = IterativeTrainConfig {
+        encoder: EncoderTrainConfig {
+            pose_network: facenet::PoseNetwork::ResNet,
+            ..config.encoder.clone()
+        },
+        ..config.clone()
+    };
+    let err = train_iterative_from(
+        &ds,
+        &builtin(),
+        start(),
+        &resnet_pose,
+        &temp_dir("iterative-start-architecture"),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("architecture"), "{err}");
+    // An amplitude encoder cannot start an iterative encoder that reads the depth residual.
+    let amplitude_dir = temp_dir("iterative-start-amplitude");
+    train_encoder(
+        &ds,
+        InputKind::Amplitude,
+        &encoder_config(1),
+        &amplitude_dir,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let amplitude = TrainedEncoder::load(&amplitude_dir, &Device::Cpu).unwrap();
+    assert!(
+        train_iterative_from(
+            &ds,
+            &builtin(),
+            amplitude,
+            &config,
+            &temp_dir("iterative-start-residual"),
+            &mut NoProgress,
         )
         .is_err()
     );

@@ -107,6 +107,62 @@ impl<C: NetworkConfig> Network<C> {
         Ok(copy)
     }
 
+    /// A trainable network of `config`, which describes this network reading more input
+    /// channels, that computes on any input what this network computes on its leading
+    /// channels: every parameter is copied, except that a weight whose second dimension grew
+    /// (the input layers, `(out, in, …)`) gets this network's weights on its leading inputs
+    /// and zeros on the new ones. Training then starts from this network and learns what the
+    /// new channels add (the iterative encoder starts from a one-pass encoder this way).
+    ///
+    /// # Errors
+    /// [`crate::FacenetError::Config`] if `config` is invalid, or if a parameter is missing from
+    /// either network or differs in shape other than by a larger second dimension (`config`
+    /// changes more than the input channels); a candle error from the copies.
+    pub fn widen_input(&self, config: C) -> Result<Self> {
+        let wide = Self::new(config, 0, self.dtype, &self.device)?;
+        let source: std::collections::BTreeMap<String, Var> =
+            self.params.named_vars().into_iter().collect();
+        let target = wide.params.named_vars();
+        let mismatch = |name: &str, detail: String| {
+            crate::FacenetError::config(
+                C::KIND,
+                "in_channels",
+                format!(
+                    "widening the input: parameter {name}: {detail}; the configs must differ \
+                     only in their input channels"
+                ),
+            )
+        };
+        if target.len() != source.len() {
+            return Err(mismatch(
+                "count",
+                format!("{} parameters against {}", target.len(), source.len()),
+            ));
+        }
+        for (name, var) in target {
+            let from = source
+                .get(&name)
+                .ok_or_else(|| mismatch(&name, "absent from the narrower network".into()))?;
+            let (old, new) = (from.dims(), var.dims());
+            let tensor = if old == new {
+                from.as_tensor().clone()
+            } else if old.len() >= 2
+                && old.len() == new.len()
+                && new[1] > old[1]
+                && old.iter().zip(new).enumerate().all(|(d, (a, b))| d == 1 || a == b)
+            {
+                let mut zeros = new.to_vec();
+                zeros[1] -= old[1];
+                let zeros = Tensor::zeros(zeros, from.dtype(), from.device())?;
+                Tensor::cat(&[from.as_tensor(), &zeros], 1)?
+            } else {
+                return Err(mismatch(&name, format!("shape {new:?} against {old:?}")));
+            };
+            var.set(&tensor)?;
+        }
+        Ok(wide)
+    }
+
     /// The validated config.
     pub fn config(&self) -> &C {
         &self.config

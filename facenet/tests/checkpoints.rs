@@ -271,3 +271,58 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_widened_network_ignores_its_new_input_channels_until_trained() {
+    let narrow = trained().into_network();
+    let wide_config = NetworkSize::Tiny.face_encoder(
+        5,
+        OutputGroups {
+            shape: 3,
+            expression: 2,
+            other: 4,
+        },
+    );
+    let wide = narrow.widen_input(wide_config).expect("widen");
+    assert!(!wide.is_frozen());
+    assert_eq!(wide.input_channels(), 5);
+    let images = uniform(&[3, 5, 32, 32], 40, DType::F32);
+    let leading = images.narrow(1, 0, 2).expect("narrow");
+    let expected = narrow.encode(&leading, false).expect("narrow encode");
+    let got = wide.encode(&images, false).expect("wide encode");
+    let scale = f64::from(expected.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap());
+    assert!(
+        max_abs_diff(&got, &expected) <= 1e-5 * scale.max(1.0),
+        "the new channels changed the output by {}",
+        max_abs_diff(&got, &expected)
+    );
+    // The new channels' weights are trainable: a gradient reaches them.
+    let loss = wide.encode(&images, true).unwrap().sqr().unwrap().sum_all().unwrap();
+    let grads = loss.backward().expect("backward");
+    let reached = wide.trainable_vars().iter().any(|(_, var)| {
+        var.dims().len() == 4
+            && var.dims()[1] == 5
+            && grads.get(var.as_tensor()).is_some_and(|g| {
+                let new = g.narrow(1, 2, 3).unwrap();
+                new.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0
+            })
+    });
+    assert!(reached, "no gradient reaches the new input channels");
+
+    // Another width is not a widening.
+    let other = NetworkSize::Quick.face_encoder(
+        5,
+        OutputGroups {
+            shape: 3,
+            expression: 2,
+            other: 4,
+        },
+    );
+    match narrow.widen_input(other) {
+        Err(FacenetError::Config { field, reason, .. }) => {
+            assert_eq!(field, "in_channels");
+            assert!(reason.contains("parameter"), "{reason}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
+use facenet::{BranchedEncoderConfig, Network};
 use morphable::{LinearMorphableModel, SamplingConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -13,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::stage::{Start, examples, run_stage, training_rows};
 use super::{EncoderTrainConfig, encoder_network};
-use crate::card::{ITERATIVE_STAGE, ModelRole, card_for};
+use crate::card::{ITERATIVE_STAGE, ModelCard, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind};
-use crate::encoder::encode_upsampled;
+use crate::encoder::{TrainedEncoder, encode_upsampled};
 use crate::evaluate::random_baseline;
 use crate::iterative::IterativeEncoder;
 use crate::render::{FeedbackRenderer, FeedbackSet};
@@ -86,7 +87,7 @@ impl IterativeTrainConfig {
 }
 
 /// Trains an iterative encoder on the training split of `dataset` from `input` images and
-/// the feedback channels of `model`'s faces, in (or resuming from) `dir`.
+/// the feedback channels of `model`'s faces, in (or resuming from) `dir`, from fresh weights.
 ///
 /// Each example shows the image at a dynamic range drawn by the encoder settings' range policy
 /// beside the feedback of a current estimate r_t, drawn from the batch's seed as
@@ -98,6 +99,37 @@ pub fn train_iterative<M: LinearMorphableModel>(
     dataset: &Dataset,
     model: &M,
     input: InputKind,
+    config: &IterativeTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<IterativeEncoder> {
+    iterative_stage(dataset, model, input, None, config, dir, progress)
+}
+
+/// As [`train_iterative`], but starting from the trained one-pass encoder `start` of the same
+/// input kind and architecture: its weights on the image channels and zeros on the feedback
+/// channels ([`facenet::Network::widen_input`]), so that training begins where the one-pass
+/// encoder ends (whatever the estimate, it predicts what `start` predicts) and learns what the
+/// feedback adds. The card's objective records the start's stage and objective, so a run
+/// resumes only from the same start.
+pub fn train_iterative_from<M: LinearMorphableModel>(
+    dataset: &Dataset,
+    model: &M,
+    start: TrainedEncoder,
+    config: &IterativeTrainConfig,
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<IterativeEncoder> {
+    let input = start.card.image;
+    iterative_stage(dataset, model, input, Some(start), config, dir, progress)
+}
+
+/// The iterative stage from fresh weights or from a one-pass encoder.
+fn iterative_stage<M: LinearMorphableModel>(
+    dataset: &Dataset,
+    model: &M,
+    input: InputKind,
+    start: Option<TrainedEncoder>,
     config: &IterativeTrainConfig,
     dir: &Path,
     progress: &mut dyn Progress,
@@ -117,6 +149,12 @@ pub fn train_iterative<M: LinearMorphableModel>(
         "own_estimate_fraction": config.own_estimate_fraction,
     });
     encoder.param_loss.insert_objective(&mut objective)?;
+    if let Some(start) = &start {
+        objective["start"] = serde_json::json!({
+            "stage": start.card.stage,
+            "objective": start.card.objective,
+        });
+    }
     let card = card_for(
         manifest,
         ModelRole::Encoder,
@@ -132,10 +170,17 @@ pub fn train_iterative<M: LinearMorphableModel>(
         input.channels() + config.feedback.channels(),
     );
     let factor = card.upsample;
+    let start = match start {
+        None => Start::Fresh(network_config),
+        Some(start) => {
+            let narrow = encoder_network(encoder, &layout, input.channels());
+            Start::From(widened(start, &card, &narrow, network_config)?)
+        }
+    };
     let network = run_stage(
         dir,
         &card,
-        Start::Fresh(network_config),
+        start,
         &encoder.schedule,
         rows.len(),
         |network, indices, seed| {
@@ -171,6 +216,48 @@ pub fn train_iterative<M: LinearMorphableModel>(
         card,
         Arc::new(feedback),
     ))
+}
+
+/// The one-pass encoder `start` widened to the iterative network `config` (zeros on the
+/// feedback channels), after checking that it was trained on the card's dataset, image kind,
+/// size and layout, and that its architecture is `narrow`, the iterative network's without the
+/// feedback channels.
+fn widened(
+    start: TrainedEncoder,
+    card: &ModelCard,
+    narrow: &BranchedEncoderConfig,
+    config: BranchedEncoderConfig,
+) -> Result<Network<BranchedEncoderConfig>> {
+    let source = &start.card;
+    if source.role != ModelRole::Encoder
+        || source.image != card.image
+        || source.layout != card.layout
+        || (source.height, source.width) != (card.height, card.width)
+        || !source.dataset.same_dataset(&card.dataset)
+    {
+        return Err(AbsFitError::config(
+            "iterative encoder start",
+            format!(
+                "the start is a {} network of {} images ({}×{}); the iterative stage needs an \
+                 encoder of its own {} images ({}×{}), parameter layout and dataset",
+                source.stage,
+                source.image.name(),
+                source.height,
+                source.width,
+                card.image.name(),
+                card.height,
+                card.width,
+            ),
+        ));
+    }
+    if serde_json::to_value(narrow).ok() != serde_json::to_value(start.network.config()).ok() {
+        return Err(AbsFitError::config(
+            "iterative encoder start",
+            "the start's network has another architecture (preset or pose network) than the \
+             iterative encoder asked for",
+        ));
+    }
+    Ok(start.network.widen_input(config)?)
 }
 
 /// The current estimates (B, P, on the CPU) of a batch whose true rows are `truth`: per

@@ -43,7 +43,9 @@ use facenet::{BranchedEncoderConfig, DecoderConfig, ImageDecoder, Network, Outpu
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
 pub use id_loss::{IdLoss, IdLossKind, ResolvedIdLoss};
-pub use iterative::{ITERATIVE_GEOMETRY_WEIGHT, IterativeTrainConfig, train_iterative};
+pub use iterative::{
+    ITERATIVE_GEOMETRY_WEIGHT, IterativeTrainConfig, train_iterative, train_iterative_from,
+};
 pub use loss::{ParamLoss, VertexGram};
 pub use mesh::{MeshEncoderConfig, mesh_edges, mesh_pyramid, train_mesh_encoder};
 pub use schedule::{LearningRate, TrainSchedule};

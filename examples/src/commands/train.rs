@@ -14,7 +14,7 @@ use abs_fit::train::{
 };
 use abs_fit::{
     FeedbackSet, LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
-    train_iterative, train_mesh_encoder,
+    train_iterative, train_iterative_from, train_mesh_encoder,
 };
 use clap::{Args as ClapArgs, ValueEnum};
 
@@ -75,7 +75,9 @@ pub struct Args {
     /// Where the network trains: cpu, or cuda / cuda:N with a build that has `--features cuda`.
     #[arg(long, default_value = "cpu")]
     device: facenet::ComputeDevice,
-    /// The trained encoder the autoencoder starts from (autoencoder stage only).
+    /// The trained encoder the autoencoder starts from (autoencoder stage), or the one-pass
+    /// encoder the iterative encoder starts from (iterative stage: its weights on the image
+    /// channels, zeros on the feedback channels; same input kind, preset and pose network).
     #[arg(long)]
     encoder: Option<PathBuf>,
     /// The trained decoder (learned renderer) the autoencoder trains through (autoencoder
@@ -200,14 +202,36 @@ pub fn run(args: Args) -> CliResult {
                     .unwrap_or(defaults.own_estimate_fraction),
                 ..defaults
             };
-            let trained = train_iterative(
-                &dataset,
-                model.as_ref(),
-                input,
-                &config,
-                &args.out,
-                &mut bar,
-            )?;
+            let trained = match &args.encoder {
+                None => train_iterative(
+                    &dataset,
+                    model.as_ref(),
+                    input,
+                    &config,
+                    &args.out,
+                    &mut bar,
+                )?,
+                Some(dir) => {
+                    let start = TrainedEncoder::load(dir, &device)?;
+                    if start.input() != input {
+                        return Err(format!(
+                            "--encoder {} reads {} images but --input is {}",
+                            dir.display(),
+                            start.input().name(),
+                            input.name()
+                        )
+                        .into());
+                    }
+                    train_iterative_from(
+                        &dataset,
+                        model.as_ref(),
+                        start,
+                        &config,
+                        &args.out,
+                        &mut bar,
+                    )?
+                }
+            };
             format!(
                 "{} reading feedback {}",
                 describe(trained.card(), config.encoder.schedule),
@@ -369,7 +393,7 @@ fn refuse_ignored(args: &Args) -> CliResult {
         ),
         (
             "--encoder",
-            args.encoder.is_some() && args.stage != Stage::Autoencoder,
+            args.encoder.is_some() && !matches!(args.stage, Stage::Autoencoder | Stage::Iterative),
         ),
         (
             "--decoder",
@@ -404,8 +428,8 @@ fn refuse_ignored(args: &Args) -> CliResult {
     ];
     match ignored.iter().find(|(_, ignored)| *ignored) {
         Some((option, _)) => Err(format!(
-            "{option} does not apply to --stage {stage}: --encoder and --decoder belong to \
-             --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
+            "{option} does not apply to --stage {stage}: --encoder belongs to --stage \
+             autoencoder or iterative, --decoder to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
              --mean-start-fraction, --own-estimate-fraction and --geometry-weight to --stage \
              iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
              --identity, --meshes-per-epoch, --validation-meshes and --invariance-weight to \
