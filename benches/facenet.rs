@@ -1,6 +1,7 @@
 //! `facenet` benchmarks: training throughput (images per second) and batch-1 latency of every
-//! preset's face encoder and decoder on 64 × 64 two-channel images, and the convolution backward
-//! of the `cpu` encoder with candle's kernel against the im2col custom op.
+//! preset's face encoder and decoder on 64 × 64 two-channel images, the convolution backward
+//! of the `cpu` encoder with candle's kernel against the im2col custom op, and the graph
+//! products of the mesh encoder (fused CPU op against gather / scatter).
 //!
 //! `cargo bench -p radar-face-benches -- facenet`
 
@@ -145,4 +146,45 @@ fn conv_kernels(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, conv_kernels, presets);
+/// The scaled Laplacians of the built-in face's two finest pyramid levels (the mesh encoder's
+/// default: two matchings per level) applied to node-major features of 64 meshes × 16 channels,
+/// forward and backward, by the fused CPU op and by candle's gather and scatter.
+fn graph_products(c: &mut Criterion) {
+    let model = morphable::builtin::builtin();
+    let defaults = abs_fit::train::MeshEncoderConfig::new(16);
+    let pyramid = abs_fit::train::mesh_pyramid(
+        &model,
+        defaults.channels.len(),
+        defaults.matchings_per_level,
+    )
+    .expect("the built-in pyramid");
+    let operators = pyramid.operators(&Device::Cpu).expect("operators");
+    let features = 64 * 16;
+    let mut group = c.benchmark_group("facenet/graph_product");
+    group.sample_size(20);
+    for (level, laplacian) in operators.laplacians.iter().take(2).enumerate() {
+        let x = candle_core::Var::from_tensor(&tensor(&[laplacian.cols(), features], level))
+            .expect("features");
+        for (name, fused) in [("fused", true), ("gather_scatter", false)] {
+            let id = BenchmarkId::new(
+                format!("forward_backward_{name}"),
+                format!("level{level}_{}nodes", laplacian.rows()),
+            );
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    let y = if fused {
+                        laplacian.apply(&x)
+                    } else {
+                        laplacian.apply_gather_scatter(&x)
+                    }
+                    .expect("product");
+                    let loss = y.sum_all().expect("sum");
+                    black_box(loss.backward().expect("backward"))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, conv_kernels, presets, graph_products);

@@ -4,16 +4,23 @@
 //! Xu et al.'s 3D-ID paper (docs/physics.md §9). The crate sees a graph (nodes, edges, clusters),
 //! never a face: the caller builds the graph from its mesh.
 //!
-//! Node features are kept node-major, (N, M) with M = batch × channels, so that every sparse
-//! product is a row gather (`index_select` on dim 0) and a row scatter (`index_add` on dim 0),
-//! both differentiable in candle 0.11 (each is the other's backward pass).
+//! Node features are kept node-major, (N, M) with M = batch × channels, so that a sparse
+//! product combines whole rows. On the CPU it is one fused pass over compressed rows whose
+//! backward is the same pass over the transpose ([`SparseProduct`]); elsewhere a row gather
+//! (`index_select` on dim 0) and a row scatter (`index_add` on dim 0), both differentiable in
+//! candle 0.11 (each is the other's backward pass).
 
-use candle_core::{DType, Device, Tensor};
+use std::sync::Arc;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor, WithDType};
 use candle_nn::{Module, VarBuilder};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{NetworkConfig, ValidConfig, Validate};
 use crate::error::{FacenetError, Result};
+use crate::layers::cpu_ops::{contiguous_slice, dispatch_float, with_cpu_slice};
 use crate::layers::linear;
 
 /// A sparse (rows × cols) matrix in coordinate form, applied to node-major features.
@@ -30,6 +37,8 @@ pub struct SparseMatrix {
     col_idx: Tensor,
     form: Form,
     entries: Vec<(u32, u32, f32)>,
+    /// The fused CPU product and its adjoint.
+    product: SparseProduct,
 }
 
 /// How a [`SparseMatrix`]'s values are applied.
@@ -138,6 +147,11 @@ impl SparseMatrix {
         let row_idx: Vec<u32> = entries.iter().map(|e| e.0).collect();
         let col_idx: Vec<u32> = entries.iter().map(|e| e.1).collect();
         let n = entries.len();
+        let csr = Csr::new(rows, cols, &entries);
+        let product = SparseProduct {
+            adjoint: Arc::new(csr.transpose()),
+            matrix: Arc::new(csr),
+        };
         Ok(Self {
             rows,
             cols,
@@ -145,6 +159,7 @@ impl SparseMatrix {
             col_idx: Tensor::from_vec(col_idx, n, device)?,
             form,
             entries,
+            product,
         })
     }
 
@@ -168,17 +183,39 @@ impl SparseMatrix {
     /// # Errors
     /// [`FacenetError::Input`] if `x` is not (cols, M); a candle error otherwise.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let m = match x.dims() {
-            [n, m] if *n == self.cols => *m,
-            dims => {
-                return Err(FacenetError::Input {
-                    network: "SparseMatrix",
-                    what: "shape",
-                    expected: format!("({}, M)", self.cols),
-                    actual: format!("{dims:?}"),
-                });
-            }
-        };
+        let m = self.features(x)?;
+        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+            Ok(x.contiguous()?.apply_op1(self.product.clone())?)
+        } else {
+            self.gather_scatter(x, m)
+        }
+    }
+
+    /// The same product as [`SparseMatrix::apply`] by a row gather (`index_select`) and a row
+    /// scatter (`index_add`): the path `apply` takes off the CPU, kept public to compare
+    /// against the fused CPU op.
+    ///
+    /// # Errors
+    /// As [`SparseMatrix::apply`].
+    pub fn apply_gather_scatter(&self, x: &Tensor) -> Result<Tensor> {
+        let m = self.features(x)?;
+        self.gather_scatter(x, m)
+    }
+
+    /// M, the features per node of `x` (cols, M).
+    fn features(&self, x: &Tensor) -> Result<usize> {
+        match x.dims() {
+            [n, m] if *n == self.cols => Ok(*m),
+            dims => Err(FacenetError::Input {
+                network: "SparseMatrix",
+                what: "shape",
+                expected: format!("({}, M)", self.cols),
+                actual: format!("{dims:?}"),
+            }),
+        }
+    }
+
+    fn gather_scatter(&self, x: &Tensor, m: usize) -> Result<Tensor> {
         let (device, dtype) = (x.device(), x.dtype());
         let on = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.to_device(device)?) };
         let col_idx = self.col_idx.to_device(device)?;
@@ -207,6 +244,340 @@ impl SparseMatrix {
                 }
             }
         }
+    }
+}
+
+/// A sparse matrix in compressed rows: each row's (column, value) entries in the order they
+/// were given, so that a row's sum is always taken in the same order (deterministic).
+struct Csr {
+    rows: usize,
+    cols: usize,
+    starts: Vec<usize>,
+    columns: Vec<u32>,
+    values: Vec<f64>,
+}
+
+impl std::fmt::Debug for Csr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Csr({}×{}, {} entries)",
+            self.rows,
+            self.cols,
+            self.columns.len()
+        )
+    }
+}
+
+impl Csr {
+    /// The rows of checked `entries` (a stable counting sort by row; duplicates stay
+    /// separate entries and add up in the product).
+    fn new(rows: usize, cols: usize, entries: &[(u32, u32, f32)]) -> Self {
+        let mut starts = vec![0usize; rows + 1];
+        for &(r, _, _) in entries {
+            starts[r as usize + 1] += 1;
+        }
+        for i in 0..rows {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts.clone();
+        let mut columns = vec![0u32; entries.len()];
+        let mut values = vec![0.0f64; entries.len()];
+        for &(r, c, v) in entries {
+            let at = &mut next[r as usize];
+            columns[*at] = c;
+            values[*at] = f64::from(v);
+            *at += 1;
+        }
+        Self {
+            rows,
+            cols,
+            starts,
+            columns,
+            values,
+        }
+    }
+
+    /// Aᵀ, its rows in the order of A's rows.
+    fn transpose(&self) -> Self {
+        let entries: Vec<(u32, u32, f32)> = (0..self.rows)
+            .flat_map(|r| {
+                (self.starts[r]..self.starts[r + 1])
+                    .map(move |e| (self.columns[e], r as u32, self.values[e] as f32))
+            })
+            .collect();
+        Self::new(self.cols, self.rows, &entries)
+    }
+
+    /// A x for node-major `x` (cols × m, row-major): (rows × m), one parallel pass over the
+    /// output rows.
+    fn product<T: WithDType>(&self, x: &[T], m: usize) -> Vec<T> {
+        self.product_plus(x, m, T::one(), None)
+    }
+
+    /// α A x + β z (z of the output's shape, absent: 0), in the same single pass.
+    fn product_plus<T: WithDType>(
+        &self,
+        x: &[T],
+        m: usize,
+        alpha: T,
+        z: Option<(T, &[T])>,
+    ) -> Vec<T> {
+        let values: Vec<T> = self
+            .values
+            .iter()
+            .map(|&v| alpha * T::from_f64(v))
+            .collect();
+        let mut y = vec![T::zero(); self.rows * m];
+        if m == 0 {
+            return y;
+        }
+        y.par_chunks_mut(m)
+            .with_min_len((4096 / m).max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                if let Some((beta, z)) = z {
+                    for (out, &z) in row.iter_mut().zip(&z[i * m..(i + 1) * m]) {
+                        *out = beta * z;
+                    }
+                }
+                for e in self.starts[i]..self.starts[i + 1] {
+                    let c = self.columns[e] as usize;
+                    let v = values[e];
+                    for (out, &x) in row.iter_mut().zip(&x[c * m..(c + 1) * m]) {
+                        *out += v * x;
+                    }
+                }
+            });
+        y
+    }
+}
+
+/// The Chebyshev features of a [`ChebConv`] as one fused CPU op: node-major `x` (N, B · C) →
+/// (N, B, K, C), the K terms T_k(L̃) x side by side per node and example, the rows the layer's
+/// linear map mixes. Forward runs the recursion with each step one pass
+/// (T_k = 2 L̃ T_{k−1} − T_{k−2}); backward runs its adjoint from the last term down
+/// (a_{k−1} += 2 L̃ᵀ a_k, a_{k−2} −= a_k, then a_0 += L̃ᵀ a_1). First order only: its
+/// gradient is not itself differentiable.
+#[derive(Debug, Clone)]
+struct ChebyshevFeatures {
+    laplacian: SparseProduct,
+    order: usize,
+    channels: usize,
+}
+
+impl ChebyshevFeatures {
+    /// The terms T_0 x … T_{K−1} x, each (N × M).
+    fn terms<T: WithDType>(&self, x: &[T], m: usize) -> Vec<Vec<T>> {
+        let l = &self.laplacian.matrix;
+        let mut terms: Vec<Vec<T>> = vec![x.to_vec()];
+        if self.order > 1 {
+            terms.push(l.product(x, m));
+        }
+        for k in 2..self.order {
+            let two = T::from_f64(2.0);
+            let next = l.product_plus(
+                &terms[k - 1],
+                m,
+                two,
+                Some((T::from_f64(-1.0), &terms[k - 2])),
+            );
+            terms.push(next);
+        }
+        terms
+    }
+
+    /// The gradient with respect to x of features whose gradient is `grad` (N, B, K, C).
+    fn backward<T: WithDType>(&self, grad: &[T], n: usize, m: usize) -> Vec<T> {
+        let (k_len, c) = (self.order, self.channels);
+        let b = m / c;
+        let lt = &self.laplacian.adjoint;
+        // De-interleave: a_k (N × M) from (N, B, K, C).
+        let mut a: Vec<Vec<T>> = (0..k_len)
+            .map(|k| {
+                let mut a_k = vec![T::zero(); n * m];
+                a_k.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
+                    for (j, out) in row.chunks_exact_mut(c).enumerate() {
+                        let at = ((i * b + j) * k_len + k) * c;
+                        out.copy_from_slice(&grad[at..at + c]);
+                    }
+                });
+                a_k
+            })
+            .collect();
+        for k in (2..k_len).rev() {
+            let a_k = std::mem::take(&mut a[k]);
+            let two = T::from_f64(2.0);
+            a[k - 1] = lt.product_plus(&a_k, m, two, Some((T::one(), &a[k - 1])));
+            a[k - 2]
+                .par_iter_mut()
+                .zip(a_k.par_iter())
+                .for_each(|(x, &g)| *x -= g);
+        }
+        if k_len > 1 {
+            let a_1 = std::mem::take(&mut a[1]);
+            a[0] = lt.product_plus(&a_1, m, T::one(), Some((T::one(), &a[0])));
+        }
+        a.swap_remove(0)
+    }
+}
+
+impl CustomOp1 for ChebyshevFeatures {
+    fn name(&self) -> &'static str {
+        "facenet-chebyshev-features"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, m) = match *layout.dims() {
+            [n, m] if n == self.laplacian.matrix.cols && m % self.channels == 0 => (n, m),
+            ref other => candle_core::bail!(
+                "{}: expected ({}, B·{}), got {other:?}",
+                self.name(),
+                self.laplacian.matrix.cols,
+                self.channels
+            ),
+        };
+        let (k_len, c) = (self.order, self.channels);
+        let b = m / c;
+        dispatch_float!(storage.dtype(), self.name(), T => {
+            let terms = self.terms::<T>(contiguous_slice(storage, layout)?, m);
+            let mut out = vec![T::from_f64(0.0); n * m * k_len];
+            if m > 0 {
+                out.par_chunks_mut(m * k_len).enumerate().for_each(|(i, node)| {
+                    for (j, example) in node.chunks_exact_mut(k_len * c).enumerate() {
+                        for (k, term) in terms.iter().enumerate() {
+                            let from = i * m + j * c;
+                            example[k * c..(k + 1) * c].copy_from_slice(&term[from..from + c]);
+                        }
+                    }
+                });
+            }
+            Ok((T::to_cpu_storage_owned(out), Shape::from((n, b, k_len, c))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (n, m) = arg.dims2()?;
+        let dx = dispatch_float!(arg.dtype(), self.name(), T => {
+            let dx = with_cpu_slice::<T, _>(grad, |g| Ok(self.backward(g, n, m)))?;
+            Tensor::from_vec(dx, (n, m), &Device::Cpu)?
+        });
+        Ok(Some(dx))
+    }
+}
+
+/// The product of a sparse matrix with node-major features, as one fused CPU op whose backward
+/// is the same op with the transpose (so it is differentiable to any order).
+#[derive(Debug, Clone)]
+struct SparseProduct {
+    matrix: Arc<Csr>,
+    adjoint: Arc<Csr>,
+}
+
+impl CustomOp1 for SparseProduct {
+    fn name(&self) -> &'static str {
+        "facenet-sparse-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let m = match *layout.dims() {
+            [n, m] if n == self.matrix.cols => m,
+            ref other => candle_core::bail!(
+                "{}: expected ({}, M), got {other:?}",
+                self.name(),
+                self.matrix.cols
+            ),
+        };
+        dispatch_float!(storage.dtype(), self.name(), T => {
+            let y = self.matrix.product::<T>(contiguous_slice(storage, layout)?, m);
+            Ok((T::to_cpu_storage_owned(y), Shape::from((self.matrix.rows, m))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let adjoint = Self {
+            matrix: self.adjoint.clone(),
+            adjoint: self.matrix.clone(),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1(adjoint)?))
+    }
+}
+
+/// ELU with α = 1 (COMA's activation): on the CPU one fused pass forward and one backward
+/// (dy/dx = 1 for x > 0, else e^x = y + 1, read from the output); elsewhere candle's `elu`,
+/// whose backward is a dozen passes over the features.
+fn elu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        Ok(x.contiguous()?.apply_op1(Elu)?)
+    } else {
+        Ok(x.elu(1.0)?)
+    }
+}
+
+/// The fused CPU ELU of [`elu`].
+struct Elu;
+
+impl CustomOp1 for Elu {
+    fn name(&self) -> &'static str {
+        "facenet-elu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        dispatch_float!(storage.dtype(), self.name(), T => {
+            let x = contiguous_slice::<T>(storage, layout)?;
+            let y: Vec<T> = x
+                .par_iter()
+                .with_min_len(4096)
+                .map(|&v| if v > 0.0 { v } else { v.exp_m1() })
+                .collect();
+            Ok((T::to_cpu_storage_owned(y), layout.shape().clone()))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let dx = dispatch_float!(arg.dtype(), self.name(), T => {
+            let dx = with_cpu_slice::<T, _>(arg, |x| {
+                with_cpu_slice::<T, _>(res, |y| {
+                    with_cpu_slice::<T, _>(grad, |g| {
+                        Ok(x.par_iter()
+                            .with_min_len(4096)
+                            .zip(y.par_iter())
+                            .zip(g.par_iter())
+                            .map(|((&x, &y), &g)| if x > 0.0 { g } else { g * (y + 1.0) })
+                            .collect::<Vec<T>>())
+                    })
+                })
+            })?;
+            Tensor::from_vec(dx, arg.shape(), &Device::Cpu)?
+        });
+        Ok(Some(dx))
     }
 }
 
@@ -483,23 +854,42 @@ impl ChebConv {
             }
         };
         let flat = x.reshape((n, b * self.in_channels))?;
+        let features = if flat.device().is_cpu() && matches!(flat.dtype(), DType::F32 | DType::F64)
+        {
+            let op = ChebyshevFeatures {
+                laplacian: laplacian.product.clone(),
+                order: self.order,
+                channels: self.in_channels,
+            };
+            flat.contiguous()?.apply_op1(op)?
+        } else {
+            self.features_generic(laplacian, &flat)?
+        };
+        let features = features.reshape((n * b, self.order * self.in_channels))?;
+        Ok(self
+            .linear
+            .forward(&features)?
+            .reshape((n, b, self.out_channels))?)
+    }
+
+    /// The features (N, B, K, in) of node-major `flat` (N, B · in) from candle's operations:
+    /// the path [`ChebConv::forward`] takes off the CPU.
+    fn features_generic(&self, laplacian: &SparseMatrix, flat: &Tensor) -> Result<Tensor> {
+        let n = flat.dim(0)?;
+        let b = flat.dim(1)? / self.in_channels;
         let mut terms = vec![flat.clone()];
         if self.order > 1 {
-            terms.push(laplacian.apply(&flat)?);
+            terms.push(laplacian.apply(flat)?);
         }
         for k in 2..self.order {
             let next = ((laplacian.apply(&terms[k - 1])? * 2.0)? - &terms[k - 2])?;
             terms.push(next);
         }
         let stacked = Tensor::stack(&terms, 2)?; // (N, B·in, K)
-        let features = stacked
+        Ok(stacked
             .reshape((n, b, self.in_channels, self.order))?
             .transpose(2, 3)?
-            .reshape((n * b, self.order * self.in_channels))?;
-        Ok(self
-            .linear
-            .forward(&features)?
-            .reshape((n, b, self.out_channels))?)
+            .contiguous()?)
     }
 }
 
@@ -702,7 +1092,7 @@ impl MeshAutoencoder {
             if l > 0 {
                 h = conv.forward(&self.operators.laplacians[l], &h)?;
             }
-            h = h.elu(1.0)?;
+            h = elu(&h)?;
             let c = h.dim(2)?;
             let pooled = self.operators.pool[l].apply(&h.reshape((h.dim(0)?, b * c))?)?;
             h = pooled.reshape((pooled.dim(0)?, b, c))?;
@@ -742,12 +1132,10 @@ impl MeshAutoencoder {
             let l = levels - 1 - i;
             let c = h.dim(2)?;
             let up = self.operators.unpool[l].apply(&h.reshape((h.dim(0)?, b * c))?)?;
-            h = conv
-                .forward(
-                    &self.operators.laplacians[l],
-                    &up.reshape((up.dim(0)?, b, c))?,
-                )?
-                .elu(1.0)?;
+            h = elu(&conv.forward(
+                &self.operators.laplacians[l],
+                &up.reshape((up.dim(0)?, b, c))?,
+            )?)?;
         }
         let out = self.output.forward(&self.operators.laplacians[0], &h)?;
         Ok(out.transpose(0, 1)?.contiguous()?)
@@ -791,6 +1179,134 @@ mod tests {
         }
         assert!(m.apply(&x.narrow(0, 0, 2)?).is_err());
         assert!(SparseMatrix::new(2, 2, vec![(2, 0, 1.0)], &Device::Cpu).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_fused_cpu_product_and_its_backward_equal_the_indexed_ones() -> Result<()> {
+        let weighted = SparseMatrix::new(
+            3,
+            4,
+            vec![
+                (0, 1, 2.0),
+                (2, 0, -1.0),
+                (2, 0, 0.5),
+                (1, 3, 3.0),
+                (0, 3, -0.25),
+            ],
+            &Device::Cpu,
+        )?;
+        let laplacian = scaled_laplacian(4, &[[0, 1], [0, 2], [0, 3], [1, 2]], &Device::Cpu)?;
+        let clusters = [0u32, 0, 1, 1];
+        let pool = SparseMatrix::scaled_pattern(
+            2,
+            4,
+            &[(0, 0), (0, 1), (1, 2), (1, 3)],
+            Some(vec![0.5, 0.5]),
+            None,
+            &Device::Cpu,
+        )?;
+        let up: Vec<(u32, u32)> = (0..4u32).map(|i| (i, clusters[i as usize])).collect();
+        let unpool = SparseMatrix::scaled_pattern(4, 2, &up, None, None, &Device::Cpu)?;
+        for matrix in [&weighted, &laplacian, &pool, &unpool] {
+            let n = matrix.cols() * 3;
+            let values: Vec<f64> = (0..n).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
+            let x = candle_core::Var::from_vec(values, (matrix.cols(), 3), &Device::Cpu)?;
+            let weights: Vec<f64> = (0..matrix.rows() * 3).map(|i| 1.0 + i as f64).collect();
+            let weights = Tensor::from_vec(weights, (matrix.rows(), 3), &Device::Cpu)?;
+            let run = |fused: bool| -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+                let y = if fused {
+                    matrix.apply(&x)?
+                } else {
+                    matrix.apply_gather_scatter(&x)?
+                };
+                let grads = (&y * &weights)?.sum_all()?.backward()?;
+                let grad = grads.get(&x).expect("a gradient reaches x");
+                Ok((y.to_vec2()?, grad.to_vec2()?))
+            };
+            // The fused product uses the f32 entries r_i·c_j of a factored matrix, the indexed
+            // one applies its f32 scales one after the other: they agree to f32 rounding.
+            let (fused, indexed) = (run(true)?, run(false)?);
+            for (a, b) in fused.0.iter().flatten().zip(indexed.0.iter().flatten()) {
+                assert!(
+                    (a - b).abs() < 1e-6 * b.abs().max(1.0),
+                    "product {a} vs {b}"
+                );
+            }
+            for (a, b) in fused.1.iter().flatten().zip(indexed.1.iter().flatten()) {
+                assert!(
+                    (a - b).abs() < 1e-6 * b.abs().max(1.0),
+                    "gradient {a} vs {b}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fused_chebyshev_features_and_their_backward_equal_the_recursion_of_products() -> Result<()> {
+        let laplacian =
+            scaled_laplacian(5, &[[0, 1], [0, 2], [0, 3], [1, 2], [3, 4]], &Device::Cpu)?;
+        let (b, c) = (2, 3);
+        for order in [1, 2, 3, 6] {
+            let conv = ChebConv::new(VarBuilder::zeros(DType::F64, &Device::Cpu), order, c, 1)?;
+            let values: Vec<f64> = (0..5 * b * c)
+                .map(|i| ((i * 29 % 13) as f64 - 6.0) / 4.0)
+                .collect();
+            let x = candle_core::Var::from_vec(values, (5, b * c), &Device::Cpu)?;
+            let weights: Vec<f64> = (0..5 * b * order * c)
+                .map(|i| 0.5 + (i % 7) as f64)
+                .collect();
+            let weights = Tensor::from_vec(weights, (5, b, order, c), &Device::Cpu)?;
+            let run = |fused: bool| -> Result<(Vec<f64>, Vec<f64>)> {
+                let features = if fused {
+                    let op = ChebyshevFeatures {
+                        laplacian: laplacian.product.clone(),
+                        order,
+                        channels: c,
+                    };
+                    x.as_tensor().apply_op1(op)?
+                } else {
+                    conv.features_generic(&laplacian, x.as_tensor())?
+                };
+                let grads = (&features * &weights)?.sum_all()?.backward()?;
+                let grad = grads.get(&x).expect("a gradient reaches x");
+                Ok((
+                    features.flatten_all()?.to_vec1()?,
+                    grad.flatten_all()?.to_vec1()?,
+                ))
+            };
+            let (fused, generic) = (run(true)?, run(false)?);
+            for (a, b) in fused.0.iter().zip(&generic.0) {
+                assert!((a - b).abs() < 1e-12, "order {order}: feature {a} vs {b}");
+            }
+            for (a, b) in fused.1.iter().zip(&generic.1) {
+                assert!((a - b).abs() < 1e-12, "order {order}: gradient {a} vs {b}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fused_elu_and_its_backward_equal_candles() -> Result<()> {
+        let values: Vec<f64> = (0..40).map(|i| (i as f64 - 20.0) / 7.0).collect();
+        let x = candle_core::Var::from_vec(values, (5, 8), &Device::Cpu)?;
+        let weights: Vec<f64> = (0..40).map(|i| 1.0 + (i % 5) as f64).collect();
+        let weights = Tensor::from_vec(weights, (5, 8), &Device::Cpu)?;
+        let run = |fused: bool| -> Result<(Vec<f64>, Vec<f64>)> {
+            let y = if fused {
+                elu(x.as_tensor())?
+            } else {
+                x.as_tensor().elu(1.0)?
+            };
+            let grads = (&y * &weights)?.sum_all()?.backward()?;
+            let grad = grads.get(&x).expect("a gradient reaches x");
+            Ok((y.flatten_all()?.to_vec1()?, grad.flatten_all()?.to_vec1()?))
+        };
+        let (fused, candle) = (run(true)?, run(false)?);
+        for (a, b) in fused.0.iter().zip(&candle.0).chain(fused.1.iter().zip(&candle.1)) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
         Ok(())
     }
 

@@ -149,7 +149,11 @@ impl<C: NetworkConfig> Network<C> {
             } else if old.len() >= 2
                 && old.len() == new.len()
                 && new[1] > old[1]
-                && old.iter().zip(new).enumerate().all(|(d, (a, b))| d == 1 || a == b)
+                && old
+                    .iter()
+                    .zip(new)
+                    .enumerate()
+                    .all(|(d, (a, b))| d == 1 || a == b)
             {
                 let mut zeros = new.to_vec();
                 zeros[1] -= old[1];

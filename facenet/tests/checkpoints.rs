@@ -290,21 +290,41 @@ fn a_widened_network_ignores_its_new_input_channels_until_trained() {
     let leading = images.narrow(1, 0, 2).expect("narrow");
     let expected = narrow.encode(&leading, false).expect("narrow encode");
     let got = wide.encode(&images, false).expect("wide encode");
-    let scale = f64::from(expected.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap());
+    let scale = f64::from(
+        expected
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+    );
     assert!(
         max_abs_diff(&got, &expected) <= 1e-5 * scale.max(1.0),
         "the new channels changed the output by {}",
         max_abs_diff(&got, &expected)
     );
     // The new channels' weights are trainable: a gradient reaches them.
-    let loss = wide.encode(&images, true).unwrap().sqr().unwrap().sum_all().unwrap();
+    let loss = wide
+        .encode(&images, true)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap();
     let grads = loss.backward().expect("backward");
     let reached = wide.trainable_vars().iter().any(|(_, var)| {
         var.dims().len() == 4
             && var.dims()[1] == 5
             && grads.get(var.as_tensor()).is_some_and(|g| {
                 let new = g.narrow(1, 2, 3).unwrap();
-                new.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() > 0.0
+                new.abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0
             })
     });
     assert!(reached, "no gradient reaches the new input channels");

@@ -83,7 +83,7 @@ use abs_fit::train::{
 };
 use abs_fit::{
     Iterate, IterativeEncoder, LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder,
-    train_autoencoder, train_decoder, train_encoder, train_iterative, train_mesh_encoder,
+    train_autoencoder, train_decoder, train_encoder, train_iterative_from, train_mesh_encoder,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -437,17 +437,19 @@ fn train_all(
         let encoder = train_encoder(dataset, kind, &encoder_config, &networks.encoder, &mut bar)?;
 
         // The iterative encoder: the one-pass encoder's budget and settings, the geometry-aware
-        // coefficient loss of the coarse-to-fine paper, the default feedback (depth and residual).
+        // coefficient loss of the coarse-to-fine paper, the default feedback (depth and
+        // residual), starting from the one-pass encoder (zeros on the feedback channels).
         let iterative_encoder = EncoderTrainConfig {
             param_loss: ParamLoss::geometry(Arc::new(model.clone()), ITERATIVE_GEOMETRY_WEIGHT),
             ..encoder_config.clone()
         };
         let iterative_config = IterativeTrainConfig::new(iterative_encoder, kind);
         bar.message(&format!("training the {} iterative encoder", kind.name()));
-        train_iterative(
+        let start = TrainedEncoder::load(&networks.encoder, encoder.network().device())?;
+        train_iterative_from(
             dataset,
             model,
-            kind,
+            start,
             &iterative_config,
             &networks.iterative,
             &mut bar,

@@ -2,7 +2,7 @@
 //! refuses degenerate batches, a torchvision-initialised linear layer, and the pooling and
 //! upsampling operations candle 0.11 cannot differentiate, rebuilt from differentiable ones.
 
-mod cpu_ops;
+pub(crate) mod cpu_ops;
 mod im2col;
 
 use std::sync::Arc;
