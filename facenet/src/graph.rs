@@ -341,9 +341,9 @@ impl Csr {
                         *out = beta * z;
                     }
                 }
-                for e in self.starts[i]..self.starts[i + 1] {
-                    let c = self.columns[e] as usize;
-                    let v = values[e];
+                let entries = self.starts[i]..self.starts[i + 1];
+                for (&c, &v) in self.columns[entries.clone()].iter().zip(&values[entries]) {
+                    let c = c as usize;
                     for (out, &x) in row.iter_mut().zip(&x[c * m..(c + 1) * m]) {
                         *out += v * x;
                     }
@@ -550,7 +550,7 @@ impl CustomOp1 for Elu {
             let y: Vec<T> = x
                 .par_iter()
                 .with_min_len(4096)
-                .map(|&v| if v > 0.0 { v } else { v.exp_m1() })
+                .map(|&v| if v > 0.0 { v } else { v.exp() - 1.0 })
                 .collect();
             Ok((T::to_cpu_storage_owned(y), layout.shape().clone()))
         })
@@ -1214,7 +1214,7 @@ mod tests {
             let x = candle_core::Var::from_vec(values, (matrix.cols(), 3), &Device::Cpu)?;
             let weights: Vec<f64> = (0..matrix.rows() * 3).map(|i| 1.0 + i as f64).collect();
             let weights = Tensor::from_vec(weights, (matrix.rows(), 3), &Device::Cpu)?;
-            let run = |fused: bool| -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+            let run = |fused: bool| -> Result<(Vec<f64>, Vec<f64>)> {
                 let y = if fused {
                     matrix.apply(&x)?
                 } else {
@@ -1222,18 +1222,18 @@ mod tests {
                 };
                 let grads = (&y * &weights)?.sum_all()?.backward()?;
                 let grad = grads.get(&x).expect("a gradient reaches x");
-                Ok((y.to_vec2()?, grad.to_vec2()?))
+                Ok((y.flatten_all()?.to_vec1()?, grad.flatten_all()?.to_vec1()?))
             };
             // The fused product uses the f32 entries r_i·c_j of a factored matrix, the indexed
             // one applies its f32 scales one after the other: they agree to f32 rounding.
             let (fused, indexed) = (run(true)?, run(false)?);
-            for (a, b) in fused.0.iter().flatten().zip(indexed.0.iter().flatten()) {
+            for (a, b) in fused.0.iter().zip(&indexed.0) {
                 assert!(
                     (a - b).abs() < 1e-6 * b.abs().max(1.0),
                     "product {a} vs {b}"
                 );
             }
-            for (a, b) in fused.1.iter().flatten().zip(indexed.1.iter().flatten()) {
+            for (a, b) in fused.1.iter().zip(&indexed.1) {
                 assert!(
                     (a - b).abs() < 1e-6 * b.abs().max(1.0),
                     "gradient {a} vs {b}"
@@ -1304,7 +1304,12 @@ mod tests {
             Ok((y.flatten_all()?.to_vec1()?, grad.flatten_all()?.to_vec1()?))
         };
         let (fused, candle) = (run(true)?, run(false)?);
-        for (a, b) in fused.0.iter().zip(&candle.0).chain(fused.1.iter().zip(&candle.1)) {
+        for (a, b) in fused
+            .0
+            .iter()
+            .zip(&candle.0)
+            .chain(fused.1.iter().zip(&candle.1))
+        {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         }
         Ok(())
