@@ -253,6 +253,29 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
             && text.contains("reading feedback depth,residual"),
         "{text}"
     );
+    // Started from the one-pass encoder: the card records the start.
+    let warm = root.join("iterative-warm");
+    ok(&radar_face(&[
+        "train",
+        "--dataset",
+        s(&dataset),
+        "--stage",
+        "iterative",
+        "--input",
+        "depth",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--encoder",
+        s(&encoder),
+        "--out",
+        s(&warm),
+    ]));
+    let card = std::fs::read_to_string(warm.join("model.json")).expect("the card");
+    assert!(card.contains("\"start\""), "{card}");
     ok(&train("decoder", &decoder));
     // The mesh encoder of the built-in face (no dataset), then an encoder trained with the
     // learned identity loss through it.
