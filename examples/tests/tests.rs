@@ -389,6 +389,28 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     assert!(row("Autoencoder (Depth)").contains("| ["));
     assert!(!cosine.contains("Iterative"), "{cosine}");
     assert!(text.contains("is iterative, left out"), "{text}");
+    // An encoder given twice: its second row is named by its directory, as in Table 1.
+    let twice_dir = root.join("twice");
+    ok(&radar_face(&[
+        "evaluate",
+        "--dataset",
+        s(&dataset),
+        "--encoder",
+        s(&encoder),
+        "--encoder",
+        s(&encoder),
+        "--cosine-shapes",
+        "3",
+        "--cosine-expressions",
+        "2",
+        "--cosine-subset",
+        "2",
+        "--out",
+        s(&twice_dir),
+    ]));
+    let twice = std::fs::read_to_string(twice_dir.join("cosine.md")).unwrap();
+    let repeated = format!("| Encoder (Depth) [{}] |", encoder.display());
+    assert!(twice.contains(&repeated), "{twice}");
     let refused = radar_face(&[
         "evaluate",
         "--dataset",

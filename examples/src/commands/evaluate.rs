@@ -166,28 +166,36 @@ pub fn run(args: Args) -> CliResult {
 /// The larger cosine study of the one-pass encoders of the first encoder's input kind, on the
 /// faces of `reproduce`'s study of this dataset: `cosine.md`.
 fn cosine(args: &Args, dataset: &Dataset, model: &PcaModel) -> CliResult {
-    let mut encoders = Vec::new();
+    let mut encoders: Vec<(&PathBuf, TrainedEncoder)> = Vec::new();
     for dir in &args.encoders {
         if ModelCard::read(dir)?.stage == ITERATIVE_STAGE {
             println!("cosine study: {} is iterative, left out", dir.display());
             continue;
         }
         let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
-        match encoders.first().map(TrainedEncoder::input) {
+        match encoders.first().map(|(_, e)| e.input()) {
             Some(kind) if kind != encoder.input() => println!(
                 "cosine study: {} reads {} images, not {}: left out",
                 dir.display(),
                 encoder.input().name(),
                 kind.name()
             ),
-            _ => encoders.push(encoder),
+            _ => encoders.push((dir, encoder)),
         }
     }
     if encoders.is_empty() {
         return Err("--cosine-shapes: no one-pass encoder among the --encoder directories".into());
     }
     let (shapes, expressions) = (args.cosine_shapes, args.cosine_expressions);
-    let refs: Vec<&TrainedEncoder> = encoders.iter().collect();
+    // Rows named as in Table 1: a repeated method name gets its directory.
+    let mut labelled: Vec<(String, &TrainedEncoder)> = Vec::new();
+    for (dir, encoder) in &encoders {
+        let mut label = encoder.method_name();
+        if labelled.iter().any(|(l, _)| *l == label) {
+            label = format!("{label} [{}]", dir.display());
+        }
+        labelled.push((label, encoder));
+    }
     let md = format!(
         "# Cosine study of {}\n\n{}{}",
         args.dataset.display(),
@@ -199,7 +207,7 @@ fn cosine(args: &Args, dataset: &Dataset, model: &PcaModel) -> CliResult {
         cosine_comparison(
             dataset,
             model,
-            &refs,
+            &labelled,
             (shapes, expressions),
             args.cosine_subset,
             dataset.manifest().seed ^ STUDY_SEED,

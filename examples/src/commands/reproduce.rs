@@ -950,11 +950,12 @@ fn id_loss_study(
         for id in &ids {
             encoders.push(TrainedEncoder::load(&id.dir, &Device::Cpu)?);
         }
-        let refs: Vec<&TrainedEncoder> = encoders.iter().collect();
+        let labelled: Vec<(String, &TrainedEncoder)> =
+            encoders.iter().map(|e| (e.method_name(), e)).collect();
         md.push_str(&cosine_comparison(
             dataset,
             model,
-            &refs,
+            &labelled,
             (large_shapes, args.study_expressions),
             subset,
             seed,
@@ -981,19 +982,21 @@ pub(crate) fn cosine_comparison_header(
     )
 }
 
-/// The larger cosine study of `encoders` (one input kind) on the same `shapes` × `expressions`
-/// faces (sampled pose, rendered once, D = 20 dB): a Markdown table row per encoder with its
-/// shape diagonal maximum on the scale of a `subset`-class study and, after the first, the
-/// paired difference from the first (classes resampled, both encoders on each resample).
+/// The larger cosine study of `encoders` (one input kind, each with the label its row shows)
+/// on the same `shapes` × `expressions` faces (sampled pose, rendered once, D = 20 dB): a
+/// Markdown table row per encoder with its shape diagonal maximum on the scale of a
+/// `subset`-class study and, after the first, the paired difference from the first (classes
+/// resampled, both encoders on each resample).
 pub(crate) fn cosine_comparison(
     dataset: &Dataset,
     model: &PcaModel,
-    encoders: &[&TrainedEncoder],
+    labelled: &[(String, &TrainedEncoder)],
     (shapes, expressions): (usize, usize),
     subset: usize,
     seed: u64,
 ) -> CliResult<String> {
     let bootstrap = Bootstrap::default();
+    let encoders: Vec<&TrainedEncoder> = labelled.iter().map(|(_, e)| *e).collect();
     let mut bar = Bar::new("faces");
     bar.message(&format!(
         "rendering the {} cosine-study faces",
@@ -1002,7 +1005,7 @@ pub(crate) fn cosine_comparison(
     let studies = encoder_cosine_studies(
         dataset,
         model,
-        encoders,
+        &encoders,
         (shapes, expressions),
         false,
         seed,
@@ -1013,7 +1016,7 @@ pub(crate) fn cosine_comparison(
         .map(|s| Ok(s.study(shapes)?.shape))
         .collect::<CliResult<Vec<CosineMatrix>>>()?;
     let mut md = String::new();
-    for (i, (encoder, matrix)) in encoders.iter().zip(&matrices).enumerate() {
+    for (i, ((label, _), matrix)) in labelled.iter().zip(&matrices).enumerate() {
         let own = matrix.diagonal_maximum(subset, &bootstrap)?;
         let versus = if i == 0 {
             "— | — |".to_string()
@@ -1023,11 +1026,8 @@ pub(crate) fn cosine_comparison(
             format!("{d:+.3} | [{:+.3}, {:+.3}] |", interval.low, interval.high)
         };
         md.push_str(&format!(
-            "| {} | {:.3} | [{:.3}, {:.3}] | {versus}\n",
-            encoder.method_name(),
-            own.fraction,
-            own.interval.low,
-            own.interval.high
+            "| {label} | {:.3} | [{:.3}, {:.3}] | {versus}\n",
+            own.fraction, own.interval.low, own.interval.high
         ));
     }
     Ok(md)
