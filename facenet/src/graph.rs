@@ -6,7 +6,7 @@
 //!
 //! Node features are kept node-major, (N, M) with M = batch × channels, so that a sparse
 //! product combines whole rows. On the CPU it is one fused pass over compressed rows whose
-//! backward is the same pass over the transpose ([`SparseProduct`]); elsewhere a row gather
+//! backward is the same pass over the transpose (`SparseProduct`); elsewhere a row gather
 //! (`index_select` on dim 0) and a row scatter (`index_add` on dim 0), both differentiable in
 //! candle 0.11 (each is the other's backward pass).
 
