@@ -389,6 +389,9 @@ impl ChebyshevFeatures {
 
     /// The gradient with respect to x of features whose gradient is `grad` (N, B, K, C).
     fn backward<T: WithDType>(&self, grad: &[T], n: usize, m: usize) -> Vec<T> {
+        if m == 0 {
+            return Vec::new();
+        }
         let (k_len, c) = (self.order, self.channels);
         let b = m / c;
         let lt = &self.laplacian.adjoint;
@@ -1283,6 +1286,20 @@ mod tests {
             for (a, b) in fused.1.iter().zip(&generic.1) {
                 assert!((a - b).abs() < 1e-12, "order {order}: gradient {a} vs {b}");
             }
+            // An empty batch has empty features and an empty gradient.
+            let empty = candle_core::Var::zeros((5, 0), DType::F64, &Device::Cpu)?;
+            let op = ChebyshevFeatures {
+                laplacian: laplacian.product.clone(),
+                order,
+                channels: c,
+            };
+            let features = empty.as_tensor().apply_op1(op)?;
+            assert_eq!(features.dims(), &[5, 0, order, c]);
+            let grads = features.sum_all()?.backward()?;
+            assert_eq!(
+                grads.get(&empty).map(|g| g.dims().to_vec()),
+                Some(vec![5, 0])
+            );
         }
         Ok(())
     }
