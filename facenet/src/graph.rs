@@ -184,7 +184,7 @@ impl SparseMatrix {
     /// [`FacenetError::Input`] if `x` is not (cols, M); a candle error otherwise.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let m = self.features(x)?;
-        if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        if fused_on_cpu(x) {
             Ok(x.contiguous()?.apply_op1(self.product.clone())?)
         } else {
             self.gather_scatter(x, m)
@@ -245,6 +245,12 @@ impl SparseMatrix {
             }
         }
     }
+}
+
+/// Whether `x` takes the fused CPU ops of this module (f32 or f64 on the CPU) rather than
+/// candle's composites.
+fn fused_on_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
 }
 
 /// A sparse matrix in compressed rows: each row's (column, value) entries in the order they
@@ -367,20 +373,20 @@ struct ChebyshevFeatures {
 }
 
 impl ChebyshevFeatures {
-    /// The terms T_0 x … T_{K−1} x, each (N × M).
-    fn terms<T: WithDType>(&self, x: &[T], m: usize) -> Vec<Vec<T>> {
+    /// The terms T_1 x … T_{K−1} x, each (N × M) (T_0 x is x itself).
+    fn higher_terms<T: WithDType>(&self, x: &[T], m: usize) -> Vec<Vec<T>> {
         let l = &self.laplacian.matrix;
-        let mut terms: Vec<Vec<T>> = vec![x.to_vec()];
+        let mut terms: Vec<Vec<T>> = Vec::with_capacity(self.order.saturating_sub(1));
         if self.order > 1 {
             terms.push(l.product(x, m));
         }
         for k in 2..self.order {
-            let two = T::from_f64(2.0);
+            let before = if k == 2 { x } else { &terms[k - 3] };
             let next = l.product_plus(
-                &terms[k - 1],
+                &terms[k - 2],
                 m,
-                two,
-                Some((T::from_f64(-1.0), &terms[k - 2])),
+                T::from_f64(2.0),
+                Some((T::from_f64(-1.0), before)),
             );
             terms.push(next);
         }
@@ -447,7 +453,9 @@ impl CustomOp1 for ChebyshevFeatures {
         let (k_len, c) = (self.order, self.channels);
         let b = m / c;
         dispatch_float!(storage.dtype(), self.name(), T => {
-            let terms = self.terms::<T>(contiguous_slice(storage, layout)?, m);
+            let x = contiguous_slice::<T>(storage, layout)?;
+            let higher = self.higher_terms(x, m);
+            let terms: Vec<&[T]> = std::iter::once(x).chain(higher.iter().map(Vec::as_slice)).collect();
             let mut out = vec![T::from_f64(0.0); n * m * k_len];
             if m > 0 {
                 out.par_chunks_mut(m * k_len).enumerate().for_each(|(i, node)| {
@@ -528,7 +536,7 @@ impl CustomOp1 for SparseProduct {
 /// (dy/dx = 1 for x > 0, else e^x = y + 1, read from the output); elsewhere candle's `elu`,
 /// whose backward is a dozen passes over the features.
 fn elu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if fused_on_cpu(x) {
         Ok(x.contiguous()?.apply_op1(Elu)?)
     } else {
         Ok(x.elu(1.0)?)
@@ -857,8 +865,7 @@ impl ChebConv {
             }
         };
         let flat = x.reshape((n, b * self.in_channels))?;
-        let features = if flat.device().is_cpu() && matches!(flat.dtype(), DType::F32 | DType::F64)
-        {
+        let features = if fused_on_cpu(&flat) {
             let op = ChebyshevFeatures {
                 laplacian: laplacian.product.clone(),
                 order: self.order,

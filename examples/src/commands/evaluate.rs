@@ -5,7 +5,7 @@
 //! `--cosine-shapes N`, the larger cosine study of the one-pass encoders on `reproduce`'s study
 //! faces of the dataset (`cosine.md`), each against the first, paired over classes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use abs_fit::card::{ITERATIVE_STAGE, ModelCard};
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB};
@@ -102,9 +102,8 @@ pub fn run(args: Args) -> CliResult {
             vec![validation.encoder_row(&encoder, args.batch)?]
         };
         for mut errors in rows {
-            if scores.iter().any(|r| r.method == errors.method) {
-                errors.method = format!("{} [{}]", errors.method, dir.display());
-            }
+            let taken = scores.iter().any(|r| r.method == errors.method);
+            errors.method = row_label(errors.method, dir, taken);
             scores.push(errors);
         }
     }
@@ -163,6 +162,16 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+/// A row's name: the `method`, followed by its directory when an earlier row is `taken` by the
+/// same name (an encoder given twice, or two runs of one method).
+fn row_label(method: String, dir: &Path, taken: bool) -> String {
+    if taken {
+        format!("{method} [{}]", dir.display())
+    } else {
+        method
+    }
+}
+
 /// The larger cosine study of the one-pass encoders of the first encoder's input kind, on the
 /// faces of `reproduce`'s study of this dataset: `cosine.md`.
 fn cosine(args: &Args, dataset: &Dataset, model: &PcaModel) -> CliResult {
@@ -190,11 +199,9 @@ fn cosine(args: &Args, dataset: &Dataset, model: &PcaModel) -> CliResult {
     // Rows named as in Table 1: a repeated method name gets its directory.
     let mut labelled: Vec<(String, &TrainedEncoder)> = Vec::new();
     for (dir, encoder) in &encoders {
-        let mut label = encoder.method_name();
-        if labelled.iter().any(|(l, _)| *l == label) {
-            label = format!("{label} [{}]", dir.display());
-        }
-        labelled.push((label, encoder));
+        let method = encoder.method_name();
+        let taken = labelled.iter().any(|(l, _)| *l == method);
+        labelled.push((row_label(method, dir, taken), encoder));
     }
     let md = format!(
         "# Cosine study of {}\n\n{}{}",
