@@ -25,7 +25,7 @@ pub mod train;
 pub use encoder::TrainedEncoder;
 pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
-pub use fit::{FitConfig, FitResult, PriorCentre, fit};
+pub use fit::{ChannelLoss, FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
 pub use identity::{CoefficientIdentity, MeshIdentityEncoder};
 pub use imaging::{ArraySpec, ImagingConfig};

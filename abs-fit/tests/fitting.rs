@@ -2,8 +2,8 @@
 //! face model.
 
 use abs_fit::{
-    AbsFitError, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig, NoProgress, ParamGroup,
-    ParamLayout, PhysicsRenderer, Preset, PriorCentre, Renderer, fit,
+    AbsFitError, ChannelLoss, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig,
+    NoProgress, ParamGroup, ParamLayout, PhysicsRenderer, Preset, PriorCentre, Renderer, fit,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use morphable::builtin::{BuiltinModel, builtin};
@@ -427,6 +427,106 @@ fn empty_target_pixels_can_be_left_out_of_the_loss() {
     // All-empty targets are refused rather than fitted to nothing.
     let empty = Tensor::zeros((1, 1, 32, 32), DType::F64, &Device::Cpu).unwrap();
     assert!(fit(&r, &empty, &row(start), &config, &mut NoProgress).is_err());
+}
+
+/// A two-channel renderer for the per-channel loss: the depth raster's image and half of it.
+struct TwoChannels(DepthRasterRenderer<&'static BuiltinModel>);
+
+impl Renderer for TwoChannels {
+    fn name(&self) -> &str {
+        "two channels"
+    }
+    fn render(&self, params: &Tensor) -> abs_fit::Result<Tensor> {
+        let one = self.0.render(params)?;
+        Ok(Tensor::cat(&[&one, &(&one * 0.5)?], 1)?)
+    }
+    fn is_differentiable(&self) -> bool {
+        true
+    }
+    fn image_shape(&self) -> (usize, usize, usize) {
+        let (_, h, w) = self.0.image_shape();
+        (2, h, w)
+    }
+}
+
+/// Per-channel losses weigh each channel's squared differences and leave out the empty target
+/// pixels of the channels that say so: the first loss equals the weighted mean computed here
+/// from the rendered and target images. Mismatched or invalid channel settings are refused.
+#[test]
+fn channel_losses_weigh_and_mask_each_channel() {
+    let layout = layout();
+    let r = TwoChannels(renderer(layout, &imaging(32, 0.008)));
+    let to_f64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let truth = to_f64(layout.to_vector(&drawn_face(2)));
+    let other = to_f64(layout.to_vector(&drawn_face(7)));
+    let start = to_f64(layout.to_vector(&drawn_face(5)));
+    let hw = 32 * 32;
+    // Channel 0: the true face with every third pixel emptied; channel 1: another face.
+    let mut target = image(&r, &truth)[..hw].to_vec();
+    for (i, t) in target.iter_mut().enumerate() {
+        if i % 3 == 0 {
+            *t = 0.0;
+        }
+    }
+    target.extend_from_slice(&image(&r, &other)[hw..]);
+    let rendered = image(&r, &start);
+    let channels = vec![
+        ChannelLoss {
+            weight: 2.0,
+            ignore_empty_target: true,
+        },
+        ChannelLoss {
+            weight: 0.5,
+            ignore_empty_target: false,
+        },
+    ];
+    let (mut sum, mut kept) = (0.0, 0usize);
+    for (i, (a, t)) in rendered.iter().zip(&target).enumerate() {
+        let channel = channels[i / hw];
+        if channel.ignore_empty_target && *t == 0.0 {
+            continue;
+        }
+        sum += channel.weight * (a - t).powi(2);
+        kept += 1;
+    }
+    let expected = sum / kept as f64;
+    assert!(kept < 2 * hw && kept > hw, "{kept} pixels kept");
+    let target = Tensor::from_vec(target, (1, 2, 32, 32), &Device::Cpu).unwrap();
+    let config = FitConfig {
+        steps: 1,
+        channels: channels.clone(),
+        ..FitConfig::new(layout)
+    };
+    let result = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap();
+    assert!(
+        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
+        "{} vs {expected}",
+        result.losses[0]
+    );
+    let refused = |config: FitConfig| {
+        fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap_err()
+    };
+    let one_channel = FitConfig {
+        channels: channels[..1].to_vec(),
+        ..config.clone()
+    };
+    assert!(matches!(refused(one_channel), AbsFitError::Shape { .. }));
+    let negative = FitConfig {
+        channels: vec![
+            channels[0],
+            ChannelLoss {
+                weight: -1.0,
+                ..channels[1]
+            },
+        ],
+        ..config.clone()
+    };
+    assert!(matches!(refused(negative), AbsFitError::Config { .. }));
+    let both = FitConfig {
+        ignore_empty_target: true,
+        ..config
+    };
+    assert!(matches!(refused(both), AbsFitError::Config { .. }));
 }
 
 /// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity

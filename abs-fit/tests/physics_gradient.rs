@@ -5,7 +5,7 @@
 use abs_fit::dataset::InputKind;
 use abs_fit::{
     ArraySpec, DifferentiablePhysicsRenderer, FaceParams, ImagingConfig, ParamGroup, ParamLayout,
-    Preset, RenderParams, Renderer,
+    PhysicsRenderer, Preset, RenderParams, Renderer,
 };
 use candle_core::{Device, Tensor};
 use morphable::Pose;
@@ -45,13 +45,13 @@ fn renderer() -> DifferentiablePhysicsRenderer<&'static BuiltinModel> {
     .with_kernel(GradientKernel::Exact)
 }
 
-/// A posed face with shape and expression, as a scaled row.
-fn row(layout: &ParamLayout) -> Vec<f64> {
+/// A posed face with shape and expression.
+fn face(layout: &ParamLayout) -> FaceParams {
     let mut shape = vec![0.0; layout.n_shape];
     shape[..3].copy_from_slice(&[0.8, -0.6, 0.4]);
     let mut expression = vec![0.0; layout.n_expression];
     expression[..2].copy_from_slice(&[0.7, -0.4]);
-    let face = FaceParams {
+    FaceParams {
         shape,
         expression,
         pose: Pose {
@@ -65,8 +65,14 @@ fn row(layout: &ParamLayout) -> Vec<f64> {
             antenna_cm: 0.25,
             dynamic_range_db: 20.0,
         },
-    };
-    layout.to_vector(&face).iter().map(|&v| v as f64).collect()
+    }
+}
+
+/// [`face`] as a scaled row.
+fn row(layout: &ParamLayout) -> Vec<f64> {
+    (layout.to_vector(&face(layout)).iter())
+        .map(|&v| v as f64)
+        .collect()
 }
 
 /// Deterministic numbers in [−1, 1) (splitmix64).
@@ -115,42 +121,111 @@ fn held_choices_reproduce_the_rendered_images() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1))]
     /// For each parameter group, the directional derivative of ⟨w, images⟩ matches central
-    /// differences (f64, choices held) to 1e-4 relative.
+    /// differences (f64, choices held) to 1e-4 relative: for one realisation of the diffuse
+    /// field, and for the expected image over three.
     #[test]
     fn physics_gradients_match_central_differences(seed in any::<u64>()) {
-        let renderer = renderer();
-        let layout = *renderer.layout();
-        let row = row(&layout);
-        let choices = renderer.record(&row, 7).unwrap();
-        let images = renderer.images_with(&row, &choices).unwrap();
-        let w = numbers(seed, images.len());
-        let gradient = renderer.gradient_with(&row, &choices, &w).unwrap();
-        let loss = |r: &[f64]| -> f64 {
-            let images = renderer.images_with(r, &choices).unwrap();
-            images.iter().zip(&w).map(|(a, b)| a * b).sum()
-        };
-        let groups = ParamGroup::ALL;
-        for (k, group) in groups.iter().enumerate() {
-            let range = layout.range(*group);
-            if range.is_empty() {
-                continue;
-            }
-            let mut direction = vec![0.0; layout.len()];
-            for (d, v) in direction[range.clone()].iter_mut().zip(numbers(seed ^ k as u64, range.len())) {
-                *d = v;
-            }
-            let h = 1e-5;
-            let at = |s: f64| -> Vec<f64> {
-                row.iter().zip(&direction).map(|(r, d)| r + s * h * d).collect()
+        for realisations in [1, 3] {
+            let renderer = renderer().with_realisations(realisations).unwrap();
+            let layout = *renderer.layout();
+            let row = row(&layout);
+            let choices = renderer.record(&row, 7).unwrap();
+            let images = renderer.images_with(&row, &choices).unwrap();
+            let w = numbers(seed, images.len());
+            let gradient = renderer.gradient_with(&row, &choices, &w).unwrap();
+            let loss = |r: &[f64]| -> f64 {
+                let images = renderer.images_with(r, &choices).unwrap();
+                images.iter().zip(&w).map(|(a, b)| a * b).sum()
             };
-            let numeric = (loss(&at(1.0)) - loss(&at(-1.0))) / (2.0 * h);
-            let analytic: f64 = gradient.iter().zip(&direction).map(|(g, d)| g * d).sum();
-            prop_assert!(
-                (numeric - analytic).abs() <= 1e-4 * numeric.abs().max(analytic.abs()),
-                "{group:?}: numeric {numeric} vs analytic {analytic}"
-            );
+            let groups = ParamGroup::ALL;
+            for (k, group) in groups.iter().enumerate() {
+                let range = layout.range(*group);
+                if range.is_empty() {
+                    continue;
+                }
+                let mut direction = vec![0.0; layout.len()];
+                for (d, v) in direction[range.clone()]
+                    .iter_mut()
+                    .zip(numbers(seed ^ k as u64, range.len()))
+                {
+                    *d = v;
+                }
+                let h = 1e-5;
+                let at = |s: f64| -> Vec<f64> {
+                    row.iter().zip(&direction).map(|(r, d)| r + s * h * d).collect()
+                };
+                let numeric = (loss(&at(1.0)) - loss(&at(-1.0))) / (2.0 * h);
+                let analytic: f64 = gradient.iter().zip(&direction).map(|(g, d)| g * d).sum();
+                prop_assert!(
+                    (numeric - analytic).abs() <= 1e-4 * numeric.abs().max(analytic.abs()),
+                    "{realisations} realisations, {group:?}: numeric {numeric} vs analytic \
+                     {analytic}"
+                );
+            }
         }
     }
+}
+
+/// With K realisations the renderer images the root-mean-square volume over the surface seeds
+/// seed .. seed + K: the same images as the simulator's own expected image
+/// (`PhysicsRenderer::expected_products`, full f32 volumes), and a new image, not any one
+/// realisation's.
+#[test]
+fn realisations_render_the_expected_image() {
+    let mut imaging = imaging();
+    imaging.simulation.snr_db = None;
+    let layout = ParamLayout::default();
+    let face = face(&layout);
+    let reference = PhysicsRenderer::new(builtin(), layout, imaging.clone())
+        .unwrap()
+        .expected_products(&face, 40, 40..44)
+        .unwrap();
+    let make = |output| {
+        DifferentiablePhysicsRenderer::new(builtin(), layout, imaging.clone(), output).unwrap()
+    };
+    assert!(
+        make(InputKind::AmplitudeDepth)
+            .with_realisations(0)
+            .is_err()
+    );
+    let renderer = make(InputKind::AmplitudeDepth)
+        .with_realisations(4)
+        .unwrap();
+    let row = row(&layout);
+    let images = renderer
+        .images_with(&row, &renderer.record(&row, 40).unwrap())
+        .unwrap();
+    let (z_near, z_far) = imaging.depth_range_m();
+    let hw = images.len() / 2;
+    let level = reference.level_db().db();
+    let depth = reference.depth_m().depth_m();
+    let mut compared = 0;
+    for (i, (l, z)) in level.iter().zip(depth).enumerate() {
+        let amplitude = ((f64::from(*l) + 20.0) / 20.0).clamp(0.0, 1.0);
+        assert!(
+            (images[i] - amplitude).abs() < 1e-3,
+            "pixel {i}: amplitude {} vs {amplitude}",
+            images[i]
+        );
+        if *l > -20.0 {
+            let expected = (z_far - f64::from(*z)) / (z_far - z_near);
+            assert!(
+                (images[hw + i] - expected).abs() < 1e-3,
+                "pixel {i}: depth {} vs {expected}",
+                images[hw + i]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 10, "{compared} pixels above -20 dB");
+    let one = make(InputKind::Amplitude);
+    let single = one
+        .images_with(&row, &one.record(&row, 40).unwrap())
+        .unwrap();
+    let differs = (single.iter().zip(&images[..hw]))
+        .filter(|(a, b)| (*a - *b).abs() > 0.05)
+        .count();
+    assert!(differs > hw / 10, "{differs} of {hw} pixels differ");
 }
 
 /// The default fast kernel (f32 forward and adjoint) gives the exact kernel's images and

@@ -7,7 +7,8 @@
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS] [RENDERER]`
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
 //! default, or `physics`, the differentiable physics renderer with the fast kernel, against
-//! the dataset's images with their own surface seeds; `FIT_VARIANTS_ONLY=i,j,…` runs only
+//! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
+//! expected image over K realisations of the diffuse field; `FIT_VARIANTS_ONLY=i,j,…` runs only
 //! those variants, numbered from 0 in the order of the table)
 
 use std::path::PathBuf;
@@ -28,10 +29,18 @@ fn main() -> Result<(), Error> {
     );
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
-    let physics = match args.next().as_deref() {
-        None | Some("learned") => false,
-        Some("physics") => true,
-        Some(other) => return Err(format!("unknown renderer {other}: learned or physics").into()),
+    // None: the learned renderer; Some(K): the physics with K realisations.
+    let physics: Option<usize> = match args.next().as_deref() {
+        None | Some("learned") => None,
+        Some("physics") => Some(1),
+        Some(other) => match other.strip_prefix("physics:").map(str::parse) {
+            Some(Ok(k)) => Some(k),
+            _ => {
+                return Err(
+                    format!("unknown renderer {other}: learned, physics or physics:K").into(),
+                );
+            }
+        },
     };
     let dataset = Dataset::open(&run.join("dataset"))?;
     let model = morphable::builtin::builtin().model();
@@ -40,11 +49,13 @@ fn main() -> Result<(), Error> {
     let device = Device::Cpu;
     let networks = run.join("networks");
     let encoder = TrainedEncoder::load(&networks.join("autoencoder-amplitude-depth"), &device)?;
-    let target = if physics {
-        FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth)?
-    } else {
-        let renderer = LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
-        FitTarget::learned(renderer)
+    let target = match physics {
+        Some(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
+        None => {
+            let renderer =
+                LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
+            FitTarget::learned(renderer)
+        }
     };
     let start = validation.encoder_row(&encoder, 64)?;
     let bootstrap = Bootstrap::default();
@@ -53,7 +64,11 @@ fn main() -> Result<(), Error> {
          renderer from the amplitude-depth autoencoder; fit − start, 95 % paired intervals",
         validation.rows().len(),
         run.display(),
-        if physics { "physics" } else { "learned" }
+        match physics {
+            Some(1) => "physics".to_string(),
+            Some(k) => format!("physics ({k} realisations)"),
+            None => "learned".to_string(),
+        }
     );
     println!(
         "| fit | point distance (mm) | change | translation L2 change | rotation L2 change | \

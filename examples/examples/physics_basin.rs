@@ -10,13 +10,26 @@
 //! the point distance to the truth (mm, model space, no pose) and the pose errors before and
 //! after, with 95 % intervals over the faces.
 //!
-//! `cargo run --release -p radar-face --example physics_basin [-- FACES STEPS]`
+//! With REALISATIONS > 1 the fits render the expected image over that many realisations of
+//! the diffuse field (`DifferentiablePhysicsRenderer::with_realisations`) instead of one; the
+//! targets stay single realisations, like a measurement.
+//!
+//! With DEPTH_WEIGHT the depth channel's squared differences weigh that much against the
+//! amplitude channel's 1 and are compared only where the target's depth is valid
+//! (`FitConfig::channels`).
+//!
+//! With BASIN_KEEP_POSE=1 in the environment the pose starts at the truth's and is not fitted
+//! (only the coefficients are perturbed and fitted), as the physics fits from an encoder's
+//! estimate keep its pose.
+//!
+//! `cargo run --release -p radar-face --example physics_basin [-- FACES STEPS REALISATIONS
+//! LEARNING_RATE DEPTH_WEIGHT]`
 
 use abs_fit::dataset::InputKind;
 use abs_fit::fit::FitSettings;
 use abs_fit::{
-    ArraySpec, DifferentiablePhysicsRenderer, FaceParams, FitConfig, ImagingConfig, NoProgress,
-    ParamLayout, Preset, Renderer, fit,
+    ArraySpec, ChannelLoss, DifferentiablePhysicsRenderer, FaceParams, FitConfig, ImagingConfig,
+    NoProgress, ParamGroup, ParamLayout, Preset, Renderer, fit,
 };
 use candle_core::{Device, Tensor};
 use morphable::MorphableModel;
@@ -103,7 +116,13 @@ fn main() -> Result<(), Error> {
             None => default,
         })
     };
-    let (n_faces, steps) = (arg(1, 8)?, arg(2, 25)?);
+    let (n_faces, steps, realisations) = (arg(1, 8)?, arg(2, 25)?, arg(3, 1)?);
+    let learning_rate: f64 = match std::env::args().nth(4) {
+        Some(a) => a.parse()?,
+        None => FitSettings::DEFAULT_LEARNING_RATE,
+    };
+    let depth_weight: Option<f64> = std::env::args().nth(5).map(|a| a.parse()).transpose()?;
+    let keep_pose = std::env::var("BASIN_KEEP_POSE").is_ok_and(|v| v == "1");
     let model = morphable::builtin::builtin();
     let layout = ParamLayout::default();
     let distribution = Preset::Tiny.dataset()?;
@@ -138,9 +157,15 @@ fn main() -> Result<(), Error> {
     let mesh = |f: &FaceParams| model.instance(&f.shape, &f.expression);
     println!(
         "{n_faces} faces, {steps} Adam steps (learning rate {}, prior {}), amplitude-depth \
-         images at 20 dB",
-        FitSettings::DEFAULT_LEARNING_RATE,
-        FitSettings::DEFAULT_PRIOR
+         images at 20 dB, fits rendering {realisations} realisation(s) of the diffuse field, \
+         depth weight {depth_weight:?}, pose {}",
+        learning_rate,
+        FitSettings::DEFAULT_PRIOR,
+        if keep_pose {
+            "kept at the truth's"
+        } else {
+            "perturbed and fitted"
+        }
     );
     println!(
         "| start | point distance before (mm) | after (mm) | change (mm) | faces improved | \
@@ -154,18 +179,42 @@ fn main() -> Result<(), Error> {
         (1.0, 4.0, 10.0),
     ] {
         let starts: Vec<FaceParams> = (truths.iter().enumerate())
-            .map(|(k, f)| perturbed(f, k, level))
+            .map(|(k, f)| {
+                let mut start = perturbed(f, k, level);
+                if keep_pose {
+                    start.pose = f.pose;
+                }
+                start
+            })
             .collect();
         let config = FitConfig {
             steps,
-            learning_rate: FitSettings::DEFAULT_LEARNING_RATE,
+            learning_rate,
             prior_weight: FitSettings::DEFAULT_PRIOR,
             tolerance: 0.0,
+            optimise: if keep_pose {
+                vec![ParamGroup::Shape, ParamGroup::Expression]
+            } else {
+                FitConfig::new(layout).optimise
+            },
+            channels: match depth_weight {
+                Some(weight) => vec![
+                    ChannelLoss {
+                        weight: 1.0,
+                        ignore_empty_target: false,
+                    },
+                    ChannelLoss {
+                        weight,
+                        ignore_empty_target: true,
+                    },
+                ],
+                None => Vec::new(),
+            },
             ..FitConfig::new(layout)
         };
         let time = std::time::Instant::now();
         let result = fit(
-            &renderer(0)?,
+            &renderer(0)?.with_realisations(realisations)?,
             &target,
             &rows(&starts)?,
             &config,

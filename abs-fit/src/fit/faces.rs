@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use morphable::LinearMorphableModel;
 use ndarray::{Array2, s};
 
-use super::{FitConfig, PriorCentre, fit};
+use super::{ChannelLoss, FitConfig, PriorCentre, fit};
 use crate::card::DECODER_RANGE_DB;
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
@@ -60,18 +60,24 @@ impl<'a> FitTarget<'a> {
     /// The differentiable physics renderer of `model` with `dataset`'s imaging, rendering
     /// `kind` images compared with the dataset's at the evaluation range (20 dB), with the fast
     /// kernel and its f32 adjoint (docs/physics.md §3.6). The renderer's surface seed is not the
-    /// dataset's: the fit cannot match the target's speckle, only the face.
+    /// dataset's: the fit cannot match the target's speckle, only the face. With
+    /// `realisations` > 1 it renders the expected image over that many realisations of the
+    /// diffuse field ([`DifferentiablePhysicsRenderer::with_realisations`]), at that many times
+    /// the cost. Errors: `realisations` = 0, or a dataset whose imaging the renderer cannot
+    /// differentiate.
     pub fn physics<M: LinearMorphableModel + 'a>(
         model: M,
         dataset: &Dataset,
         kind: InputKind,
+        realisations: usize,
     ) -> Result<Self> {
         let imaging = dataset.config()?.imaging;
         let layout = dataset.manifest().layout;
         Ok(Self {
-            renderer: Box::new(DifferentiablePhysicsRenderer::new(
-                model, layout, imaging, kind,
-            )?),
+            renderer: Box::new(
+                DifferentiablePhysicsRenderer::new(model, layout, imaging, kind)?
+                    .with_realisations(realisations)?,
+            ),
             kind,
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: false,
@@ -99,6 +105,10 @@ pub struct FitSettings {
     pub pose_prior: bool,
     /// k of the loss's k × k average pooling ([`FitConfig::loss_pool`]).
     pub loss_pool: usize,
+    /// The weight of a depth channel against the amplitude channel's 1, compared only where
+    /// the target's depth is valid ([`FitConfig::channels`]); None: every channel at weight 1,
+    /// every pixel compared (or as the target says, for the depth raster).
+    pub depth_weight: Option<f64>,
 }
 
 impl FitSettings {
@@ -134,6 +144,7 @@ impl FitSettings {
             fit_pose: true,
             pose_prior: false,
             loss_pool: 1,
+            depth_weight: None,
         }
     }
 }
@@ -228,7 +239,25 @@ pub fn fit_faces(
         keep_best: settings.keep_best,
         pose_prior: settings.pose_prior,
         loss_pool: settings.loss_pool,
-        ignore_empty_target: target.ignore_empty_target,
+        ignore_empty_target: target.ignore_empty_target && settings.depth_weight.is_none(),
+        channels: match settings.depth_weight {
+            None => Vec::new(),
+            Some(weight) => {
+                let depth = ChannelLoss {
+                    weight,
+                    ignore_empty_target: true,
+                };
+                let amplitude = ChannelLoss {
+                    weight: 1.0,
+                    ignore_empty_target: target.ignore_empty_target,
+                };
+                match target.kind {
+                    InputKind::Amplitude => vec![amplitude],
+                    InputKind::Depth => vec![depth],
+                    InputKind::AmplitudeDepth => vec![amplitude, depth],
+                }
+            }
+        },
         optimise: if settings.fit_pose {
             vec![
                 ParamGroup::Shape,

@@ -58,6 +58,21 @@ pub struct FitConfig {
     /// target's speckle, which no parameter controls, over k² pixels before the comparison;
     /// H and W must be multiples of k.
     pub loss_pool: usize,
+    /// How each image channel enters the image loss, one entry per channel; empty (the
+    /// default): weight 1 on every channel, with [`FitConfig::ignore_empty_target`] for all.
+    /// Otherwise the image loss is Σ w_c·(render − target)² over the kept pixels divided by
+    /// their number, and [`FitConfig::ignore_empty_target`] must be false.
+    pub channels: Vec<ChannelLoss>,
+}
+
+/// How one image channel enters the image loss of a fit ([`FitConfig::channels`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelLoss {
+    /// The weight of its squared differences (finite, non-negative).
+    pub weight: f64,
+    /// Leave its target pixels equal to 0 out (e.g. a depth channel where the radar saw
+    /// nothing within the dynamic range).
+    pub ignore_empty_target: bool,
 }
 
 /// Where the Gaussian prior on the coefficients is centred.
@@ -85,6 +100,7 @@ impl FitConfig {
             keep_best: false,
             pose_prior: false,
             loss_pool: 1,
+            channels: Vec::new(),
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -129,6 +145,24 @@ impl FitConfig {
             return Err(AbsFitError::config(
                 "fit loss pooling",
                 "must be at least 1",
+            ));
+        }
+        if let Some((c, bad)) = (self.channels.iter().enumerate())
+            .find(|(_, c)| !(c.weight.is_finite() && c.weight >= 0.0))
+        {
+            return Err(AbsFitError::config(
+                "fit channel weights",
+                format!(
+                    "channel {c}'s weight {} must be finite and non-negative",
+                    bad.weight
+                ),
+            ));
+        }
+        if !self.channels.is_empty() && self.ignore_empty_target {
+            return Err(AbsFitError::config(
+                "fit channel weights",
+                "per-channel losses say which channels ignore empty target pixels: \
+                 ignore_empty_target must be false with them",
             ));
         }
         Ok(())
@@ -202,11 +236,7 @@ pub fn fit(
             ..ParamsAdamW::default()
         },
     )?;
-    let pixel_weights = if config.ignore_empty_target {
-        Some(non_empty_pixels(&target)?)
-    } else {
-        None
-    };
+    let pixel_weights = pixel_weights(config, &target)?;
     let centre = match config.prior_centre {
         PriorCentre::Mean => init.zeros_like()?,
         PriorCentre::Start => init.to_dtype(dtype)?,
@@ -375,17 +405,48 @@ fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Te
     Ok((mask, coefficients))
 }
 
-/// The weights of the image loss that leave empty (0) target pixels out, how many pixels they
-/// keep (at least one), and how many per row (B; at least one each, for a row's mean).
-fn non_empty_pixels(target: &Tensor) -> Result<(Tensor, f64, Tensor)> {
-    let w = target.ne(0.0)?.to_dtype(target.dtype())?;
-    let kept = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    if kept == 0.0 {
+/// The weights of the image loss per target pixel ([`FitConfig::channels`] and
+/// [`FitConfig::ignore_empty_target`]; None: 1 everywhere), how many pixels they keep (at least
+/// one), and how many per row (B; at least one each, for a row's mean).
+fn pixel_weights(config: &FitConfig, target: &Tensor) -> Result<Option<(Tensor, f64, Tensor)>> {
+    let non_empty = || -> Result<Tensor> { Ok(target.ne(0.0)?.to_dtype(target.dtype())?) };
+    let (kept, weights) = if config.channels.is_empty() {
+        if !config.ignore_empty_target {
+            return Ok(None);
+        }
+        let kept = non_empty()?;
+        (kept.clone(), kept)
+    } else {
+        let (_, c, _, _) = target.dims4()?;
+        if config.channels.len() != c {
+            return Err(AbsFitError::Shape {
+                what: "fit channel weights",
+                expected: format!("one per image channel ({c})"),
+                actual: format!("{} entries", config.channels.len()),
+            });
+        }
+        let ones = target.ones_like()?;
+        let non_empty = non_empty()?;
+        let (mut kept, mut weights) = (Vec::new(), Vec::new());
+        for (k, channel) in config.channels.iter().enumerate() {
+            let source = if channel.ignore_empty_target {
+                &non_empty
+            } else {
+                &ones
+            };
+            let mask = source.narrow(1, k, 1)?;
+            weights.push((&mask * channel.weight)?);
+            kept.push(mask);
+        }
+        (Tensor::cat(&kept, 1)?, Tensor::cat(&weights, 1)?)
+    };
+    let count = kept.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    if count == 0.0 {
         return Err(AbsFitError::config(
             "fit target",
-            "every target pixel is 0: nothing to fit with ignore_empty_target",
+            "every compared target pixel is 0: nothing to fit where empty pixels are ignored",
         ));
     }
-    let kept_rows = w.flatten_from(1)?.sum(1)?.maximum(1.0)?;
-    Ok((w, kept, kept_rows))
+    let kept_rows = kept.flatten_from(1)?.sum(1)?.maximum(1.0)?;
+    Ok(Some((weights, count, kept_rows)))
 }

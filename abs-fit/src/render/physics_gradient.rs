@@ -24,10 +24,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use backproject::{BackProjector, ImageTape, SparseProjection};
+use backproject::{BackProjector, ImageTape, SparseProjection, Volume};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use morphable::{LinearMorphableModel, Mesh};
+use nalgebra::Vector3;
 use ndarray::{Array2, Array3};
 use num_complex::{Complex32, Complex64};
 use radar_sim::{
@@ -43,13 +44,20 @@ use crate::dataset::InputKind;
 use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, Result};
 
 /// Renders faces of a linear model through the physics, differentiably (see the module
-/// documentation). As a [`Renderer`], row b is simulated with seed `seed + b` (sampling and
-/// surface), without noise, and imaged with the dynamic range of its own D column.
+/// documentation). As a [`Renderer`], row b is simulated without noise with the seeds
+/// `seed + b·K .. seed + (b + 1)·K` (sampling and surface; K realisations, 1 by default) and
+/// imaged with the dynamic range of its own D column.
+///
+/// With K > 1 realisations each row's images are those of the root-mean-square volume over K
+/// realisations of the diffuse field, the estimate of the expected image
+/// ([`crate::PhysicsRenderer::expected_products`], docs/physics.md §3.4): the renderer's own
+/// speckle averages out, at K times the cost.
 pub struct DifferentiablePhysicsRenderer<M> {
     model: M,
     core: Arc<PhysicsCore>,
     seed: u64,
     kernel: GradientKernel,
+    realisations: usize,
 }
 
 /// What the op needs, shared by the renderer and its ops.
@@ -62,11 +70,12 @@ struct PhysicsCore {
     width: usize,
 }
 
-/// The discrete choices of one row's rendering, held while its gradient is taken: the
-/// simulation's sample (which facets and cells, where) and which voxels the images read.
+/// The discrete choices of one row's rendering, held while its gradient is taken: each
+/// realisation's simulation sample (which facets and cells, where) and which voxels the images
+/// read.
 #[derive(Debug, Clone)]
 pub struct RenderChoices {
-    sample: SceneSample,
+    samples: Vec<SceneSample>,
     tape: ImageTape,
     projection: SparseProjection,
 }
@@ -77,8 +86,12 @@ struct Evaluation {
     placed: Mesh,
     scene: Scene,
     simulator: Simulator,
-    sample: SceneSample,
-    values: Vec<Complex64>,
+    samples: Vec<SceneSample>,
+    /// The taped voxels of each realisation.
+    values: Vec<Vec<Complex64>>,
+    /// The taped voxels the images read: the one realisation's, or the root mean square over
+    /// the realisations (real).
+    combined: Vec<Complex64>,
     level_db: Array2<f64>,
     depth_m: Array2<f64>,
     render: RenderParams,
@@ -111,7 +124,26 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
             }),
             seed: 0,
             kernel: GradientKernel::default(),
+            realisations: 1,
         })
+    }
+
+    /// The same renderer imaging each row as the expected image over `k` realisations of the
+    /// diffuse field (see the type's documentation). Errors: `k` = 0.
+    pub fn with_realisations(mut self, k: usize) -> Result<Self> {
+        if k == 0 {
+            return Err(AbsFitError::config(
+                "physics renderer realisations",
+                "must be at least 1",
+            ));
+        }
+        self.realisations = k;
+        Ok(self)
+    }
+
+    /// The number of realisations of the diffuse field each row's images average.
+    pub fn realisations(&self) -> usize {
+        self.realisations
     }
 
     /// The same renderer with `kernel` for the signal and its gradient: the fast kernel and its
@@ -143,10 +175,15 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
         &self.core.imaging
     }
 
-    /// Records the discrete choices of rendering scaled row `row` (P columns) with `seed`
-    /// (sampling and surface).
+    /// Records the discrete choices of rendering scaled row `row` (P columns) with the seeds
+    /// `seed .. seed + K` (sampling and surface; K realisations).
     pub fn record(&self, row: &[f64], seed: u64) -> Result<RenderChoices> {
-        Ok(self.core.record(row, seed, self.kernel)?.0)
+        Ok(self.core.record(row, self.seeds(seed), self.kernel)?.0)
+    }
+
+    /// The seeds of the realisations starting at `seed`.
+    fn seeds(&self, seed: u64) -> std::ops::Range<u64> {
+        seed..seed.wrapping_add(self.realisations as u64)
     }
 
     /// The images (C × H × W, row-major) of `row` with `choices` held.
@@ -195,38 +232,71 @@ impl PhysicsCore {
         )?))
     }
 
-    /// The choices of `row` with `seed`, and the row evaluated with them.
+    /// The choices of `row` with one realisation per seed of `seeds` (not empty), and the row
+    /// evaluated with them.
     fn record(
         &self,
         row: &[f64],
-        seed: u64,
+        seeds: std::ops::Range<u64>,
         kernel: GradientKernel,
     ) -> Result<(RenderChoices, Evaluation)> {
         let face = self.geometry.decode(row)?;
         let placed = self.geometry.placed(&face);
         let render = self.geometry.layout.render(row);
-        let simulator = self.simulator(&render, seed)?;
         let scene = self.scene(&placed)?;
-        let sample = simulator.sample(&scene)?;
-        let signal = Self::signal(kernel, &simulator, &sample)?;
         let sweep = &self.imaging.sweep;
-        let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
-        let cube = SignalCube::new(
-            Array3::from_shape_vec(
-                (n_tx, n_rx, sweep.steps()),
-                (signal.iter())
-                    .map(|s| Complex32::new(s.re as f32, s.im as f32))
-                    .collect(),
-            )
-            .map_err(|e| AbsFitError::Shape {
-                what: "physics gradient signal",
-                expected: format!("{n_tx} × {n_rx} × {}", sweep.steps()),
-                actual: e.to_string(),
-            })?,
-        );
         let grid = &self.imaging.grid;
-        let volume =
-            (self.imaging.backprojection).back_project(self.array.as_ref(), sweep, &cube, grid)?;
+        let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
+        let mut samples = Vec::new();
+        let mut signals = Vec::new();
+        let (mut volume, mut power) = (None, None);
+        for seed in seeds {
+            let simulator = self.simulator(&render, seed)?;
+            let sample = simulator.sample(&scene)?;
+            let signal = Self::signal(kernel, &simulator, &sample)?;
+            let cube = SignalCube::new(
+                Array3::from_shape_vec(
+                    (n_tx, n_rx, sweep.steps()),
+                    (signal.iter())
+                        .map(|s| Complex32::new(s.re as f32, s.im as f32))
+                        .collect(),
+                )
+                .map_err(|e| AbsFitError::Shape {
+                    what: "physics gradient signal",
+                    expected: format!("{n_tx} × {n_rx} × {}", sweep.steps()),
+                    actual: e.to_string(),
+                })?,
+            );
+            let this = (self.imaging.backprojection).back_project(
+                self.array.as_ref(),
+                sweep,
+                &cube,
+                grid,
+            )?;
+            let this_power = this.data().mapv(|x| x.norm_sqr());
+            power = Some(match power {
+                None => this_power,
+                Some(sum) => sum + this_power,
+            });
+            volume = Some(this);
+            samples.push(sample);
+            signals.push(signal);
+        }
+        let k = samples.len();
+        // One realisation images its own volume, more the root mean square of theirs.
+        let volume = match (volume, power) {
+            (Some(one), _) if k == 1 => one,
+            (Some(_), Some(power)) => Volume::new(
+                *grid,
+                power.mapv(|p| Complex32::new((p / k as f32).sqrt(), 0.0)),
+            )?,
+            _ => {
+                return Err(AbsFitError::config(
+                    "physics renderer realisations",
+                    "needs at least one seed",
+                ));
+            }
+        };
         let tape = ImageTape::record(&volume, self.imaging.pool)?;
         let projection = SparseProjection::new(
             &self.imaging.backprojection,
@@ -235,21 +305,26 @@ impl PhysicsCore {
             grid,
             tape.voxels(),
         )?;
-        let values = projection.project(&signal)?;
-        let images = tape.images(&values)?;
+        let values = (signals.iter())
+            .map(|signal| projection.project(signal))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let combined = root_mean_square(&values);
+        let images = tape.images(&combined)?;
         let evaluation = Evaluation {
             face,
             placed,
             scene,
-            simulator,
-            sample: sample.clone(),
+            // The seed only drew the choices, which are held from here on.
+            simulator: self.simulator(&render, 0)?,
+            samples: samples.clone(),
             values,
+            combined,
             level_db: images.level_db,
             depth_m: images.depth_m,
             render,
         };
         let choices = RenderChoices {
-            sample,
+            samples,
             tape,
             projection,
         };
@@ -282,17 +357,25 @@ impl PhysicsCore {
         let scene = self.scene(&placed)?;
         // The seed only drew the choices, which are held.
         let simulator = self.simulator(&render, 0)?;
-        let sample = simulator.moved_sample(&choices.sample, &scene)?;
-        let signal = Self::signal(kernel, &simulator, &sample)?;
-        let values = choices.projection.project(&signal)?;
-        let images = choices.tape.images(&values)?;
+        let samples = (choices.samples.iter())
+            .map(|held| simulator.moved_sample(held, &scene))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let values = (samples.iter())
+            .map(|sample| {
+                let signal = Self::signal(kernel, &simulator, sample)?;
+                Ok(choices.projection.project(&signal)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let combined = root_mean_square(&values);
+        let images = choices.tape.images(&combined)?;
         Ok(Evaluation {
             face,
             placed,
             scene,
             simulator,
-            sample,
+            samples,
             values,
+            combined,
             level_db: images.level_db,
             depth_m: images.depth_m,
             render,
@@ -364,26 +447,69 @@ impl PhysicsCore {
                 d_depth[[r, c]] = -g[i] / (z_far - z_near);
             }
         }
-        let voxels = choices.tape.backward(&e.values, &d_level, &d_depth)?;
-        let signal = choices.projection.adjoint(&voxels)?;
-        let scene_gradient = (e.simulator).gradient_with(kernel, &e.scene, &e.sample, &signal)?;
-        let vertex_grad = &scene_gradient.vertices[0];
+        let voxels = choices.tape.backward(&e.combined, &d_level, &d_depth)?;
+        let k = e.values.len();
+        let mut vertex_grad: Vec<Vector3<f64>> = Vec::new();
+        let (mut d_material, mut d_antenna) = (0.0, 0.0);
+        for (values, sample) in e.values.iter().zip(&e.samples) {
+            // With a ∂ℓ/∂(real a) for a = √(Σ|v_i|²/K): v̄_i = ā · v_i / (K a).
+            let cotangents: Vec<Complex64> = if k == 1 {
+                voxels.clone()
+            } else {
+                (voxels.iter().zip(values).zip(&e.combined))
+                    .map(|((g, v), a)| {
+                        if a.re > 0.0 {
+                            v * (g.re / (k as f64 * a.re))
+                        } else {
+                            Complex64::new(0.0, 0.0)
+                        }
+                    })
+                    .collect()
+            };
+            let signal = choices.projection.adjoint(&cotangents)?;
+            let scene_gradient = (e.simulator).gradient_with(kernel, &e.scene, sample, &signal)?;
+            let this = &scene_gradient.vertices[0];
+            if vertex_grad.is_empty() {
+                vertex_grad.clone_from(this);
+            } else {
+                vertex_grad.iter_mut().zip(this).for_each(|(a, b)| *a += b);
+            }
+            d_material += scene_gradient.material;
+            d_antenna += scene_gradient.antenna_size_cm;
+        }
         let touched = vec![true; vertex_grad.len()];
-        let mut out = (self.geometry).columns_gradient(&e.face, &e.placed, vertex_grad, &touched);
+        let mut out = (self.geometry).columns_gradient(&e.face, &e.placed, &vertex_grad, &touched);
         let layout = &self.geometry.layout;
         let [m_scale, s_scale, d_scale] = layout.render_scales();
         let render = layout.range(ParamGroup::Render);
         let m = e.render.material;
         if (0.0..=1.0).contains(&m) {
-            out[render.start] = scene_gradient.material * m_scale;
+            out[render.start] = d_material * m_scale;
         }
         if e.render.antenna_cm >= 0.0 {
-            out[render.start + 1] = scene_gradient.antenna_size_cm * s_scale;
+            out[render.start + 1] = d_antenna * s_scale;
         }
         if !d_clamped {
             out[render.start + 2] = d_range * d_scale;
         }
         Ok(out)
+    }
+}
+
+/// The voxels the images read: one realisation's own, or the root mean square of several
+/// (real).
+fn root_mean_square(values: &[Vec<Complex64>]) -> Vec<Complex64> {
+    match values {
+        [one] => one.clone(),
+        _ => {
+            let k = values.len() as f64;
+            (0..values.first().map_or(0, Vec::len))
+                .map(|v| {
+                    let power: f64 = values.iter().map(|r| r[v].norm_sqr()).sum();
+                    Complex64::new((power / k).sqrt(), 0.0)
+                })
+                .collect()
+        }
     }
 }
 
@@ -393,6 +519,7 @@ struct PhysicsOp {
     core: Arc<PhysicsCore>,
     seed: u64,
     kernel: GradientKernel,
+    realisations: usize,
     /// Each row's choices and evaluation, from the forward pass.
     rows: Mutex<Vec<(RenderChoices, Evaluation)>>,
 }
@@ -417,7 +544,11 @@ impl CustomOp1 for PhysicsOp {
             );
         }
         let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).enumerate())
-            .map(|(b, row)| core.record(row, self.seed.wrapping_add(b as u64), self.kernel))
+            .map(|(b, row)| {
+                let k = self.realisations as u64;
+                let start = self.seed.wrapping_add(b as u64 * k);
+                core.record(row, start..start.wrapping_add(k), self.kernel)
+            })
             .collect::<Result<_>>()
             .map_err(|e| to_candle("physics gradient", e))?;
         let b = rows.len();
@@ -475,6 +606,7 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
             core: Arc::clone(&self.core),
             seed: self.seed,
             kernel: self.kernel,
+            realisations: self.realisations,
             rows: Mutex::new(Vec::new()),
         })))?)
     }

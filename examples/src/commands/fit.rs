@@ -73,9 +73,13 @@ pub struct Args {
     encoder: PathBuf,
     /// `learned:DIR` (a trained decoder; targets at its 15 dB), `depth-raster` (targets: depth
     /// images at 20 dB) or `physics` (the differentiable physics renderer, docs/physics.md
-    /// §3.6; amplitude-depth images at 20 dB; exact and slow: minutes per step at `cpu` imaging).
+    /// §3.6; amplitude-depth images at 20 dB; about 0.7 s per face and step at `cpu` imaging).
     #[arg(long, value_parser = parse_renderer)]
     renderer: RendererChoice,
+    /// With `--renderer physics`: render the expected image over K realisations of the diffuse
+    /// field instead of one (K times the cost; docs/physics.md §3.4).
+    #[arg(long, default_value_t = 1)]
+    realisations: usize,
     /// Validation rows A..B (0 is the first validation sample).
     #[arg(long, value_parser = parse_rows, default_value = "0..4")]
     rows: Range<usize>,
@@ -104,6 +108,10 @@ pub struct Args {
     /// Compare images after K × K average pooling (averages the target's speckle; 1: none).
     #[arg(long, default_value_t = 1)]
     loss_pool: usize,
+    /// Weigh the depth channel's squared differences by W against the amplitude channel's 1,
+    /// and compare depth only where the target's is valid (default: every channel at 1).
+    #[arg(long)]
+    depth_weight: Option<f64>,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -133,10 +141,18 @@ pub fn run(args: Args) -> CliResult {
     let validation = Validation::with_rows(&dataset, &model, rows)?;
     let device = Device::Cpu;
     let encoder = TrainedEncoder::load(&args.encoder, &device)?;
+    if args.realisations != 1 && !matches!(args.renderer, RendererChoice::Physics) {
+        return Err("--realisations applies to --renderer physics only".into());
+    }
     let target = match &args.renderer {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,
-        RendererChoice::Physics => FitTarget::physics(&model, &dataset, InputKind::AmplitudeDepth)?,
+        RendererChoice::Physics => FitTarget::physics(
+            &model,
+            &dataset,
+            InputKind::AmplitudeDepth,
+            args.realisations,
+        )?,
     };
     let settings = FitSettings {
         steps: args.steps,
@@ -151,6 +167,7 @@ pub fn run(args: Args) -> CliResult {
         fit_pose: !args.keep_pose,
         pose_prior: args.pose_prior,
         loss_pool: args.loss_pool,
+        depth_weight: args.depth_weight,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();

@@ -714,7 +714,7 @@ fn physics_fit_table(
         .collect();
     scores.push(validation.encoder_row(&encoder, batch)?);
     scores.push(validation.encoder_row(&autoencoder, batch)?);
-    let target = FitTarget::physics(model, dataset, InputKind::AmplitudeDepth)?;
+    let target = FitTarget::physics(model, dataset, InputKind::AmplitudeDepth, 1)?;
     let name = format!("{} + fitting ({PHYSICS_FIT})", autoencoder.method_name());
     let mut bar = Bar::new("steps");
     bar.message(&format!(
