@@ -8,7 +8,8 @@
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
 //! default, or `physics`, the differentiable physics renderer with the fast kernel, against
 //! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
-//! expected image over K realisations of the diffuse field; `FIT_VARIANTS_ONLY=i,j,…` runs only
+//! expected image over K realisations of the diffuse field; each variant after the first is
+//! also compared with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs only
 //! those variants, numbered from 0 in the order of the table)
 
 use std::path::PathBuf;
@@ -169,6 +170,31 @@ fn main() -> Result<(), Error> {
                 ..base
             },
         ),
+        (
+            "prior at the mean, pose kept, rate 0.05",
+            FitSettings {
+                fit_pose: false,
+                learning_rate: 0.05,
+                ..base
+            },
+        ),
+        (
+            "prior at the mean, pose kept, rate 0.05, λ = 0.003",
+            FitSettings {
+                fit_pose: false,
+                learning_rate: 0.05,
+                prior: 0.003,
+                ..base
+            },
+        ),
+        (
+            "prior at the mean, pose kept, depth weight 10 where the target's is valid",
+            FitSettings {
+                fit_pose: false,
+                depth_weight: Some(10.0),
+                ..base
+            },
+        ),
     ];
     let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
         Ok(list) => Some(
@@ -180,18 +206,28 @@ fn main() -> Result<(), Error> {
     };
     let chosen = (variants.into_iter().enumerate())
         .filter(|(i, _)| only.as_ref().is_none_or(|only| only.contains(i)));
+    // The first variant run, which the later ones are compared with.
+    let mut first: Option<(&str, FaceErrors)> = None;
     for (_, (name, settings)) in chosen {
         let time = std::time::Instant::now();
         let fitted: FaceErrors = validation
             .fit_row(name, &encoder, &target, &settings, 64, &mut NoProgress)?
             .errors;
-        let change = |cell: Cell| -> Result<String, Error> {
-            let d = paired_difference(&fitted, &start, cell, &bootstrap)?;
+        let difference = |a: &FaceErrors, b: &FaceErrors, cell: Cell| -> Result<String, Error> {
+            let d = paired_difference(a, b, cell, &bootstrap)?;
             Ok(format!(
                 "{:+.3} [{:+.3}, {:+.3}]",
                 d.difference, d.interval.low, d.interval.high
             ))
         };
+        let change = |cell: Cell| difference(&fitted, &start, cell);
+        match &first {
+            None => first = Some((name, fitted.clone())),
+            Some((first_name, errors)) => eprintln!(
+                "{name} − {first_name}: point distance {} mm",
+                difference(&fitted, errors, Cell::PointDistance)?
+            ),
+        }
         let improved = (fitted.values(Cell::PointDistance).iter())
             .zip(start.values(Cell::PointDistance))
             .filter(|(f, s)| *f < s)
