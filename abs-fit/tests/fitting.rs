@@ -529,6 +529,49 @@ fn channel_losses_weigh_and_mask_each_channel() {
     assert!(matches!(refused(both), AbsFitError::Config { .. }));
 }
 
+/// The Cauchy loss replaces each squared difference d² by c²·ln(1 + d²/c²): the first loss
+/// equals that mean computed here; a scale that is not positive is refused.
+#[test]
+fn a_cauchy_loss_compares_pixels_robustly() {
+    let layout = layout();
+    let r = renderer(layout, &imaging(32, 0.008));
+    let to_f64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let target = image(&r, &to_f64(layout.to_vector(&drawn_face(2))));
+    let start = to_f64(layout.to_vector(&drawn_face(5)));
+    let rendered = image(&r, &start);
+    let c: f64 = 0.05;
+    let expected = (rendered.iter().zip(&target))
+        .map(|(a, t)| c * c * (1.0 + ((a - t) / c).powi(2)).ln())
+        .sum::<f64>()
+        / target.len() as f64;
+    let squared = (rendered.iter().zip(&target))
+        .map(|(a, t)| (a - t).powi(2))
+        .sum::<f64>()
+        / target.len() as f64;
+    // The two losses differ on these images: some differences are larger than c.
+    assert!(expected < 0.9 * squared, "{expected} vs {squared}");
+    let target = Tensor::from_vec(target, (1, 1, 32, 32), &Device::Cpu).unwrap();
+    let config = FitConfig {
+        steps: 1,
+        cauchy_scale: Some(c),
+        ..FitConfig::new(layout)
+    };
+    let result = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap();
+    assert!(
+        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
+        "{} vs {expected}",
+        result.losses[0]
+    );
+    for bad in [0.0, -1.0, f64::NAN] {
+        let config = FitConfig {
+            cauchy_scale: Some(bad),
+            ..config.clone()
+        };
+        let err = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap_err();
+        assert!(matches!(err, AbsFitError::Config { .. }), "{bad}: {err}");
+    }
+}
+
 /// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity
 /// pose, with the drawn face's rendering columns; the target is the drawn face's image twice.
 fn optimum_and_mean() -> (

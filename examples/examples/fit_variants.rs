@@ -195,6 +195,14 @@ fn main() -> Result<(), Error> {
                 ..base
             },
         ),
+        (
+            "prior at the mean, pose kept, Cauchy loss of scale 0.1",
+            FitSettings {
+                fit_pose: false,
+                cauchy_scale: Some(0.1),
+                ..base
+            },
+        ),
     ];
     let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
         Ok(list) => Some(

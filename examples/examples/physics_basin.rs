@@ -18,6 +18,9 @@
 //! amplitude channel's 1 and are compared only where the target's depth is valid
 //! (`FitConfig::channels`).
 //!
+//! With BASIN_CAUCHY=c in the environment the fits compare pixels with the Cauchy loss of
+//! scale c (`FitConfig::cauchy_scale`).
+//!
 //! With BASIN_KEEP_POSE=1 in the environment the pose starts at the truth's and is not fitted
 //! (only the coefficients are perturbed and fitted), as the physics fits from an encoder's
 //! estimate keep its pose.
@@ -123,6 +126,10 @@ fn main() -> Result<(), Error> {
     };
     let depth_weight: Option<f64> = std::env::args().nth(5).map(|a| a.parse()).transpose()?;
     let keep_pose = std::env::var("BASIN_KEEP_POSE").is_ok_and(|v| v == "1");
+    let cauchy_scale: Option<f64> = std::env::var("BASIN_CAUCHY")
+        .ok()
+        .map(|c| c.parse())
+        .transpose()?;
     let model = morphable::builtin::builtin();
     let layout = ParamLayout::default();
     let distribution = Preset::Tiny.dataset()?;
@@ -158,7 +165,7 @@ fn main() -> Result<(), Error> {
     println!(
         "{n_faces} faces, {steps} Adam steps (learning rate {}, prior {}), amplitude-depth \
          images at 20 dB, fits rendering {realisations} realisation(s) of the diffuse field, \
-         depth weight {depth_weight:?}, pose {}",
+         depth weight {depth_weight:?}, Cauchy scale {cauchy_scale:?}, pose {}",
         learning_rate,
         FitSettings::DEFAULT_PRIOR,
         if keep_pose {
@@ -192,6 +199,7 @@ fn main() -> Result<(), Error> {
             learning_rate,
             prior_weight: FitSettings::DEFAULT_PRIOR,
             tolerance: 0.0,
+            cauchy_scale,
             optimise: if keep_pose {
                 vec![ParamGroup::Shape, ParamGroup::Expression]
             } else {

@@ -109,6 +109,9 @@ pub struct FitSettings {
     /// the target's depth is valid ([`FitConfig::channels`]); None: every channel at weight 1,
     /// every pixel compared (or as the target says, for the depth raster).
     pub depth_weight: Option<f64>,
+    /// The scale of a Cauchy loss on the pixel differences ([`FitConfig::cauchy_scale`]);
+    /// None: squared differences.
+    pub cauchy_scale: Option<f64>,
 }
 
 impl FitSettings {
@@ -145,6 +148,7 @@ impl FitSettings {
             pose_prior: false,
             loss_pool: 1,
             depth_weight: None,
+            cauchy_scale: None,
         }
     }
 }
@@ -239,6 +243,7 @@ pub fn fit_faces(
         keep_best: settings.keep_best,
         pose_prior: settings.pose_prior,
         loss_pool: settings.loss_pool,
+        cauchy_scale: settings.cauchy_scale,
         ignore_empty_target: target.ignore_empty_target && settings.depth_weight.is_none(),
         channels: match settings.depth_weight {
             None => Vec::new(),

@@ -6,7 +6,8 @@
 //!   L = mean over (B, C, H, W) of (render(p) − target)²  +  λ·(1/B)·Σ_b (|α_b|² + |γ_b|²)
 //!
 //! (image mean squared error — over the non-zero target pixels only with
-//! [`FitConfig::ignore_empty_target`] — plus an optional Gaussian prior on the coefficient columns, which
+//! [`FitConfig::ignore_empty_target`], a weighted mean with [`FitConfig::channels`], and the
+//! Cauchy loss of each difference instead of its square with [`FitConfig::cauchy_scale`] — plus an optional Gaussian prior on the coefficient columns, which
 //! are in standard deviations, so the prior is the negative log-density of N(0, I) up to a
 //! constant and a weight). The prior is centred on the mean face, or with
 //! [`PriorCentre::Start`] on the initial coefficients (an encoder's estimate): then it says how
@@ -63,6 +64,11 @@ pub struct FitConfig {
     /// Otherwise the image loss is Σ w_c·(render − target)² over the kept pixels divided by
     /// their number, and [`FitConfig::ignore_empty_target`] must be false.
     pub channels: Vec<ChannelLoss>,
+    /// Compare pixels with the Cauchy (Lorentzian) loss of this scale c instead of the squared
+    /// difference d²: c²·ln(1 + d²/c²), which is d² for |d| ≪ c and grows only
+    /// logarithmically beyond, so that a few large differences (deep speckle fades of the
+    /// target against a bright rendering) pull less. None: squared differences.
+    pub cauchy_scale: Option<f64>,
 }
 
 /// How one image channel enters the image loss of a fit ([`FitConfig::channels`]).
@@ -101,6 +107,7 @@ impl FitConfig {
             pose_prior: false,
             loss_pool: 1,
             channels: Vec::new(),
+            cauchy_scale: None,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -156,6 +163,14 @@ impl FitConfig {
                     "channel {c}'s weight {} must be finite and non-negative",
                     bad.weight
                 ),
+            ));
+        }
+        if let Some(c) = self.cauchy_scale
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(AbsFitError::config(
+                "fit Cauchy scale",
+                format!("{c} must be finite and positive"),
             ));
         }
         if !self.channels.is_empty() && self.ignore_empty_target {
@@ -250,6 +265,10 @@ pub fn fit(
                 .to_dtype(dtype)?,
         )?;
         let squared = (images - &target)?.sqr()?;
+        let squared = match config.cauchy_scale {
+            None => squared,
+            Some(c) => ((squared / (c * c))? + 1.0)?.log()?.affine(c * c, 0.0)?,
+        };
         let (mut loss, mut rows) = match &pixel_weights {
             Some((w, kept, kept_rows)) => {
                 let weighted = squared.mul(w)?;

@@ -112,6 +112,10 @@ pub struct Args {
     /// and compare depth only where the target's is valid (default: every channel at 1).
     #[arg(long)]
     depth_weight: Option<f64>,
+    /// Compare pixels with the Cauchy loss of scale C, c²·ln(1 + d²/c²), instead of d²: large
+    /// differences (deep speckle fades) pull less (default: squared differences).
+    #[arg(long)]
+    cauchy_scale: Option<f64>,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -168,6 +172,7 @@ pub fn run(args: Args) -> CliResult {
         pose_prior: args.pose_prior,
         loss_pool: args.loss_pool,
         depth_weight: args.depth_weight,
+        cauchy_scale: args.cauchy_scale,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
