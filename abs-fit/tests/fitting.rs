@@ -382,6 +382,22 @@ fn invalid_fits_are_refused() {
     assert!(err.contains("1000 expression columns"), "{err}");
 }
 
+/// Asserts that the loss of one fit step's start (its first loss) is `expected` to 1e-6.
+fn assert_first_loss(
+    r: &dyn Renderer,
+    target: &Tensor,
+    start: &[f64],
+    config: &FitConfig,
+    expected: f64,
+) {
+    let result = fit(r, target, &row(start.to_vec()), config, &mut NoProgress).unwrap();
+    assert!(
+        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
+        "{} vs {expected}",
+        result.losses[0]
+    );
+}
+
 #[test]
 fn empty_target_pixels_can_be_left_out_of_the_loss() {
     let layout = layout();
@@ -411,19 +427,7 @@ fn empty_target_pixels_can_be_left_out_of_the_loss() {
         ignore_empty_target: true,
         ..FitConfig::new(layout)
     };
-    let result = fit(
-        &r,
-        &target_tensor,
-        &row(start.clone()),
-        &config,
-        &mut NoProgress,
-    )
-    .unwrap();
-    assert!(
-        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
-        "{} vs {expected}",
-        result.losses[0]
-    );
+    assert_first_loss(&r, &target_tensor, &start, &config, expected);
     // All-empty targets are refused rather than fitted to nothing.
     let empty = Tensor::zeros((1, 1, 32, 32), DType::F64, &Device::Cpu).unwrap();
     assert!(fit(&r, &empty, &row(start), &config, &mut NoProgress).is_err());
@@ -497,12 +501,7 @@ fn channel_losses_weigh_and_mask_each_channel() {
         channels: channels.clone(),
         ..FitConfig::new(layout)
     };
-    let result = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap();
-    assert!(
-        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
-        "{} vs {expected}",
-        result.losses[0]
-    );
+    assert_first_loss(&r, &target, &start, &config, expected);
     let refused = |config: FitConfig| {
         fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap_err()
     };
@@ -556,12 +555,7 @@ fn a_cauchy_loss_compares_pixels_robustly() {
         cauchy_scale: Some(c),
         ..FitConfig::new(layout)
     };
-    let result = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap();
-    assert!(
-        (result.losses[0] as f64 - expected).abs() <= 1e-6 * expected,
-        "{} vs {expected}",
-        result.losses[0]
-    );
+    assert_first_loss(&r, &target, &start, &config, expected);
     for bad in [0.0, -1.0, f64::NAN] {
         let config = FitConfig {
             cauchy_scale: Some(bad),
