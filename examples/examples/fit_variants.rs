@@ -9,8 +9,9 @@
 //! default, or `physics`, the differentiable physics renderer with the fast kernel, against
 //! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
 //! expected image over K realisations of the diffuse field; each variant after the first is
-//! also compared with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs only
-//! those variants, numbered from 0 in the order of the table)
+//! also compared with the first, face by face (printed to standard error);
+//! `FIT_VARIANTS_ONLY=i,j,…` runs only those variants, numbered from 0 in the order of the
+//! table)
 
 use std::path::PathBuf;
 

@@ -353,27 +353,37 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     ]));
 
     let table_dir = root.join("table");
-    let text = ok(&radar_face(&[
-        "evaluate",
-        "--dataset",
-        s(&dataset),
-        "--encoder",
-        s(&encoder),
-        "--encoder",
-        s(&autoencoder),
-        "--encoder",
-        s(&root.join("iterative")),
-        "--iterations",
-        "2",
+    // A small cosine study: 3 shapes × 2 expressions, 2 of each class compared.
+    let cosine_flags = [
         "--cosine-shapes",
         "3",
         "--cosine-expressions",
         "2",
         "--cosine-subset",
         "2",
-        "--out",
-        s(&table_dir),
-    ]));
+    ];
+    let iterative = root.join("iterative");
+    let text = ok(&radar_face(
+        &[
+            &[
+                "evaluate",
+                "--dataset",
+                s(&dataset),
+                "--encoder",
+                s(&encoder),
+                "--encoder",
+                s(&autoencoder),
+                "--encoder",
+                s(&iterative),
+                "--iterations",
+                "2",
+                "--out",
+                s(&table_dir),
+            ][..],
+            &cosine_flags,
+        ]
+        .concat(),
+    ));
     // The cosine study of the one-pass encoders: the first is the reference, the second is
     // paired against it, the iterative one is left out.
     let cosine = std::fs::read_to_string(table_dir.join("cosine.md")).unwrap();
@@ -391,23 +401,23 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     assert!(text.contains("is iterative, left out"), "{text}");
     // An encoder given twice: its second row is named by its directory, as in Table 1.
     let twice_dir = root.join("twice");
-    ok(&radar_face(&[
-        "evaluate",
-        "--dataset",
-        s(&dataset),
-        "--encoder",
-        s(&encoder),
-        "--encoder",
-        s(&encoder),
-        "--cosine-shapes",
-        "3",
-        "--cosine-expressions",
-        "2",
-        "--cosine-subset",
-        "2",
-        "--out",
-        s(&twice_dir),
-    ]));
+    ok(&radar_face(
+        &[
+            &[
+                "evaluate",
+                "--dataset",
+                s(&dataset),
+                "--encoder",
+                s(&encoder),
+                "--encoder",
+                s(&encoder),
+                "--out",
+                s(&twice_dir),
+            ][..],
+            &cosine_flags,
+        ]
+        .concat(),
+    ));
     let twice = std::fs::read_to_string(twice_dir.join("cosine.md")).unwrap();
     let repeated = format!("| Encoder (Depth) [{}] |", encoder.display());
     assert!(twice.contains(&repeated), "{twice}");

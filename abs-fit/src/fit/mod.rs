@@ -7,9 +7,10 @@
 //!
 //! (image mean squared error — over the non-zero target pixels only with
 //! [`FitConfig::ignore_empty_target`], a weighted mean with [`FitConfig::channels`], and the
-//! Cauchy loss of each difference instead of its square with [`FitConfig::cauchy_scale`] — plus an optional Gaussian prior on the coefficient columns, which
-//! are in standard deviations, so the prior is the negative log-density of N(0, I) up to a
-//! constant and a weight). The prior is centred on the mean face, or with
+//! Cauchy loss of each difference instead of its square with [`FitConfig::cauchy_scale`] —
+//! plus an optional Gaussian prior on the coefficient columns, which are in standard
+//! deviations, so the prior is the negative log-density of N(0, I) up to a constant and a
+//! weight). The prior is centred on the mean face, or with
 //! [`PriorCentre::Start`] on the initial coefficients (an encoder's estimate): then it says how
 //! far the fit may wander from where it began. It is minimised with Adam (candle-nn's AdamW
 //! with no weight decay); columns of the groups not being optimised get a zero gradient, so they

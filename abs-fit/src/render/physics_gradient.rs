@@ -22,6 +22,7 @@
 //! O(N_t·N_r·N_f·N_sources) scalar `f64` terms, 5× (small imaging) to ~20× (`cpu` imaging)
 //! more, and serves checks.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use backproject::{BackProjector, ImageTape, SparseProjection, Volume};
@@ -247,13 +248,12 @@ impl PhysicsCore {
         let sweep = &self.imaging.sweep;
         let grid = &self.imaging.grid;
         let (n_tx, n_rx) = (self.array.tx().len(), self.array.rx().len());
-        let mut samples = Vec::new();
-        let mut signals = Vec::new();
-        let (mut volume, mut power) = (None, None);
+        let (mut samples, mut signals, mut volumes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut simulator = None;
         for seed in seeds {
-            let simulator = self.simulator(&render, seed)?;
+            let simulator = simulator.insert(self.simulator(&render, seed)?);
             let sample = simulator.sample(&scene)?;
-            let signal = Self::signal(kernel, &simulator, &sample)?;
+            let signal = Self::signal(kernel, simulator, &sample)?;
             let cube = SignalCube::new(
                 Array3::from_shape_vec(
                     (n_tx, n_rx, sweep.steps()),
@@ -267,29 +267,25 @@ impl PhysicsCore {
                     actual: e.to_string(),
                 })?,
             );
-            let this = (self.imaging.backprojection).back_project(
+            volumes.push((self.imaging.backprojection).back_project(
                 self.array.as_ref(),
                 sweep,
                 &cube,
                 grid,
-            )?;
-            let this_power = this.data().mapv(|x| x.norm_sqr());
-            power = Some(match power {
-                None => this_power,
-                Some(sum) => sum + this_power,
-            });
-            volume = Some(this);
+            )?);
             samples.push(sample);
             signals.push(signal);
         }
-        let k = samples.len();
         // One realisation images its own volume, more the root mean square of theirs.
-        let volume = match (volume, power) {
-            (Some(one), _) if k == 1 => one,
-            (Some(_), Some(power)) => Volume::new(
-                *grid,
-                power.mapv(|p| Complex32::new((p / k as f32).sqrt(), 0.0)),
-            )?,
+        let (volume, simulator) = match (volumes.len(), volumes.pop(), simulator) {
+            (1, Some(one), Some(simulator)) => (one, simulator),
+            (k, Some(last), Some(simulator)) => {
+                let power = (volumes.iter()).fold(last.data().mapv(|x| x.norm_sqr()), |sum, v| {
+                    sum + v.data().mapv(|x| x.norm_sqr())
+                });
+                let rms = power.mapv(|p| Complex32::new((p / k as f32).sqrt(), 0.0));
+                (Volume::new(*grid, rms)?, simulator)
+            }
             _ => {
                 return Err(AbsFitError::config(
                     "physics renderer realisations",
@@ -314,8 +310,8 @@ impl PhysicsCore {
             face,
             placed,
             scene,
-            // The seed only drew the choices, which are held from here on.
-            simulator: self.simulator(&render, 0)?,
+            // Its seed only drew the choices, which are held from here on.
+            simulator,
             samples: samples.clone(),
             values,
             combined,
@@ -453,8 +449,8 @@ impl PhysicsCore {
         let (mut d_material, mut d_antenna) = (0.0, 0.0);
         for (values, sample) in e.values.iter().zip(&e.samples) {
             // With a ∂ℓ/∂(real a) for a = √(Σ|v_i|²/K): v̄_i = ā · v_i / (K a).
-            let cotangents: Vec<Complex64> = if k == 1 {
-                voxels.clone()
+            let cotangents: Cow<[Complex64]> = if k == 1 {
+                Cow::Borrowed(&voxels)
             } else {
                 (voxels.iter().zip(values).zip(&e.combined))
                     .map(|((g, v), a)| {
