@@ -41,8 +41,8 @@ pub use render::{
     LearnedRenderer, PhysicsRenderer, RenderChoices, Renderer, Rendering,
 };
 pub use train::{
-    train_autoencoder, train_decoder, train_encoder, train_iterative, train_iterative_from,
-    train_mesh_encoder,
+    FrozenDecoder, PhysicsSeeds, train_autoencoder, train_decoder, train_encoder, train_iterative,
+    train_iterative_from, train_mesh_encoder,
 };
 
 /// The README's examples, compiled as doctests.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use abs_fit::card::{ModelCard, checkpoint_dir};
-use abs_fit::dataset::{Dataset, DatasetConfig, InputKind};
+use abs_fit::dataset::{Dataset, DatasetConfig, InputKind, RangePolicy};
 use abs_fit::evaluate::{Cell, MEAN_BASELINE, RANDOM_BASELINE, Validation};
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
@@ -14,6 +14,7 @@ use abs_fit::train::{
     AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig, LearningRate, ParamLoss,
     TrainSchedule,
 };
+use abs_fit::{DifferentiablePhysicsRenderer, FrozenDecoder, PhysicsSeeds};
 use abs_fit::{
     FitConfig, LearnedRenderer, NoProgress, ParamGroup, Preset, Progress, Renderer, TrainedEncoder,
     fit, train_autoencoder, train_decoder, train_encoder,
@@ -438,6 +439,136 @@ fn autoencoder_and_fitting_leave_the_frozen_decoder_unchanged() {
         result.losses
     );
     assert_eq!(weights(decoder.network()), before);
+}
+
+/// The physics as the autoencoder's frozen decoder. With the faces' own seeds it renders the
+/// true parameters as the dataset imaged them, closer than another realisation does; its image
+/// term alone (λ = 0) lowers the loss of a fixed set of faces; and a run with it resumes only
+/// with it, on the faces it started with, with a decoder of the encoder's image kind.
+#[test]
+fn a_physics_decoder_trains_the_encoder_through_the_simulation() {
+    let ds = dataset();
+    let kind = InputKind::AmplitudeDepth;
+    let (h, w) = (ds.manifest().image.height, ds.manifest().image.width);
+    let chw = kind.channels() * h * w;
+    let rows = [0, 1, 2];
+    let truth: Vec<f32> = (rows.iter())
+        .flat_map(|&row| ds.params_with_range(row, 15.0))
+        .collect();
+    let truth = Tensor::from_vec(
+        truth,
+        (rows.len(), ds.manifest().layout.len()),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut target = vec![0.0; rows.len() * chw];
+    for (&row, out) in rows.iter().zip(target.chunks_mut(chw)) {
+        ds.write_input(row, kind, 15.0, out).unwrap();
+    }
+    let config = ds.config().unwrap();
+    let seeded = |flip: u64| -> Vec<f32> {
+        let renderer = DifferentiablePhysicsRenderer::new(
+            builtin(),
+            ds.manifest().layout,
+            config.imaging.clone(),
+            kind,
+        )
+        .unwrap();
+        let seeds = rows.iter().map(|&row| config.draw(row).1 ^ flip).collect();
+        let images = renderer.render_seeded(&truth, seeds).unwrap();
+        images.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let mse = |images: &[f32], face: usize| -> f32 {
+        let range = face * chw..(face + 1) * chw;
+        (images[range.clone()].iter().zip(&target[range]))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            / chw as f32
+    };
+    let (own, other) = (seeded(0), seeded(0x5555));
+    for face in 0..rows.len() {
+        eprintln!(
+            "face {face}: own {} other {}",
+            mse(&own, face),
+            mse(&other, face)
+        );
+        assert!(mse(&own, face) < mse(&other, face), "face {face}");
+    }
+
+    let root = temp_dir("train-physics-autoencoder");
+    let encoder_dir = root.join("encoder");
+    train_encoder(&ds, kind, &encoder_config(1), &encoder_dir, &mut NoProgress).unwrap();
+    let load_encoder = || TrainedEncoder::load(&encoder_dir, &Device::Cpu).unwrap();
+    let physics = |seeds| FrozenDecoder::physics(builtin(), &ds, kind, seeds).unwrap();
+    // One batch of the same eight faces per epoch, at one dynamic range: the epoch losses are
+    // one function of the weights.
+    let config = AutoencoderTrainConfig {
+        schedule: schedule(4, LearningRate::constant(1e-4)),
+        lambda: 0.0,
+        range: RangePolicy::Fixed(15.0),
+        train_faces: Some(8),
+        ..AutoencoderTrainConfig::paper()
+    };
+    let dir = root.join("autoencoder");
+    let trained = train_autoencoder(
+        &ds,
+        load_encoder(),
+        physics(PhysicsSeeds::Target),
+        &config,
+        &dir,
+        &mut NoProgress,
+    )
+    .unwrap();
+    let losses = epoch_losses::<BranchedEncoderConfig>(&dir);
+    assert!(losses[3] < losses[0], "losses {losses:?}");
+    assert_eq!(trained.card().stage, "autoencoder");
+
+    // Another decoder, another set of faces or another realisation is another run.
+    let decoder = train_decoder(
+        &ds,
+        kind,
+        &decoder_config(1),
+        &root.join("decoder"),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let more_faces = AutoencoderTrainConfig {
+        train_faces: Some(16),
+        ..config.clone()
+    };
+    for (decoder, config) in [
+        (FrozenDecoder::from(&decoder), &config),
+        (physics(PhysicsSeeds::Other), &config),
+        (physics(PhysicsSeeds::Target), &more_faces),
+    ] {
+        let err = train_autoencoder(&ds, load_encoder(), decoder, config, &dir, &mut NoProgress)
+            .unwrap_err();
+        assert!(err.to_string().contains("another loss"), "{err}");
+    }
+    let err = train_autoencoder(
+        &ds,
+        load_encoder(),
+        FrozenDecoder::physics(builtin(), &ds, InputKind::Depth, PhysicsSeeds::Target).unwrap(),
+        &config,
+        &root.join("depth"),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("renders depth images"), "{err}");
+    let none = AutoencoderTrainConfig {
+        train_faces: Some(0),
+        ..config
+    };
+    let err = train_autoencoder(
+        &ds,
+        load_encoder(),
+        physics(PhysicsSeeds::Target),
+        &none,
+        &root.join("none"),
+        &mut NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("training faces"), "{err}");
 }
 
 /// Every kind of Table 1 row through the library alone, on the tiny preset: the baselines, a

@@ -513,7 +513,8 @@ fn root_mean_square(values: &[Vec<Complex64>]) -> Vec<Complex64> {
 /// dtype; the forward records each row's choices for the backward.
 struct PhysicsOp {
     core: Arc<PhysicsCore>,
-    seed: u64,
+    /// The first seed of each row's realisations.
+    seeds: Vec<u64>,
     kernel: GradientKernel,
     realisations: usize,
     /// Each row's choices and evaluation, from the forward pass.
@@ -539,10 +540,16 @@ impl CustomOp1 for PhysicsOp {
                 values.len()
             );
         }
-        let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).enumerate())
-            .map(|(b, row)| {
+        if values.len() / p != self.seeds.len() {
+            candle_core::bail!(
+                "physics gradient: {} rows but {} seeds",
+                values.len() / p,
+                self.seeds.len()
+            );
+        }
+        let rows: Vec<(RenderChoices, Evaluation)> = (values.par_chunks(p).zip(&self.seeds))
+            .map(|(row, &start)| {
                 let k = self.realisations as u64;
-                let start = self.seed.wrapping_add(b as u64 * k);
                 core.record(row, start..start.wrapping_add(k), self.kernel)
             })
             .collect::<Result<_>>()
@@ -586,25 +593,11 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
     }
 
     fn render(&self, params: &Tensor) -> Result<Tensor> {
-        let layout = self.layout();
-        match params.dims2() {
-            Ok((_, p)) if p == layout.len() => {}
-            _ => {
-                return Err(AbsFitError::Shape {
-                    what: "physics gradient parameters",
-                    expected: format!("(B, {}) parameter vectors", layout.len()),
-                    actual: format!("{:?}", params.dims()),
-                });
-            }
-        }
-        let cpu = params.to_device(&Device::Cpu)?.contiguous()?;
-        Ok(cpu.apply_op1_arc(Arc::new(Box::new(PhysicsOp {
-            core: Arc::clone(&self.core),
-            seed: self.seed,
-            kernel: self.kernel,
-            realisations: self.realisations,
-            rows: Mutex::new(Vec::new()),
-        })))?)
+        let k = self.realisations as u64;
+        let seeds = (0..params.dims().first().copied().unwrap_or(0) as u64)
+            .map(|b| self.seed.wrapping_add(b.wrapping_mul(k)))
+            .collect();
+        self.render_seeded(params, seeds)
     }
 
     fn is_differentiable(&self) -> bool {
@@ -617,5 +610,37 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
             self.core.height,
             self.core.width,
         )
+    }
+}
+
+impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
+    /// Renders row b of `params` (B, P) with the seeds `seeds[b] .. seeds[b] + K` (sampling
+    /// and surface; K realisations) instead of [`Renderer::render`]'s `seed + b·K ..`, e.g.
+    /// to key each face's realisation of the diffuse field to the face rather than to its
+    /// place in a batch. Errors: `seeds` not one per row, or rows not of the layout's length.
+    pub fn render_seeded(&self, params: &Tensor, seeds: Vec<u64>) -> Result<Tensor> {
+        let layout = self.layout();
+        match params.dims2() {
+            Ok((b, p)) if p == layout.len() && b == seeds.len() => {}
+            _ => {
+                return Err(AbsFitError::Shape {
+                    what: "physics gradient parameters",
+                    expected: format!(
+                        "(B, {}) parameter vectors, with {} seeds",
+                        layout.len(),
+                        seeds.len()
+                    ),
+                    actual: format!("{:?}", params.dims()),
+                });
+            }
+        }
+        let cpu = params.to_device(&Device::Cpu)?.contiguous()?;
+        Ok(cpu.apply_op1_arc(Arc::new(Box::new(PhysicsOp {
+            core: Arc::clone(&self.core),
+            seeds,
+            kernel: self.kernel,
+            realisations: self.realisations,
+            rows: Mutex::new(Vec::new()),
+        })))?)
     }
 }

@@ -83,6 +83,12 @@ pub struct AutoencoderTrainConfig {
     /// L_params (the paper: [`ParamLoss::L2`]).
     #[serde(default)]
     pub param_loss: ParamLoss,
+    /// Train on the first this many training faces only (at least 1; `None`: all of them): a
+    /// budget for a costly decoder such as the physics
+    /// ([`FrozenDecoder::physics`](super::FrozenDecoder::physics)), and for a learned-decoder
+    /// control on the same faces.
+    #[serde(default)]
+    pub train_faces: Option<usize>,
 }
 
 impl AutoencoderTrainConfig {
@@ -94,13 +100,20 @@ impl AutoencoderTrainConfig {
             lambda: 1.0,
             range: RangePolicy::TRAIN,
             param_loss: ParamLoss::L2,
+            train_faces: None,
         }
     }
 
-    /// Checks the schedule, λ and the parameter loss.
+    /// Checks the schedule, λ, the parameter loss and the number of training faces.
     pub fn validate(&self) -> Result<()> {
         self.schedule.validate()?;
         self.param_loss.validate()?;
+        if self.train_faces == Some(0) {
+            return Err(AbsFitError::config(
+                "autoencoder training faces",
+                "must be at least 1",
+            ));
+        }
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
             return Err(AbsFitError::config(
                 "autoencoder lambda",

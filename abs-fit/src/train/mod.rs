@@ -40,6 +40,8 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use facenet::{BranchedEncoderConfig, DecoderConfig, ImageDecoder, Network, OutputGroups};
+use morphable::LinearMorphableModel;
+use serde::{Deserialize, Serialize};
 
 pub use config::{AutoencoderTrainConfig, DecoderTrainConfig, EncoderTrainConfig};
 pub use id_loss::{IdLoss, IdLossKind, ResolvedIdLoss};
@@ -53,7 +55,7 @@ pub use schedule::{LearningRate, TrainSchedule};
 use crate::card::{DECODER_RANGE_DB, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind, RangePolicy};
 use crate::encoder::encode_upsampled;
-use crate::render::{LearnedRenderer, Renderer};
+use crate::render::{DifferentiablePhysicsRenderer, LearnedRenderer, Renderer};
 use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result, TrainedEncoder};
 use loss::mse;
 use stage::{Start, examples, run_stage, tensor, training_rows};
@@ -183,8 +185,119 @@ pub fn train_decoder(
     LearnedRenderer::from_parts(network, card)
 }
 
-/// Trains `encoder` further as the encoder half of an autoencoder whose decoder is the frozen
-/// learned renderer `decoder` (§3.4, eq. 1), in (or resuming from) `dir`:
+/// The frozen decoder of the autoencoder stage ([`train_autoencoder`]): the paper's learned
+/// renderer (`&LearnedRenderer` converts), or the physics itself ([`FrozenDecoder::physics`]).
+pub struct FrozenDecoder<'a>(Decoder<'a>);
+
+enum Decoder<'a> {
+    Learned(&'a LearnedRenderer),
+    Physics {
+        renderer: Box<dyn SeededRenderer + 'a>,
+        kind: InputKind,
+        seeds: PhysicsSeeds,
+    },
+}
+
+/// Which realisation of the diffuse field the physics decoder simulates each training face
+/// with ([`FrozenDecoder::physics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhysicsSeeds {
+    /// The seed the dataset drew the face with: at the true parameters the decoder renders
+    /// the target's own realisation (without its receiver noise), so the image term compares
+    /// faces, not speckle. Possible in training only, where the faces are synthetic.
+    Target,
+    /// Another realisation, fixed per face: the image term meets the speckle a test-time fit
+    /// meets.
+    Other,
+}
+
+/// A renderer whose rows take their own seeds.
+trait SeededRenderer: Renderer {
+    fn render_seeded(&self, params: &Tensor, seeds: Vec<u64>) -> Result<Tensor>;
+}
+
+impl<M: LinearMorphableModel> SeededRenderer for DifferentiablePhysicsRenderer<M> {
+    fn render_seeded(&self, params: &Tensor, seeds: Vec<u64>) -> Result<Tensor> {
+        DifferentiablePhysicsRenderer::render_seeded(self, params, seeds)
+    }
+}
+
+impl<'a> FrozenDecoder<'a> {
+    /// The differentiable physics renderer ([`DifferentiablePhysicsRenderer`], one realisation
+    /// of the diffuse field per image) of `model`'s faces on `dataset`'s imaging, rendering
+    /// `kind` images: a model-based autoencoder whose decoder is the simulator and the
+    /// back-projection themselves. Each face is simulated with the seed `seeds` says, so that
+    /// its realisation does not depend on its place in a batch. It costs about a second of one
+    /// core per image at the `cpu` preset's imaging (render plus gradient), hence
+    /// [`AutoencoderTrainConfig::train_faces`]. Errors: a dataset whose imaging the renderer
+    /// cannot differentiate, or a model that does not match its layout.
+    pub fn physics<M: LinearMorphableModel + 'a>(
+        model: M,
+        dataset: &Dataset,
+        kind: InputKind,
+        seeds: PhysicsSeeds,
+    ) -> Result<Self> {
+        let imaging = dataset.config()?.imaging;
+        let layout = dataset.manifest().layout;
+        Ok(Self(Decoder::Physics {
+            renderer: Box::new(DifferentiablePhysicsRenderer::new(
+                model, layout, imaging, kind,
+            )?),
+            kind,
+            seeds,
+        }))
+    }
+
+    /// The decoder as a renderer.
+    fn renderer(&self) -> &dyn Renderer {
+        match &self.0 {
+            Decoder::Learned(learned) => *learned,
+            Decoder::Physics { renderer, .. } => renderer.as_ref(),
+        }
+    }
+
+    /// The seed of each of `dataset`'s local rows `rows` for this decoder (none for a learned
+    /// one).
+    fn face_seeds(&self, dataset: &Dataset, rows: &[usize]) -> Result<Vec<u64>> {
+        let Decoder::Physics { seeds, .. } = &self.0 else {
+            return Ok(Vec::new());
+        };
+        let config = dataset.config()?;
+        let first = dataset.manifest().range.0;
+        Ok((rows.iter())
+            .map(|&row| {
+                let (_, seed) = config.draw(first + row);
+                match seeds {
+                    PhysicsSeeds::Target => seed,
+                    // Any seed the dataset does not use for this face.
+                    PhysicsSeeds::Other => seed ^ OTHER_REALISATION,
+                }
+            })
+            .collect())
+    }
+
+    /// The images of `params` (B, P), of faces with the seeds `seeds` (ignored by a learned
+    /// decoder).
+    fn render(&self, params: &Tensor, seeds: Vec<u64>) -> Result<Tensor> {
+        match &self.0 {
+            Decoder::Learned(learned) => learned.render(params),
+            Decoder::Physics { renderer, .. } => renderer.render_seeded(params, seeds),
+        }
+    }
+}
+
+/// Flips the seed of a face into another realisation's ([`PhysicsSeeds::Other`]).
+const OTHER_REALISATION: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl<'a> From<&'a LearnedRenderer> for FrozenDecoder<'a> {
+    fn from(learned: &'a LearnedRenderer) -> Self {
+        Self(Decoder::Learned(learned))
+    }
+}
+
+/// Trains `encoder` further as the encoder half of an autoencoder whose decoder is frozen
+/// (§3.4, eq. 1), in (or resuming from) `dir`:
 ///
 ///   L = MSE(decoder(p̂ with D := 15 dB), x₁₅) + λ · MSE(p̂, p)
 ///
@@ -195,27 +308,47 @@ pub fn train_decoder(
 /// (for amplitude-depth input: a two-channel decoder from [`train_decoder`] with
 /// [`InputKind::AmplitudeDepth`]). L_params is `config.param_loss`, as in the encoder stage.
 ///
-/// The decoder is never given to the optimiser and runs in evaluation mode: its weights and
-/// BatchNorm statistics are unchanged.
-pub fn train_autoencoder(
+/// `decoder` is the paper's learned renderer (a `&LearnedRenderer` converts) or the physics
+/// itself ([`FrozenDecoder::physics`]). A learned decoder is never given to the optimiser and
+/// runs in evaluation mode: its weights and BatchNorm statistics are unchanged. With the
+/// physics decoder the card's objective says so (`"decoder": "physics"`), and a run resumes
+/// only with the decoder it started with.
+pub fn train_autoencoder<'d>(
     dataset: &Dataset,
     encoder: TrainedEncoder,
-    decoder: &LearnedRenderer,
+    decoder: impl Into<FrozenDecoder<'d>>,
     config: &AutoencoderTrainConfig,
     dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<TrainedEncoder> {
     config.validate()?;
-    let rows = training_rows(dataset)?;
+    let decoder = decoder.into();
+    let mut rows = training_rows(dataset)?;
+    if let Some(n) = config.train_faces {
+        rows.truncate(n);
+    }
     let input = encoder.card.image;
     let manifest = dataset.manifest();
-    check_autoencoder_parts(dataset, &encoder, decoder)?;
+    check_autoencoder_parts(dataset, &encoder, &decoder)?;
+    let face_seeds = decoder.face_seeds(dataset, &rows)?;
     let param_loss = config.param_loss.resolve(manifest)?;
     let mut objective = serde_json::json!({
         "range": config.range,
         "lambda": config.lambda,
     });
     config.param_loss.insert_objective(&mut objective)?;
+    if let serde_json::Value::Object(map) = &mut objective {
+        // Absent for the paper's autoencoder, so that its earlier cards still resume.
+        if let Decoder::Physics { seeds, .. } = &decoder.0 {
+            map.insert(
+                "decoder".into(),
+                serde_json::json!({ "physics": { "seeds": seeds } }),
+            );
+        }
+        if let Some(n) = config.train_faces {
+            map.insert("train_faces".into(), n.into());
+        }
+    }
     let card = card_for(
         dataset.manifest(),
         ModelRole::Encoder,
@@ -251,7 +384,10 @@ pub fn train_autoencoder(
                 + params_15.broadcast_mul(&d_mask.to_device(device)?)?)?;
             // The decoder may live elsewhere: it takes its input to its device, and its images
             // come back to the encoder's.
-            let rendered = decoder.render(&decoder_input)?.to_device(device)?;
+            let seeds = (indices.iter())
+                .filter_map(|&i| face_seeds.get(i).copied())
+                .collect();
+            let rendered = (decoder.render(&decoder_input, seeds))?.to_device(device)?;
             let image_loss = mse(&rendered, &target)?;
             let params_term = param_loss.loss(&predicted, &params)?;
             Ok((image_loss + (params_term * config.lambda)?)?)
@@ -266,33 +402,34 @@ pub fn train_autoencoder(
 fn check_autoencoder_parts(
     dataset: &Dataset,
     encoder: &TrainedEncoder,
-    decoder: &LearnedRenderer,
+    decoder: &FrozenDecoder,
 ) -> Result<()> {
     let input = encoder.card.image;
     let manifest = dataset.manifest();
-    let decoder_card = decoder.card();
-    if decoder_card.image != input {
+    let (renders, decoder_layout) = match &decoder.0 {
+        Decoder::Learned(learned) => (learned.card().image, learned.card().layout),
+        // Built on the dataset's layout and imaging.
+        Decoder::Physics { kind, .. } => (*kind, manifest.layout),
+    };
+    if renders != input {
         return Err(AbsFitError::config(
             "autoencoder decoder",
             format!(
-                "renders {} images but the encoder reads {} images: train the decoder on the \
+                "renders {} images but the encoder reads {} images: give the decoder the \
                  encoder's image kind",
-                decoder_card.image.name(),
+                renders.name(),
                 input.name()
             ),
         ));
     }
+    let (_, decoder_h, decoder_w) = decoder.renderer().image_shape();
     for (what, layout, (h, w)) in [
         (
             "encoder",
             encoder.card.layout,
             (encoder.card.height, encoder.card.width),
         ),
-        (
-            "decoder",
-            decoder_card.layout,
-            (decoder_card.height, decoder_card.width),
-        ),
+        ("decoder", decoder_layout, (decoder_h, decoder_w)),
     ] {
         if layout != manifest.layout || (h, w) != (manifest.image.height, manifest.image.width) {
             return Err(AbsFitError::Shape {
