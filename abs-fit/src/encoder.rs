@@ -67,21 +67,32 @@ impl TrainedEncoder {
     }
 
     /// The paper's name of the encoder's Table 1 row: "Encoder (Depth)", "Autoencoder
-    /// (Amp.-Depth)", ..., with " + 3D-ID loss (linear)" or "(learned)" for an encoder trained
-    /// with an identity loss.
+    /// (Amp.-Depth)", ..., "Autoencoder with physics decoder (Amp.-Depth)" (or "... (other
+    /// speckle)") for one trained through the physics, with ", N faces" inside the brackets for
+    /// an autoencoder trained on the first N faces only, and " + 3D-ID loss (linear)" or
+    /// "(learned)" for an encoder trained with an identity loss.
     pub fn method_name(&self) -> String {
+        let objective = &self.card.objective;
         let stage = match self.card.stage.as_str() {
-            "autoencoder" => "Autoencoder",
+            "autoencoder" => match objective.get("decoder").and_then(|d| d.get("physics")) {
+                Some(physics) => match physics.get("seeds").and_then(|s| s.as_str()) {
+                    Some("other") => "Autoencoder with physics decoder (other speckle)",
+                    _ => "Autoencoder with physics decoder",
+                },
+                None => "Autoencoder",
+            },
             _ => "Encoder",
         };
-        let identity = self
-            .card
-            .objective
+        let faces = objective
+            .get("train_faces")
+            .and_then(|n| n.as_u64())
+            .map_or(String::new(), |n| format!(", {n} faces"));
+        let identity = objective
             .get("id_loss")
             .and_then(|loss| loss.get("kind"))
             .and_then(|kind| kind.as_str())
             .map_or(String::new(), |kind| format!(" + 3D-ID loss ({kind})"));
-        format!("{stage} ({}){identity}", self.input().paper_name())
+        format!("{stage} ({}{faces}){identity}", self.input().paper_name())
     }
 
     /// The layout of the vectors it predicts.

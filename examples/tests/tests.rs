@@ -351,6 +351,30 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
         "--out",
         s(&autoencoder),
     ]));
+    // The same through the physics itself, on one batch of faces.
+    let text = ok(&radar_face(&[
+        "train",
+        "--dataset",
+        s(&dataset),
+        "--stage",
+        "autoencoder",
+        "--encoder",
+        s(&encoder),
+        "--decoder",
+        "physics",
+        "--train-faces",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--out",
+        s(&root.join("ae-physics")),
+    ]));
+    assert!(
+        text.contains("through the physics, each face with its own speckle"),
+        "{text}"
+    );
 
     let table_dir = root.join("table");
     // A small cosine study: 3 shapes × 2 expressions, 2 of each class compared.
@@ -642,6 +666,10 @@ fn reproduce_tiny_writes_every_result() {
         "Iterative encoder (Amp.-Depth)",
         "Encoder (Depth) + 3D-ID loss (linear)",
         "Encoder (Amp.-Depth) + 3D-ID loss (learned)",
+        // tiny trains the amplitude-depth autoencoder through the physics on 8 faces, beside
+        // the same through its learned decoder.
+        "Autoencoder with physics decoder (Amp.-Depth, 8 faces)",
+        "Autoencoder (Amp.-Depth, 8 faces)",
     ] {
         assert!(table.contains(&format!("| {name} | measured |")), "{table}");
     }
@@ -690,7 +718,8 @@ fn reproduce_tiny_writes_every_result() {
         findings.contains("| depth input helps shape |")
             && findings.contains("| the iterative encoder beats the one-pass encoder |")
             && findings.contains("| iterating lowers point distance |")
-            && findings.contains("| the learned 3D-ID loss changes the encoder |"),
+            && findings.contains("| the learned 3D-ID loss changes the encoder |")
+            && findings.contains("| the physics decoder beats the learned one |"),
         "{findings}"
     );
     let cosine = std::fs::read_to_string(results.join("cosine.md")).unwrap();

@@ -56,6 +56,13 @@
 //! `faces/VARIANT/` (per face a PLY coloured by error, a PNG of target and rendering, and a PNG
 //! of the true, starting and fitted meshes, the last two coloured by error).
 //!
+//! With `--physics-decoder-faces N` (default 8 at `tiny`, 0 elsewhere), `networks/` also holds
+//! `autoencoder-physics-amplitude-depth-N/` (the amplitude-depth encoder trained further
+//! through the differentiable physics, each face with its own seed, on the first N training
+//! faces with the autoencoder budget) and its control `autoencoder-amplitude-depth-N/` (the
+//! same through the learned decoder); Table 1 gains their rows and the findings their paired
+//! comparison.
+//!
 //! With `--id-loss-rows` (the default at `tiny` only: five more networks), `networks/` also
 //! holds `mesh-encoder/` (COMA's mesh autoencoder of the face model, code 16) and
 //! `encoder-{depth,amplitude-depth}-id-{linear,learned}/` (the one-pass encoders' settings and
@@ -82,8 +89,9 @@ use abs_fit::train::{
     TrainSchedule,
 };
 use abs_fit::{
-    Iterate, IterativeEncoder, LearnedRenderer, PoseScaling, Preset, Progress, TrainedEncoder,
-    train_autoencoder, train_decoder, train_encoder, train_iterative_from, train_mesh_encoder,
+    FrozenDecoder, Iterate, IterativeEncoder, LearnedRenderer, PhysicsSeeds, PoseScaling, Preset,
+    Progress, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
+    train_iterative_from, train_mesh_encoder,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -151,6 +159,13 @@ pub struct Args {
     /// Optimiser steps of the physics fits.
     #[arg(long, default_value_t = 25)]
     physics_fit_steps: usize,
+    /// Train the amplitude-depth autoencoder through the differentiable physics (each face with
+    /// its own seed) on the first N training faces, beside the same autoencoder through its
+    /// learned decoder on the same faces, for two Table 1 rows and their paired comparison
+    /// (default: the preset's budget, 8 at `tiny`, 0 (off) elsewhere; about a second of one
+    /// core per face and epoch at `cpu` imaging).
+    #[arg(long)]
+    physics_decoder_faces: Option<usize>,
     /// Train a mesh encoder and the depth and amplitude-depth encoders again with each 3D
     /// identity loss (linear, learned), for Table 1 rows and a paired cosine study against the
     /// encoders without it (default: the preset's budget, true at tiny only).
@@ -191,6 +206,9 @@ pub struct Budget {
     /// face is one physics rendering: `quick`'s 40 shapes took 2 × 44 s of its run (1 500
     /// faces, 2026-12-04), so it studies 20.
     pub study_large_shapes: usize,
+    /// Training faces of the physics-decoder autoencoder and its learned-decoder control
+    /// (`--physics-decoder-faces`; 0: not trained).
+    pub physics_decoder_faces: usize,
     /// Whether the 3D identity-loss encoders are trained and compared (`--id-loss-rows`): four
     /// more encoders and a mesh encoder, beyond the CPU presets' time budgets.
     pub id_loss_rows: bool,
@@ -249,6 +267,9 @@ impl Budget {
             device: ComputeDevice::Cpu,
             study_large_shapes,
             physics_fit_faces,
+            // One batch of faces at `tiny`, as a check; the physics renders cost ~1 s of one
+            // core per face and epoch at `cpu` imaging.
+            physics_decoder_faces: if preset == Preset::Tiny { 8 } else { 0 },
             id_loss_rows: preset == Preset::Tiny,
             mesh_encoder,
         }
@@ -370,12 +391,25 @@ pub fn run(args: Args) -> CliResult {
         Vec::new()
     };
 
+    let decoder_faces = (args.physics_decoder_faces).unwrap_or(budget.physics_decoder_faces);
+    let decoder_rows = if decoder_faces > 0 {
+        train_physics_decoder_rows(
+            &dataset,
+            &model,
+            (&networks, &budget, args.epochs),
+            decoder_faces,
+            &out.join("networks"),
+        )?
+    } else {
+        Vec::new()
+    };
+
     let results = create_dir(&out.join("results"))?;
     let fit_steps = args.fit_steps.unwrap_or(budget.fit_steps);
     let mut fit_seconds = table1(
         &dataset,
         &model,
-        (&networks, &id_encoders),
+        (&networks, &id_encoders, &decoder_rows),
         fit_steps,
         args.faces,
         &results,
@@ -495,6 +529,51 @@ fn encoder_config(budget: &Budget, epochs: Option<usize>) -> EncoderTrainConfig 
     }
 }
 
+/// Trains (or resumes) the amplitude-depth encoder further through the physics
+/// ([`FrozenDecoder::physics`], each face with its own seed) and, as the control, through its
+/// learned decoder, both with the autoencoder budget on the first `faces` training faces, in
+/// `dir/autoencoder-physics-amplitude-depth-N` and `dir/autoencoder-amplitude-depth-N`.
+/// Returns their directories.
+fn train_physics_decoder_rows(
+    dataset: &Dataset,
+    model: &PcaModel,
+    (networks, budget, epochs): (&[Networks], &Budget, Option<usize>),
+    faces: usize,
+    dir: &Path,
+) -> CliResult<Vec<PathBuf>> {
+    let net = networks_of(networks, InputKind::AmplitudeDepth)?;
+    let paper = AutoencoderTrainConfig::paper();
+    let config = AutoencoderTrainConfig {
+        schedule: budget.schedule(paper.schedule, epochs.unwrap_or(budget.autoencoder_epochs)),
+        train_faces: Some(faces),
+        ..paper
+    };
+    let kind = InputKind::AmplitudeDepth;
+    let mut bar = Bar::new("steps");
+    let device = budget.device.open()?;
+    let learned = LearnedRenderer::load(&net.decoder, &device)?;
+    let (physics_dir, learned_dir) = (
+        dir.join(format!("autoencoder-physics-{}-{faces}", kind.name())),
+        dir.join(format!("autoencoder-{}-{faces}", kind.name())),
+    );
+    for (what, decoder, out) in [
+        (
+            "physics",
+            FrozenDecoder::physics(model, dataset, kind, PhysicsSeeds::Target)?,
+            &physics_dir,
+        ),
+        ("learned", FrozenDecoder::from(&learned), &learned_dir),
+    ] {
+        bar.message(&format!(
+            "training the {} autoencoder through the {what} decoder on {faces} faces",
+            kind.name()
+        ));
+        let encoder = TrainedEncoder::load(&net.encoder, &device)?;
+        train_autoencoder(dataset, encoder, decoder, &config, out, &mut bar)?;
+    }
+    Ok(vec![physics_dir, learned_dir])
+}
+
 /// An encoder trained with a 3D identity loss: its input kind and its directory.
 struct IdEncoder {
     kind: InputKind,
@@ -560,7 +639,7 @@ fn train_id_loss_encoders(
 fn table1(
     dataset: &Dataset,
     model: &PcaModel,
-    (networks, id_encoders): (&[Networks], &[IdEncoder]),
+    (networks, id_encoders, decoder_rows): (&[Networks], &[IdEncoder], &[PathBuf]),
     fit_steps: usize,
     faces: usize,
     results: &Path,
@@ -580,8 +659,9 @@ fn table1(
             scores.push(validation.encoder_row(&encoder, batch)?);
         }
     }
-    for id_encoder in id_encoders {
-        let encoder = TrainedEncoder::load(&id_encoder.dir, &device)?;
+    let extra = (id_encoders.iter().map(|e| &e.dir)).chain(decoder_rows);
+    for dir in extra {
+        let encoder = TrainedEncoder::load(dir, &device)?;
         scores.push(validation.encoder_row(&encoder, batch)?);
     }
     let (iterative, iterations) = iterative_rows(&validation, model, networks, results)?;
@@ -836,6 +916,18 @@ fn findings(scores: &[FaceErrors], bootstrap: &Bootstrap) -> CliResult<Vec<Findi
                 format!("{start} + fitting ({fitted})"),
                 start,
                 Cell::PointDistance,
+            ));
+        }
+    }
+    // The physics-decoder autoencoder against its learned-decoder control on the same faces.
+    let physics = "Autoencoder with physics decoder";
+    for method in scores.iter().filter_map(|s| s.method.strip_prefix(physics)) {
+        for cell in [Cell::PointDistance, Cell::Shape, Cell::Rotation] {
+            wanted.push((
+                "the physics decoder beats the learned one".into(),
+                format!("{physics}{method}"),
+                format!("Autoencoder{method}"),
+                cell,
             ));
         }
     }

@@ -13,8 +13,8 @@ use abs_fit::train::{
     TrainSchedule,
 };
 use abs_fit::{
-    FeedbackSet, LearnedRenderer, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
-    train_iterative, train_iterative_from, train_mesh_encoder,
+    FeedbackSet, FrozenDecoder, LearnedRenderer, PhysicsSeeds, TrainedEncoder, train_autoencoder,
+    train_decoder, train_encoder, train_iterative, train_iterative_from, train_mesh_encoder,
 };
 use clap::{Args as ClapArgs, ValueEnum};
 
@@ -80,10 +80,17 @@ pub struct Args {
     /// channels, zeros on the feedback channels; same input kind, preset and pose network).
     #[arg(long)]
     encoder: Option<PathBuf>,
-    /// The trained decoder (learned renderer) the autoencoder trains through (autoencoder
-    /// stage only).
+    /// The frozen decoder the autoencoder trains through (autoencoder stage only): the
+    /// directory of a trained decoder (learned renderer), or `physics` (the differentiable
+    /// physics on the dataset's imaging, each face with the seed it was generated with, so
+    /// that the true face renders the target itself) or `physics:other` (each face with
+    /// another realisation of its diffuse field). A directory named `physics` is `./physics`.
+    #[arg(long, value_parser = parse_decoder)]
+    decoder: Option<DecoderChoice>,
+    /// Train the autoencoder on the first N training faces only (the physics decoder costs
+    /// about a second of one core per face at `cpu` imaging).
     #[arg(long)]
-    decoder: Option<PathBuf>,
+    train_faces: Option<usize>,
     /// Feedback channels of the iterative stage: a comma-separated list of pncc, normals,
     /// depth and residual, or none (default: depth, and the residual where the input has
     /// depth).
@@ -135,6 +142,29 @@ pub struct Args {
     /// Stage directory: `model.json` and the checkpoint. Running again resumes.
     #[arg(long, short)]
     out: PathBuf,
+}
+
+/// The autoencoder's frozen decoder on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecoderChoice {
+    /// A trained decoder's directory.
+    Learned(PathBuf),
+    /// The differentiable physics, with the faces' own or other seeds.
+    Physics(PhysicsSeeds),
+}
+
+/// `physics`, `physics:other`, or a directory.
+fn parse_decoder(s: &str) -> Result<DecoderChoice, String> {
+    Ok(match s {
+        "physics" | "physics:target" => DecoderChoice::Physics(PhysicsSeeds::Target),
+        "physics:other" => DecoderChoice::Physics(PhysicsSeeds::Other),
+        _ if s.starts_with("physics:") => {
+            return Err(format!(
+                "'{s}': expected physics, physics:target, physics:other or a directory"
+            ));
+        }
+        dir => DecoderChoice::Learned(PathBuf::from(dir)),
+    })
 }
 
 /// An [`InputKind`] from its name.
@@ -282,10 +312,10 @@ pub fn run(args: Args) -> CliResult {
                         .into(),
                 );
             }
-            let (Some(encoder_dir), Some(decoder_dir)) = (&args.encoder, &args.decoder) else {
+            let (Some(encoder_dir), Some(decoder_choice)) = (&args.encoder, &args.decoder) else {
                 return Err(
                     "--stage autoencoder needs --encoder DIR (a trained encoder) and \
-                            --decoder DIR (a trained decoder)"
+                            --decoder DIR (a trained decoder) or --decoder physics"
                         .into(),
                 );
             };
@@ -301,15 +331,39 @@ pub fn run(args: Args) -> CliResult {
                 )
                 .into());
             }
-            let decoder = LearnedRenderer::load(decoder_dir, &device)?;
             let paper = AutoencoderTrainConfig::paper();
             let config = AutoencoderTrainConfig {
                 schedule: overridden(paper.schedule, &args),
+                train_faces: args.train_faces,
                 ..paper
             };
-            let trained =
-                train_autoencoder(&dataset, encoder, &decoder, &config, &args.out, &mut bar)?;
-            describe(trained.card(), config.schedule)
+            let (trained, through) = match decoder_choice {
+                DecoderChoice::Learned(dir) => {
+                    let decoder = LearnedRenderer::load(dir, &device)?;
+                    let trained = train_autoencoder(
+                        &dataset, encoder, &decoder, &config, &args.out, &mut bar,
+                    )?;
+                    (trained, format!("decoder {}", dir.display()))
+                }
+                DecoderChoice::Physics(seeds) => {
+                    let model = load_model(args.model.as_deref())?;
+                    let kind = encoder.input();
+                    let decoder = FrozenDecoder::physics(&model, &dataset, kind, *seeds)?;
+                    let trained = train_autoencoder(
+                        &dataset, encoder, decoder, &config, &args.out, &mut bar,
+                    )?;
+                    let realisation = match seeds {
+                        PhysicsSeeds::Target => "its own",
+                        PhysicsSeeds::Other => "another",
+                    };
+                    let through = format!("the physics, each face with {realisation} speckle");
+                    (trained, through)
+                }
+            };
+            format!(
+                "{} through {through}",
+                describe(trained.card(), config.schedule)
+            )
         }
     };
     println!(
@@ -400,6 +454,10 @@ fn refuse_ignored(args: &Args) -> CliResult {
             args.decoder.is_some() && args.stage != Stage::Autoencoder,
         ),
         (
+            "--train-faces",
+            args.train_faces.is_some() && args.stage != Stage::Autoencoder,
+        ),
+        (
             "--pose-network",
             args.pose_network.is_some() && !matches!(args.stage, Stage::Encoder | Stage::Iterative),
         ),
@@ -423,19 +481,20 @@ fn refuse_ignored(args: &Args) -> CliResult {
             "--model",
             args.model.is_some()
                 && !(matches!(args.stage, Stage::Iterative | Stage::MeshEncoder)
-                    || args.id_loss.is_some()),
+                    || args.id_loss.is_some()
+                    || matches!(args.decoder, Some(DecoderChoice::Physics(_)))),
         ),
     ];
     match ignored.iter().find(|(_, ignored)| *ignored) {
         Some((option, _)) => Err(format!(
             "{option} does not apply to --stage {stage}: --encoder belongs to --stage \
-             autoencoder or iterative, --decoder to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
+             autoencoder or iterative, --decoder and --train-faces to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
              --mean-start-fraction, --own-estimate-fraction and --geometry-weight to --stage \
              iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
              --identity, --meshes-per-epoch, --validation-meshes and --invariance-weight to \
              --stage mesh-encoder (which reads no --dataset, --input or --preset), and --model \
              to the stages that use the face model (iterative, mesh-encoder, encoder with \
-             --id-loss)"
+             --id-loss, autoencoder with --decoder physics)"
         )
         .into()),
         None => Ok(()),
@@ -464,4 +523,27 @@ fn describe(card: &ModelCard, schedule: TrainSchedule) -> String {
         schedule.epochs,
         schedule.batch_size
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoders_parse_from_their_names() {
+        assert_eq!(
+            parse_decoder("physics"),
+            Ok(DecoderChoice::Physics(PhysicsSeeds::Target))
+        );
+        assert_eq!(
+            parse_decoder("physics:other"),
+            Ok(DecoderChoice::Physics(PhysicsSeeds::Other))
+        );
+        assert_eq!(
+            parse_decoder("./physics"),
+            Ok(DecoderChoice::Learned(PathBuf::from("./physics")))
+        );
+        let err = parse_decoder("physics:some").unwrap_err();
+        assert!(err.contains("expected physics"), "{err}");
+    }
 }
