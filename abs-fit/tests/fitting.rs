@@ -566,6 +566,73 @@ fn a_cauchy_loss_compares_pixels_robustly() {
     }
 }
 
+/// A prior with a precision matrix adds λ·oᵀΠo over its own columns to the first loss, with o
+/// the offsets from the start's centre; a precision of the wrong size, asymmetric or negative
+/// on its diagonal is refused.
+#[test]
+fn a_prior_precision_weighs_the_offsets() {
+    let layout = layout();
+    let p = layout.len();
+    let r = renderer(layout, &imaging(32, 0.008));
+    let to_f64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let target = image(&r, &to_f64(layout.to_vector(&drawn_face(2))));
+    let start = to_f64(layout.to_vector(&drawn_face(5)));
+    let rendered = image(&r, &start);
+    let image_loss = (rendered.iter().zip(&target))
+        .map(|(a, t)| (a - t).powi(2))
+        .sum::<f64>()
+        / target.len() as f64;
+    // Centred on the mean face: the offsets are the coefficients themselves. Π: a symmetric
+    // matrix with off-diagonal terms, read on the shape and expression columns only.
+    let numbers = |i: usize, j: usize| ((i * 7 + j * 3) % 5) as f64 * 0.1;
+    let precision: Vec<f64> = (0..p * p)
+        .map(|k| {
+            let (i, j) = (k / p, k % p);
+            numbers(i.min(j), i.max(j)) + if i == j { 2.0 } else { 0.0 }
+        })
+        .collect();
+    let prior: Vec<usize> = (layout.range(ParamGroup::Shape))
+        .chain(layout.range(ParamGroup::Expression))
+        .collect();
+    let quadratic: f64 = (prior.iter())
+        .flat_map(|&i| prior.iter().map(move |&j| (i, j)))
+        .map(|(i, j)| start[i] * precision[i * p + j] * start[j])
+        .sum();
+    let lambda = 0.01;
+    let target = Tensor::from_vec(target, (1, 1, 32, 32), &Device::Cpu).unwrap();
+    let config = FitConfig {
+        steps: 1,
+        prior_weight: lambda,
+        prior_precision: Some(precision.clone().into()),
+        ..FitConfig::new(layout)
+    };
+    assert_first_loss(
+        &r,
+        &target,
+        &start,
+        &config,
+        image_loss + lambda * quadratic,
+    );
+    let asymmetric = {
+        let mut m = precision.clone();
+        m[1] += 0.5;
+        m
+    };
+    let negative = {
+        let mut m = precision.clone();
+        m[0] = -1.0;
+        m
+    };
+    for bad in [precision[1..].to_vec(), asymmetric, negative] {
+        let config = FitConfig {
+            prior_precision: Some(bad.into()),
+            ..config.clone()
+        };
+        let err = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap_err();
+        assert!(err.to_string().contains("prior precision"), "{err}");
+    }
+}
+
 /// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity
 /// pose, with the drawn face's rendering columns; the target is the drawn face's image twice.
 fn optimum_and_mean() -> (

@@ -571,6 +571,71 @@ fn a_physics_decoder_trains_the_encoder_through_the_simulation() {
     assert!(err.to_string().contains("training faces"), "{err}");
 }
 
+/// The precision of an encoder's residuals inverts their covariance (plus the ridge) on the
+/// chosen columns and is 0 elsewhere; too few faces or a bad ridge are refused.
+#[test]
+fn residual_precision_inverts_the_residual_covariance() {
+    let ds = dataset();
+    let root = temp_dir("residual-precision");
+    let encoder = train_encoder(
+        &ds,
+        InputKind::Amplitude,
+        &encoder_config(1),
+        &root.join("encoder"),
+        &mut NoProgress,
+    )
+    .unwrap();
+    let model = builtin();
+    let rows: Vec<usize> = (0..ds.manifest().n_samples).collect();
+    let validation = Validation::with_rows(&ds, model, rows.clone()).unwrap();
+    let layout = ds.manifest().layout;
+    let groups = [ParamGroup::Shape, ParamGroup::Expression];
+    let ridge = 0.1;
+    let precision = validation
+        .residual_precision(&encoder, &groups, ridge, 8)
+        .unwrap();
+    let p = layout.len();
+    let columns: Vec<usize> = groups.iter().flat_map(|&g| layout.range(g)).collect();
+    let residuals = validation.predict(&encoder, 8).unwrap() - validation.truth();
+    let n = rows.len() as f64;
+    let mut covariance = vec![0.0; p * p];
+    for &i in &columns {
+        for &j in &columns {
+            covariance[i * p + j] = (residuals.column(i).iter().zip(residuals.column(j)))
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum::<f64>()
+                / n;
+        }
+    }
+    let mean_diagonal =
+        columns.iter().map(|&i| covariance[i * p + i]).sum::<f64>() / columns.len() as f64;
+    for &i in &columns {
+        covariance[i * p + i] += ridge * mean_diagonal;
+    }
+    for i in 0..p {
+        for j in 0..p {
+            let product: f64 = (0..p)
+                .map(|k| precision[i * p + k] * covariance[k * p + j])
+                .sum();
+            let identity = if i == j && columns.contains(&i) {
+                1.0
+            } else {
+                0.0
+            };
+            assert!((product - identity).abs() < 1e-6, "({i}, {j}): {product}");
+        }
+    }
+    let few = Validation::with_rows(&ds, model, rows[..columns.len()].to_vec()).unwrap();
+    let err = few
+        .residual_precision(&encoder, &groups, ridge, 8)
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot estimate"), "{err}");
+    let err = validation
+        .residual_precision(&encoder, &groups, 0.0, 8)
+        .unwrap_err();
+    assert!(err.to_string().contains("ridge"), "{err}");
+}
+
 /// Every kind of Table 1 row through the library alone, on the tiny preset: the baselines, a
 /// trained encoder, and the encoder refined by fitting through a learned renderer and through
 /// the depth raster.

@@ -1,8 +1,11 @@
 //! Which test-time fit improves faces (issue 15): the amplitude-depth autoencoder's estimates
 //! of a reproduction's first validation faces, refined through its learned renderer with the
 //! default fit (prior at the mean face) and with the options `PriorCentre::Start` (at two
-//! weights), `keep_best` and `fit_pose = false`, each compared face by face with the unfitted estimate (paired bootstrap
-//! intervals of point distance, translation and rotation L2; faces improved).
+//! weights), `keep_best`, `fit_pose = false`, pooled, channel-weighted and robust losses, and a
+//! prior at the start shaped by the autoencoder's residual covariance (estimated on up to 400
+//! validation faces after the fitted ones), each compared face by face with the unfitted
+//! estimate (paired bootstrap intervals of point distance, translation and rotation L2; faces
+//! improved).
 //!
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS] [RENDERER]`
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
@@ -14,14 +17,19 @@
 //! table)
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::{Bootstrap, Cell, FaceErrors, Validation, paired_difference};
 use abs_fit::fit::{FitSettings, FitTarget};
-use abs_fit::{LearnedRenderer, NoProgress, PriorCentre, TrainedEncoder};
+use abs_fit::{LearnedRenderer, NoProgress, ParamGroup, PriorCentre, TrainedEncoder};
 use candle_core::Device;
 
 type Error = Box<dyn std::error::Error>;
+
+/// Validation faces, after the fitted ones, whose autoencoder residuals shape the residual
+/// prior.
+const RESIDUAL_FACES: usize = 400;
 
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
@@ -46,11 +54,28 @@ fn main() -> Result<(), Error> {
     };
     let dataset = Dataset::open(&run.join("dataset"))?;
     let model = morphable::builtin::builtin().model();
-    let rows: Vec<usize> = dataset.validation_rows().into_iter().take(faces).collect();
+    let all = dataset.validation_rows();
+    let rows: Vec<usize> = all.iter().copied().take(faces).collect();
     let validation = Validation::with_rows(&dataset, model, rows)?;
     let device = Device::Cpu;
     let networks = run.join("networks");
     let encoder = TrainedEncoder::load(&networks.join("autoencoder-amplitude-depth"), &device)?;
+    // The residual prior's precision, from the autoencoder's errors on the validation faces
+    // after the fitted ones (at most RESIDUAL_FACES of them).
+    let held_out = all[faces.min(all.len())..]
+        .iter()
+        .rev()
+        .take(RESIDUAL_FACES);
+    let held_out = Validation::with_rows(&dataset, model, held_out.copied().collect())?;
+    let groups = [ParamGroup::Shape, ParamGroup::Expression];
+    let precision: Arc<[f64]> = (held_out.residual_precision(&encoder, &groups, 0.1, 64)?).into();
+    let residual_prior = |prior: f64| FitSettings {
+        fit_pose: false,
+        prior,
+        prior_centre: PriorCentre::Start,
+        prior_precision: Some(precision.clone()),
+        ..FitSettings::new(steps)
+    };
     let target = match physics {
         Some(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
         None => {
@@ -84,30 +109,30 @@ fn main() -> Result<(), Error> {
     let base = FitSettings::new(steps);
     let start_prior = FitSettings {
         prior_centre: PriorCentre::Start,
-        ..base
+        ..base.clone()
     };
     let variants = [
-        ("prior at the mean (default)", base),
+        ("prior at the mean (default)", base.clone()),
         (
             "prior at the mean, keep best",
             FitSettings {
                 keep_best: true,
-                ..base
+                ..base.clone()
             },
         ),
-        ("prior at the start", start_prior),
+        ("prior at the start", start_prior.clone()),
         (
             "prior at the start, λ = 0.01",
             FitSettings {
                 prior: 0.01,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
             "prior at the start, pose kept",
             FitSettings {
                 fit_pose: false,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
@@ -115,14 +140,14 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 prior: 0.01,
                 fit_pose: false,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
             "prior at the start on the pose too",
             FitSettings {
                 pose_prior: true,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
@@ -130,7 +155,7 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 prior: 0.01,
                 pose_prior: true,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
@@ -138,7 +163,7 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 pose_prior: true,
                 loss_pool: 2,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
@@ -146,21 +171,21 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 pose_prior: true,
                 loss_pool: 4,
-                ..start_prior
+                ..start_prior.clone()
             },
         ),
         (
             "prior at the mean, pose kept",
             FitSettings {
                 fit_pose: false,
-                ..base
+                ..base.clone()
             },
         ),
         (
             "prior at the mean, 2 × 2 pooled loss",
             FitSettings {
                 loss_pool: 2,
-                ..base
+                ..base.clone()
             },
         ),
         (
@@ -168,7 +193,7 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 fit_pose: false,
                 loss_pool: 2,
-                ..base
+                ..base.clone()
             },
         ),
         (
@@ -176,7 +201,7 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 fit_pose: false,
                 learning_rate: 0.05,
-                ..base
+                ..base.clone()
             },
         ),
         (
@@ -185,7 +210,7 @@ fn main() -> Result<(), Error> {
                 fit_pose: false,
                 learning_rate: 0.05,
                 prior: 0.003,
-                ..base
+                ..base.clone()
             },
         ),
         (
@@ -193,7 +218,7 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 fit_pose: false,
                 depth_weight: Some(10.0),
-                ..base
+                ..base.clone()
             },
         ),
         (
@@ -201,7 +226,23 @@ fn main() -> Result<(), Error> {
             FitSettings {
                 fit_pose: false,
                 cauchy_scale: Some(0.1),
-                ..base
+                ..base.clone()
+            },
+        ),
+        (
+            "prior at the start shaped by the residuals, λ = 0.001, pose kept",
+            residual_prior(1e-3),
+        ),
+        (
+            "prior at the start shaped by the residuals, λ = 0.0001, pose kept",
+            residual_prior(1e-4),
+        ),
+        (
+            "prior at the mean, pose kept, twice the steps",
+            FitSettings {
+                fit_pose: false,
+                steps: 2 * steps,
+                ..base.clone()
             },
         ),
     ];

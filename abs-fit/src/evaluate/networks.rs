@@ -236,6 +236,61 @@ impl<'a> Validation<'a> {
         .collect()
     }
 
+    /// The precision (inverse covariance, P × P row-major, scaled units) of the encoder's
+    /// residuals (prediction − truth) on these faces, over the columns of `groups` (0 on every
+    /// other row and column), for a fit's prior ([`crate::FitConfig::prior_precision`]): the
+    /// covariance C = RᵀR/N of the N residual rows R, with `ridge` × its mean diagonal added
+    /// to the diagonal before inverting, so that directions the encoder never errs in stay
+    /// finite. Estimate it on faces other than those the fit refines. Errors: fewer faces than
+    /// columns, or a ridge that is not finite and positive.
+    pub fn residual_precision(
+        &self,
+        encoder: &TrainedEncoder,
+        groups: &[ParamGroup],
+        ridge: f64,
+        batch: usize,
+    ) -> Result<Vec<f64>> {
+        let layout = self.dataset.manifest().layout;
+        let columns: Vec<usize> = groups.iter().flat_map(|&g| layout.range(g)).collect();
+        let (n, k) = (self.rows.len(), columns.len());
+        if n <= k {
+            return Err(AbsFitError::config(
+                "residual precision",
+                format!("{n} faces cannot estimate the covariance of {k} columns"),
+            ));
+        }
+        if !(ridge.is_finite() && ridge > 0.0) {
+            return Err(AbsFitError::config(
+                "residual precision ridge",
+                format!("{ridge} must be finite and positive"),
+            ));
+        }
+        let predicted = self.predict(encoder, batch)?;
+        let residuals = nalgebra::DMatrix::from_fn(n, k, |i, j| {
+            f64::from(predicted[[i, columns[j]]]) - f64::from(self.truth[[i, columns[j]]])
+        });
+        let mut covariance = residuals.transpose() * &residuals / n as f64;
+        let shift = ridge * covariance.diagonal().mean();
+        for j in 0..k {
+            covariance[(j, j)] += shift;
+        }
+        let inverse = covariance.cholesky().map(|c| c.inverse()).ok_or_else(|| {
+            AbsFitError::config(
+                "residual precision",
+                "the residual covariance is not positive definite",
+            )
+        })?;
+        let p = layout.len();
+        let mut precision = vec![0.0; p * p];
+        for (a, &i) in columns.iter().enumerate() {
+            for (b, &j) in columns.iter().enumerate() {
+                // Symmetric to rounding; made exactly so.
+                precision[i * p + j] = 0.5 * (inverse[(a, b)] + inverse[(b, a)]);
+            }
+        }
+        Ok(precision)
+    }
+
     /// The encoder's errors under its paper name ([`TrainedEncoder::method_name`]).
     pub fn encoder_row(&self, encoder: &TrainedEncoder, batch: usize) -> Result<FaceErrors> {
         self.score(encoder.method_name(), &self.predict(encoder, batch)?)

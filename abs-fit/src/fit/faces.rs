@@ -3,6 +3,8 @@
 //! which fits dataset rows from an encoder's predictions and keeps everything a report needs
 //! ([`FittedFaces`]).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 use morphable::LinearMorphableModel;
 use ndarray::{Array2, s};
@@ -87,7 +89,7 @@ impl<'a> FitTarget<'a> {
 
 /// The optimiser settings of a fit of dataset faces (the rest of its [`FitConfig`] follows
 /// from the dataset and the [`FitTarget`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FitSettings {
     /// Most optimiser steps.
     pub steps: usize,
@@ -112,6 +114,8 @@ pub struct FitSettings {
     /// The scale of a Cauchy loss on the pixel differences ([`FitConfig::cauchy_scale`]);
     /// None: squared differences.
     pub cauchy_scale: Option<f64>,
+    /// The prior's precision ([`FitConfig::prior_precision`]); None: the identity.
+    pub prior_precision: Option<Arc<[f64]>>,
 }
 
 impl FitSettings {
@@ -149,6 +153,7 @@ impl FitSettings {
             loss_pool: 1,
             depth_weight: None,
             cauchy_scale: None,
+            prior_precision: None,
         }
     }
 }
@@ -244,6 +249,7 @@ pub fn fit_faces(
         pose_prior: settings.pose_prior,
         loss_pool: settings.loss_pool,
         cauchy_scale: settings.cauchy_scale,
+        prior_precision: settings.prior_precision.clone(),
         ignore_empty_target: target.ignore_empty_target && settings.depth_weight.is_none(),
         channels: match settings.depth_weight {
             None => Vec::new(),

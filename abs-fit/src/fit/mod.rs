@@ -20,6 +20,8 @@
 
 mod faces;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
@@ -65,6 +67,14 @@ pub struct FitConfig {
     /// Otherwise the image loss is Σ w_c·(render − target)² over the kept pixels divided by
     /// their number, and [`FitConfig::ignore_empty_target`] must be false.
     pub channels: Vec<ChannelLoss>,
+    /// The precision (inverse covariance, scaled units) of the Gaussian prior: P × P values,
+    /// row-major, symmetric, non-negative on the diagonal, of which the prior reads the rows and
+    /// columns of its own groups. The prior of a row is then λ·oᵀΠo with o its offsets from
+    /// the centre on those columns (0 elsewhere); None: Π = I, λ·|o|². With
+    /// [`PriorCentre::Start`] and Π the inverse of an encoder's residual covariance, the fit
+    /// may move the start along the directions in which the encoder errs, and little along the
+    /// others ([`crate::evaluate::Validation::residual_precision`]).
+    pub prior_precision: Option<Arc<[f64]>>,
     /// Compare pixels with the Cauchy (Lorentzian) loss of this scale c instead of the squared
     /// difference d²: c²·ln(1 + d²/c²), which is d² for |d| ≪ c and grows only
     /// logarithmically beyond, so that a few large differences (deep speckle fades of the
@@ -109,6 +119,7 @@ impl FitConfig {
             loss_pool: 1,
             channels: Vec::new(),
             cauchy_scale: None,
+            prior_precision: None,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -174,6 +185,9 @@ impl FitConfig {
                 format!("{c} must be finite and positive"),
             ));
         }
+        if let Some(precision) = &self.prior_precision {
+            check_precision(precision, self.layout.len())?;
+        }
         if !self.channels.is_empty() && self.ignore_empty_target {
             return Err(AbsFitError::config(
                 "fit channel weights",
@@ -221,7 +235,7 @@ pub fn fit(
     progress: &mut dyn Progress,
 ) -> Result<FitResult> {
     config.validate()?;
-    let (b, _) = check_inputs(renderer, target, init, &config.layout)?;
+    let (b, p) = check_inputs(renderer, target, init, &config.layout)?;
     let dtype = init.dtype();
     let device = init.device();
     let pool = |images: Tensor| -> Result<Tensor> {
@@ -253,6 +267,9 @@ pub fn fit(
         },
     )?;
     let pixel_weights = pixel_weights(config, &target)?;
+    let precision = (config.prior_precision.as_ref())
+        .map(|values| Tensor::from_slice(values, (p, p), device)?.to_dtype(dtype))
+        .transpose()?;
     let centre = match config.prior_centre {
         PriorCentre::Mean => init.zeros_like()?,
         PriorCentre::Start => init.to_dtype(dtype)?,
@@ -281,10 +298,12 @@ pub fn fit(
             None => (squared.mean_all()?, squared.flatten_from(1)?.mean(1)?),
         };
         if config.prior_weight > 0.0 {
-            let offsets = (params - &centre)?
-                .broadcast_mul(&coefficient_mask)?
-                .sqr()?;
-            let per_row = (offsets.sum(1)? * config.prior_weight)?;
+            let offsets = (params - &centre)?.broadcast_mul(&coefficient_mask)?;
+            let quadratic = match &precision {
+                None => offsets.sqr()?,
+                Some(precision) => offsets.matmul(precision)?.mul(&offsets)?,
+            };
+            let per_row = (quadratic.sum(1)? * config.prior_weight)?;
             loss = (loss + (per_row.sum_all()? / b as f64)?)?;
             rows = (rows + per_row)?;
         }
@@ -406,6 +425,35 @@ fn check_inputs(
         ));
     }
     Ok((b, p))
+}
+
+/// Fails unless `precision` is P × P, finite, symmetric and non-negative on its diagonal.
+fn check_precision(precision: &[f64], p: usize) -> Result<()> {
+    let bad = |why: String| Err(AbsFitError::config("fit prior precision", why));
+    if precision.len() != p * p {
+        return bad(format!(
+            "{} values where {p} × {p} = {} were expected",
+            precision.len(),
+            p * p
+        ));
+    }
+    let at = |i: usize, j: usize| precision[i * p + j];
+    let scale = precision.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for i in 0..p {
+        if !(at(i, i).is_finite() && at(i, i) >= 0.0) {
+            return bad(format!("diagonal entry ({i}, {i}) is {}", at(i, i)));
+        }
+        for j in 0..i {
+            if !at(i, j).is_finite() || (at(i, j) - at(j, i)).abs() > 1e-9 * scale {
+                return bad(format!(
+                    "entries ({i}, {j}) = {} and ({j}, {i}) = {} must be finite and equal",
+                    at(i, j),
+                    at(j, i)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// (1, P) masks: 1 on the columns of the optimised groups, and 1 on the columns of the prior

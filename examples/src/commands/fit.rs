@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::Validation;
 use abs_fit::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
-use abs_fit::{LearnedRenderer, ParamLayout, PriorCentre, TrainedEncoder};
+use abs_fit::{LearnedRenderer, ParamGroup, ParamLayout, PriorCentre, TrainedEncoder};
 use backproject::ColourMap;
 use candle_core::Device;
 use clap::Args as ClapArgs;
@@ -61,6 +61,9 @@ fn parse_rows(s: &str) -> Result<Range<usize>, String> {
     }
     Ok(a..b)
 }
+
+/// The ridge of `--residual-prior`'s covariance, as a fraction of its mean variance.
+pub const RESIDUAL_RIDGE: f64 = 0.1;
 
 /// Command-line options.
 #[derive(Debug, ClapArgs)]
@@ -116,6 +119,12 @@ pub struct Args {
     /// differences (deep speckle fades) pull less (default: squared differences).
     #[arg(long)]
     cauchy_scale: Option<f64>,
+    /// Shape the prior by the encoder's residuals: its precision is the inverse covariance of
+    /// the encoder's errors on the coefficients (ridge 0.1 × the mean variance) over the last
+    /// N validation faces, which must not overlap --rows. Use with --prior-at-start: the fit
+    /// then moves the estimate along the directions in which the encoder errs.
+    #[arg(long)]
+    residual_prior: Option<usize>,
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -142,9 +151,32 @@ pub fn run(args: Args) -> CliResult {
             )
         })?
         .to_vec();
-    let validation = Validation::with_rows(&dataset, &model, rows)?;
     let device = Device::Cpu;
     let encoder = TrainedEncoder::load(&args.encoder, &device)?;
+    let prior_precision = match args.residual_prior {
+        None => None,
+        Some(n) => {
+            let held_out = validation.len().saturating_sub(n);
+            if n == 0 || held_out < args.rows.end {
+                return Err(format!(
+                    "--residual-prior {n}: the last {n} of {} validation faces must not overlap \
+                     --rows {}..{}",
+                    validation.len(),
+                    args.rows.start,
+                    args.rows.end
+                )
+                .into());
+            }
+            let faces = Validation::with_rows(&dataset, &model, validation[held_out..].to_vec())?;
+            let groups = [ParamGroup::Shape, ParamGroup::Expression];
+            Some(
+                faces
+                    .residual_precision(&encoder, &groups, RESIDUAL_RIDGE, 64)?
+                    .into(),
+            )
+        }
+    };
+    let validation = Validation::with_rows(&dataset, &model, rows)?;
     if args.realisations != 1 && !matches!(args.renderer, RendererChoice::Physics) {
         return Err("--realisations applies to --renderer physics only".into());
     }
@@ -173,6 +205,7 @@ pub fn run(args: Args) -> CliResult {
         loss_pool: args.loss_pool,
         depth_weight: args.depth_weight,
         cauchy_scale: args.cauchy_scale,
+        prior_precision,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();
