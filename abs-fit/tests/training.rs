@@ -555,20 +555,22 @@ fn a_physics_decoder_trains_the_encoder_through_the_simulation() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("renders depth images"), "{err}");
-    let none = AutoencoderTrainConfig {
-        train_faces: Some(0),
-        ..config
-    };
-    let err = train_autoencoder(
-        &ds,
-        load_encoder(),
-        physics(PhysicsSeeds::Target),
-        &none,
-        &root.join("none"),
-        &mut NoProgress,
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("training faces"), "{err}");
+    for n in [0, ds.train_rows().len() + 1] {
+        let faces = AutoencoderTrainConfig {
+            train_faces: Some(n),
+            ..config.clone()
+        };
+        let err = train_autoencoder(
+            &ds,
+            load_encoder(),
+            physics(PhysicsSeeds::Target),
+            &faces,
+            &root.join("none"),
+            &mut NoProgress,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("training faces"), "{n}: {err}");
+    }
 }
 
 /// The precision of an encoder's residuals inverts their covariance (plus the ridge) on the

@@ -12,7 +12,8 @@
 //! deviations, so the prior is the negative log-density of N(0, I) up to a constant and a
 //! weight). The prior is centred on the mean face, or with
 //! [`PriorCentre::Start`] on the initial coefficients (an encoder's estimate): then it says how
-//! far the fit may wander from where it began. It is minimised with Adam (candle-nn's AdamW
+//! far the fit may wander from where it began. With [`FitConfig::prior_precision`] the prior is
+//! λ·oᵀΠo over the offsets o instead, e.g. Π the inverse of an encoder's residual covariance. It is minimised with Adam (candle-nn's AdamW
 //! with no weight decay); columns of the groups not being optimised get a zero gradient, so they
 //! keep their initial values exactly. With [`FitConfig::keep_best`] each row ends at the step
 //! where its own loss was lowest, so no row ends worse than it began. Fitting only reads the

@@ -311,8 +311,9 @@ impl<'a> From<&'a LearnedRenderer> for FrozenDecoder<'a> {
 /// `decoder` is the paper's learned renderer (a `&LearnedRenderer` converts) or the physics
 /// itself ([`FrozenDecoder::physics`]). A learned decoder is never given to the optimiser and
 /// runs in evaluation mode: its weights and BatchNorm statistics are unchanged. With the
-/// physics decoder the card's objective says so (`"decoder": "physics"`), and a run resumes
-/// only with the decoder it started with.
+/// physics decoder the card's objective says so (`"decoder": {"physics": {"seeds": …}}`), as
+/// it says `"train_faces"` when set, and a run resumes only with the decoder, realisation and
+/// faces it started with. Errors also: more training faces asked for than the dataset holds.
 pub fn train_autoencoder<'d>(
     dataset: &Dataset,
     encoder: TrainedEncoder,
@@ -325,6 +326,16 @@ pub fn train_autoencoder<'d>(
     let decoder = decoder.into();
     let mut rows = training_rows(dataset)?;
     if let Some(n) = config.train_faces {
+        if n > rows.len() {
+            return Err(AbsFitError::config(
+                "autoencoder training faces",
+                format!(
+                    "{n} asked for, but dataset {} has {} training faces",
+                    dataset.dir().display(),
+                    rows.len()
+                ),
+            ));
+        }
         rows.truncate(n);
     }
     let input = encoder.card.image;

@@ -391,7 +391,9 @@ pub fn run(args: Args) -> CliResult {
         Vec::new()
     };
 
-    let decoder_faces = (args.physics_decoder_faces).unwrap_or(budget.physics_decoder_faces);
+    let decoder_faces = (args.physics_decoder_faces)
+        .unwrap_or(budget.physics_decoder_faces)
+        .min(dataset.train_rows().len());
     let decoder_rows = if decoder_faces > 0 {
         train_physics_decoder_rows(
             &dataset,
