@@ -294,14 +294,53 @@ enum PairSum {
     RangeCompressed {
         fft_len: usize,
         bins_per_m: f64,
-        carrier_turns_per_m: f64,
         /// exp(−j2π·n_c·m/M) for m mod 2M (n_c is a whole or half number, so 2M is a period).
         recentre: Vec<Complex64>,
         weights: Vec<f64>,
         linear: bool,
         inverse: Arc<dyn Fft<f64>>,
         forward: Arc<dyn Fft<f64>>,
+        legs: Legs,
     },
+}
+
+/// Per element and voxel, `[element][voxel]`: one leg of the path, its length d (m) and its
+/// carrier phasor exp(j2π·f_c·d/c). A pair's path is the sum of its TX and RX legs and its
+/// carrier their product, so the N_t·N_r pairs need only (N_t + N_r) square roots and phasors
+/// per voxel.
+#[derive(Clone)]
+struct Legs {
+    tx: Vec<(f64, Complex64)>,
+    rx: Vec<(f64, Complex64)>,
+}
+
+impl Legs {
+    fn new(
+        tx: &[Point3<f64>],
+        rx: &[Point3<f64>],
+        voxels: &[Point3<f64>],
+        carrier_turns_per_m: f64,
+    ) -> Self {
+        let legs = |elements: &[Point3<f64>]| -> Vec<(f64, Complex64)> {
+            (elements.par_iter())
+                .flat_map_iter(|e| {
+                    voxels.iter().map(move |v| {
+                        let d = (v - e).norm();
+                        (d, cis_turns_f64(carrier_turns_per_m * d))
+                    })
+                })
+                .collect()
+        };
+        Self {
+            tx: legs(tx),
+            rx: legs(rx),
+        }
+    }
+
+    /// The legs of TX `t` and RX `r` to every voxel (`n` of them).
+    fn of(&self, t: usize, r: usize, n: usize) -> (&[(f64, Complex64)], &[(f64, Complex64)]) {
+        (&self.tx[t * n..(t + 1) * n], &self.rx[r * n..(r + 1) * n])
+    }
 }
 
 /// A back-projection evaluated at a few voxels in `f64` ([`SparseProjection::project`]), with
@@ -354,12 +393,19 @@ impl SparseProjection {
                 format!("voxel {v:?} lies outside the {nx} × {ny} × {nz} grid"),
             ));
         }
+        let positions: Vec<Point3<f64>> = (voxels.iter())
+            .map(|&[x, y, z]| grid.position(x, y, z))
+            .collect();
         let sum = match method {
             ProjectionMethod::Direct(_) => PairSum::Direct {
                 f0_per_m: sweep.start_hz() / SPEED_OF_LIGHT,
                 df_per_m: sweep.step_hz() / SPEED_OF_LIGHT,
             },
-            ProjectionMethod::RangeCompressed(rc) => Self::range_compressed(rc, sweep),
+            ProjectionMethod::RangeCompressed(rc) => {
+                let carrier_turns_per_m = sweep.centre_hz() / SPEED_OF_LIGHT;
+                let legs = Legs::new(array.tx(), array.rx(), &positions, carrier_turns_per_m);
+                Self::range_compressed(rc, sweep, legs)
+            }
             ProjectionMethod::Separable(_) => {
                 return Err(BackprojectError::config(
                     "sparse projection",
@@ -372,15 +418,12 @@ impl SparseProjection {
             tx: array.tx().to_vec(),
             rx: array.rx().to_vec(),
             steps: sweep.steps(),
-            voxels: voxels
-                .iter()
-                .map(|&[x, y, z]| grid.position(x, y, z))
-                .collect(),
+            voxels: positions,
             sum,
         })
     }
 
-    fn range_compressed(rc: &RangeCompressed, sweep: &FrequencySweep) -> PairSum {
+    fn range_compressed(rc: &RangeCompressed, sweep: &FrequencySweep, legs: Legs) -> PairSum {
         let fft_len = rc.fft_len(sweep.steps());
         let mut planner = FftPlanner::new();
         let centre_step = (sweep.steps() as f64 - 1.0) / 2.0;
@@ -389,7 +432,6 @@ impl SparseProjection {
             forward: planner.plan_fft_forward(fft_len),
             fft_len,
             bins_per_m: fft_len as f64 * sweep.step_hz() / SPEED_OF_LIGHT,
-            carrier_turns_per_m: sweep.centre_hz() / SPEED_OF_LIGHT,
             recentre: (0..2 * fft_len)
                 .map(|m| cis_turns_f64(-centre_step * m as f64 / fft_len as f64))
                 .collect(),
@@ -397,6 +439,7 @@ impl SparseProjection {
                 .map(|&w| f64::from(w))
                 .collect(),
             linear: rc.interpolation() == Interpolation::Linear,
+            legs,
         }
     }
 
@@ -503,12 +546,12 @@ impl SparseProjection {
     }
 
     /// For a range-compressed sum: the bins read at path `path` (mod M) and their weights,
-    /// with the carrier and re-centring factors, so that the value is Σ weight·profile[bin].
-    fn taps(&self, path: f64) -> [(usize, Complex64); 2] {
+    /// with the carrier exp(j2π·f_c·path/c) `carrier` and the re-centring factors, so that
+    /// the value is Σ weight·profile[bin].
+    fn taps(&self, path: f64, carrier: Complex64) -> [(usize, Complex64); 2] {
         let PairSum::RangeCompressed {
             fft_len,
             bins_per_m,
-            carrier_turns_per_m,
             recentre,
             linear,
             ..
@@ -516,7 +559,6 @@ impl SparseProjection {
         else {
             unreachable!("taps of a range-compressed sum only");
         };
-        let carrier = cis_turns_f64(carrier_turns_per_m * path);
         let x = path * bins_per_m;
         // q(m) = p(m mod M)·exp(−j2π·n_c·m/M).
         // M and 2M are powers of two: m mod them is a mask (also for negative m).
@@ -552,15 +594,20 @@ impl SparseProjection {
                 }
             }
             PairSum::RangeCompressed {
-                weights, inverse, ..
+                weights,
+                inverse,
+                legs,
+                ..
             } => {
                 profile.fill(Complex64::new(0.0, 0.0));
                 for ((p, s), w) in profile.iter_mut().zip(samples).zip(weights) {
                     *p = s * w;
                 }
                 inverse.process_with_scratch(profile, fft_scratch);
-                for (a, v) in acc.iter_mut().zip(&self.voxels) {
-                    for (m, w) in self.taps(self.path(pair, v)) {
+                let n_rx = self.rx.len();
+                let (tx, rx) = legs.of(pair / n_rx, pair % n_rx, self.voxels.len());
+                for (a, ((dt, ct), (dr, cr))) in acc.iter_mut().zip(tx.iter().zip(rx)) {
+                    for (m, w) in self.taps(dt + dr, ct * cr) {
                         *a += w * profile[m];
                     }
                 }
@@ -589,11 +636,16 @@ impl SparseProjection {
                 }
             }
             PairSum::RangeCompressed {
-                weights, forward, ..
+                weights,
+                forward,
+                legs,
+                ..
             } => {
                 profile.fill(Complex64::new(0.0, 0.0));
-                for (g, v) in cotangent.iter().zip(&self.voxels) {
-                    for (m, w) in self.taps(self.path(pair, v)) {
+                let n_rx = self.rx.len();
+                let (tx, rx) = legs.of(pair / n_rx, pair % n_rx, self.voxels.len());
+                for (g, ((dt, ct), (dr, cr))) in cotangent.iter().zip(tx.iter().zip(rx)) {
+                    for (m, w) in self.taps(dt + dr, ct * cr) {
                         profile[m] += w.conj() * g;
                     }
                 }
