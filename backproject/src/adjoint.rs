@@ -310,9 +310,12 @@ enum PairSum {
 /// per voxel.
 #[derive(Clone)]
 struct Legs {
-    tx: Vec<(f64, Complex64)>,
-    rx: Vec<(f64, Complex64)>,
+    tx: Vec<Leg>,
+    rx: Vec<Leg>,
 }
+
+/// One leg: its length (m) and its carrier phasor.
+type Leg = (f64, Complex64);
 
 impl Legs {
     fn new(
@@ -321,7 +324,7 @@ impl Legs {
         voxels: &[Point3<f64>],
         carrier_turns_per_m: f64,
     ) -> Self {
-        let legs = |elements: &[Point3<f64>]| -> Vec<(f64, Complex64)> {
+        let legs = |elements: &[Point3<f64>]| -> Vec<Leg> {
             (elements.par_iter())
                 .flat_map_iter(|e| {
                     voxels.iter().map(move |v| {
@@ -338,7 +341,7 @@ impl Legs {
     }
 
     /// The legs of TX `t` and RX `r` to every voxel (`n` of them).
-    fn of(&self, t: usize, r: usize, n: usize) -> (&[(f64, Complex64)], &[(f64, Complex64)]) {
+    fn of(&self, t: usize, r: usize, n: usize) -> (&[Leg], &[Leg]) {
         (&self.tx[t * n..(t + 1) * n], &self.rx[r * n..(r + 1) * n])
     }
 }
