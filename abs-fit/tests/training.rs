@@ -467,13 +467,7 @@ fn a_physics_decoder_trains_the_encoder_through_the_simulation() {
     }
     let config = ds.config().unwrap();
     let seeded = |flip: u64| -> Vec<f32> {
-        let renderer = DifferentiablePhysicsRenderer::new(
-            builtin(),
-            ds.manifest().layout,
-            config.imaging.clone(),
-            kind,
-        )
-        .unwrap();
+        let renderer = DifferentiablePhysicsRenderer::for_dataset(builtin(), &ds, kind).unwrap();
         let seeds = rows.iter().map(|&row| config.draw(row).1 ^ flip).collect();
         let images = renderer.render_seeded(&truth, seeds).unwrap();
         images.flatten_all().unwrap().to_vec1().unwrap()

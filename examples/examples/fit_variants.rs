@@ -31,6 +31,9 @@ type Error = Box<dyn std::error::Error>;
 /// prior.
 const RESIDUAL_FACES: usize = 400;
 
+/// How the names of the variants with the residual prior begin.
+const RESIDUAL_PRIOR: &str = "prior at the start shaped by the residuals";
+
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let run = PathBuf::from(
@@ -61,19 +64,24 @@ fn main() -> Result<(), Error> {
     let networks = run.join("networks");
     let encoder = TrainedEncoder::load(&networks.join("autoencoder-amplitude-depth"), &device)?;
     // The residual prior's precision, from the autoencoder's errors on the validation faces
-    // after the fitted ones (at most RESIDUAL_FACES of them).
-    let held_out = all[faces.min(all.len())..]
+    // after the fitted ones (at most RESIDUAL_FACES of them). Too few of them is an error only
+    // for the variants that use it.
+    let held_out: Vec<usize> = all[faces.min(all.len())..]
         .iter()
         .rev()
-        .take(RESIDUAL_FACES);
-    let held_out = Validation::with_rows(&dataset, model, held_out.copied().collect())?;
+        .take(RESIDUAL_FACES)
+        .copied()
+        .collect();
     let groups = [ParamGroup::Shape, ParamGroup::Expression];
-    let precision: Arc<[f64]> = (held_out.residual_precision(&encoder, &groups, 0.1, 64)?).into();
+    let precision = Validation::with_rows(&dataset, model, held_out)
+        .and_then(|faces| faces.residual_precision(&encoder, &groups, 0.1, 64))
+        .map(Arc::<[f64]>::from)
+        .map_err(|e| format!("the residual prior's precision: {e}"));
     let residual_prior = |prior: f64| FitSettings {
         fit_pose: false,
         prior,
         prior_centre: PriorCentre::Start,
-        prior_precision: Some(precision.clone()),
+        prior_precision: precision.as_ref().ok().cloned(),
         ..FitSettings::new(steps)
     };
     let target = match physics {
@@ -259,6 +267,9 @@ fn main() -> Result<(), Error> {
     // The first variant run, which the later ones are compared with.
     let mut first: Option<(&str, FaceErrors)> = None;
     for (_, (name, settings)) in chosen {
+        if name.starts_with(RESIDUAL_PRIOR) {
+            precision.as_ref().map_err(|e| e.clone())?;
+        }
         let time = std::time::Instant::now();
         let fitted: FaceErrors = validation
             .fit_row(name, &encoder, &target, &settings, 64, &mut NoProgress)?

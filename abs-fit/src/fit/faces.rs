@@ -73,11 +73,9 @@ impl<'a> FitTarget<'a> {
         kind: InputKind,
         realisations: usize,
     ) -> Result<Self> {
-        let imaging = dataset.config()?.imaging;
-        let layout = dataset.manifest().layout;
         Ok(Self {
             renderer: Box::new(
-                DifferentiablePhysicsRenderer::new(model, layout, imaging, kind)?
+                DifferentiablePhysicsRenderer::for_dataset(model, dataset, kind)?
                     .with_realisations(realisations)?,
             ),
             kind,

@@ -41,7 +41,7 @@ use rayon::prelude::*;
 use super::Renderer;
 use super::depth_raster::{storage_f64, storage_of, to_candle};
 use super::geometry::{DecodedFace, FaceGeometry};
-use crate::dataset::InputKind;
+use crate::dataset::{Dataset, InputKind};
 use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, Result};
 
 /// Renders faces of a linear model through the physics, differentiably (see the module
@@ -127,6 +127,14 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
             kernel: GradientKernel::default(),
             realisations: 1,
         })
+    }
+
+    /// A renderer of `model`'s faces on `dataset`'s layout and imaging, producing `output`
+    /// images, as fits of its faces and the physics-decoder autoencoder use it. Errors: a
+    /// dataset whose imaging the renderer cannot differentiate.
+    pub fn for_dataset(model: M, dataset: &Dataset, output: InputKind) -> Result<Self> {
+        let imaging = dataset.config()?.imaging;
+        Self::new(model, dataset.manifest().layout, imaging, output)
     }
 
     /// The same renderer imaging each row as the expected image over `k` realisations of the

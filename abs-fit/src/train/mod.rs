@@ -238,11 +238,9 @@ impl<'a> FrozenDecoder<'a> {
         kind: InputKind,
         seeds: PhysicsSeeds,
     ) -> Result<Self> {
-        let imaging = dataset.config()?.imaging;
-        let layout = dataset.manifest().layout;
         Ok(Self(Decoder::Physics {
-            renderer: Box::new(DifferentiablePhysicsRenderer::new(
-                model, layout, imaging, kind,
+            renderer: Box::new(DifferentiablePhysicsRenderer::for_dataset(
+                model, dataset, kind,
             )?),
             kind,
             seeds,
