@@ -633,6 +633,25 @@ fn a_prior_precision_weighs_the_offsets() {
     }
 }
 
+/// Each row's fit loss, image mean squared error plus `prior` times the squared shape and
+/// expression columns, computed independently of `fit`.
+fn row_losses(r: &dyn Renderer, target: &Tensor, params: &Tensor, prior: f64) -> Vec<f64> {
+    let layout = layout();
+    let rows = |t: &Tensor| -> Vec<Vec<f64>> { t.to_dtype(DType::F64).unwrap().to_vec2().unwrap() };
+    let images = rows(&r.render(params).unwrap().flatten_from(1).unwrap());
+    let targets = rows(&target.flatten_from(1).unwrap());
+    (images.iter().zip(&targets).zip(rows(params)))
+        .map(|((a, b), p)| {
+            let mse = a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / a.len() as f64;
+            let coefficients: f64 = (layout.range(ParamGroup::Shape))
+                .chain(layout.range(ParamGroup::Expression))
+                .map(|j| p[j] * p[j])
+                .sum();
+            mse + prior * coefficients
+        })
+        .collect()
+}
+
 /// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity
 /// pose, with the drawn face's rendering columns; the target is the drawn face's image twice.
 fn optimum_and_mean() -> (
@@ -677,22 +696,8 @@ fn keep_best_ends_each_row_at_its_lowest_loss() {
         ..FitConfig::new(layout)
     };
     let rows = |t: &Tensor| -> Vec<Vec<f64>> { t.to_dtype(DType::F64).unwrap().to_vec2().unwrap() };
-    // Each row's loss (image MSE plus prior) after k steps, computed here independently.
-    let row_losses = |params: &Tensor| -> Vec<f64> {
-        let images = rows(&r.render(params).unwrap().flatten_from(1).unwrap());
-        let targets = rows(&target.flatten_from(1).unwrap());
-        (images.iter().zip(&targets).zip(rows(params)))
-            .map(|((a, b), p)| {
-                let mse =
-                    a.iter().zip(b).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / a.len() as f64;
-                let prior: f64 = (layout.range(ParamGroup::Shape))
-                    .chain(layout.range(ParamGroup::Expression))
-                    .map(|j| p[j] * p[j])
-                    .sum();
-                mse + 0.01 * prior
-            })
-            .collect()
-    };
+    // Each row's loss after k steps, computed here independently.
+    let row_losses = |params: &Tensor| row_losses(&r, &target, params, 0.01);
     let n = 5;
     // After 0 steps: the start.
     let trajectory: Vec<Tensor> = std::iter::once(init.clone())
@@ -730,6 +735,57 @@ fn keep_best_ends_each_row_at_its_lowest_loss() {
     }
     // The test means something only if some row's best is not its last step.
     assert!(moved, "{losses:?}");
+    // One step far too large: the row at its image's optimum ends where it began, to the bit.
+    let wild = FitConfig {
+        learning_rate: 5.0,
+        keep_best: true,
+        ..config(1)
+    };
+    let kept = fit(&r, &target, &init, &wild, &mut NoProgress).unwrap();
+    let after = row_losses(&kept.params);
+    assert!(
+        after[0] <= losses[0][0],
+        "{after:?} against {:?}",
+        losses[0]
+    );
+    assert_eq!(rows(&kept.params)[0], rows(&init)[0]);
+}
+
+#[test]
+fn backtracking_never_lets_a_rows_loss_rise() {
+    let (r, target, init, _) = optimum_and_mean();
+    let layout = layout();
+    // Adam overshoots at this rate: without backtracking some row's loss rises on some step.
+    let config = |backtrack: bool| FitConfig {
+        steps: 12,
+        learning_rate: 0.5,
+        prior_weight: 0.01,
+        tolerance: 0.0,
+        backtrack,
+        ..FitConfig::new(layout)
+    };
+    let rises = |losses: &[f32]| losses.windows(2).any(|w| w[1] > w[0]);
+    let plain = fit(&r, &target, &init, &config(false), &mut NoProgress).unwrap();
+    assert!(rises(&plain.losses), "{:?}", plain.losses);
+    let careful = fit(&r, &target, &init, &config(true), &mut NoProgress).unwrap();
+    assert!(!rises(&careful.losses), "{:?}", careful.losses);
+    // Each row's loss, computed here independently, at the start and at the end.
+    let (start, end) = (
+        row_losses(&r, &target, &init, 0.01),
+        row_losses(&r, &target, &careful.params, 0.01),
+    );
+    for (row, (s, e)) in start.iter().zip(&end).enumerate() {
+        assert!(e <= s, "row {row}: {s} → {e}");
+    }
+    // The last recorded loss is the mean of the returned rows' losses.
+    let mean = end.iter().sum::<f64>() / end.len() as f64;
+    let last = f64::from(*careful.losses.last().unwrap());
+    assert!(
+        (last - mean).abs() <= 1e-5 * mean.max(1e-6),
+        "{last} against {mean}"
+    );
+    // And it still moves: the fit is not stuck at its start.
+    assert!(last < f64::from(careful.losses[0]), "{:?}", careful.losses);
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Which test-time fit improves faces (issue 15): the amplitude-depth autoencoder's estimates
 //! of a reproduction's first validation faces, refined through its learned renderer with the
 //! default fit (prior at the mean face) and with the options `PriorCentre::Start` (at two
-//! weights), `keep_best`, `fit_pose = false`, pooled, channel-weighted and robust losses, and a
-//! prior at the start shaped by the autoencoder's residual covariance (estimated on up to 400
+//! weights), `keep_best`, `fit_pose = false`, pooled, channel-weighted and robust losses,
+//! backtracking (a step kept only when the face's loss falls), and a prior at the start shaped by the autoencoder's residual covariance (estimated on up to 400
 //! validation faces after the fitted ones), each compared face by face with the unfitted
 //! estimate (paired bootstrap intervals of point distance, translation and rotation L2; faces
 //! improved).
@@ -11,10 +11,12 @@
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
 //! default, or `physics`, the differentiable physics renderer with the fast kernel, against
 //! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
-//! expected image over K realisations of the diffuse field; each variant after the first is
+//! expected image over K realisations of the diffuse field, or `raster`, the depth raster
+//! from the *depth* autoencoder against the radar depth images; each variant after the first is
 //! also compared with the first, face by face (printed to standard error);
 //! `FIT_VARIANTS_ONLY=i,j,…` runs only those variants, numbered from 0 in the order of the
-//! table)
+//! table; `FIT_VARIANTS_FIRST=N` fits the FACES validation faces from the N-th on, so that
+//! settings chosen on one part of the split can be checked on another)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,6 +36,17 @@ const RESIDUAL_FACES: usize = 400;
 /// How the names of the variants with the residual prior begin.
 const RESIDUAL_PRIOR: &str = "prior at the start shaped by the residuals";
 
+/// The renderer fitted through.
+#[derive(Clone, Copy)]
+enum Choice {
+    /// The amplitude-depth decoder.
+    Learned,
+    /// The differentiable physics with K realisations of the diffuse field.
+    Physics(usize),
+    /// The depth raster.
+    Raster,
+}
+
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let run = PathBuf::from(
@@ -42,31 +55,41 @@ fn main() -> Result<(), Error> {
     );
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
-    // None: the learned renderer; Some(K): the physics with K realisations.
-    let physics: Option<usize> = match args.next().as_deref() {
-        None | Some("learned") => None,
-        Some("physics") => Some(1),
+    let renderer = match args.next().as_deref() {
+        None | Some("learned") => Choice::Learned,
+        Some("physics") => Choice::Physics(1),
+        Some("raster") => Choice::Raster,
         Some(other) => match other.strip_prefix("physics:").map(str::parse) {
-            Some(Ok(k)) => Some(k),
+            Some(Ok(k)) => Choice::Physics(k),
             _ => {
-                return Err(
-                    format!("unknown renderer {other}: learned, physics or physics:K").into(),
-                );
+                return Err(format!(
+                    "unknown renderer {other}: learned, physics, physics:K or raster"
+                )
+                .into());
             }
         },
+    };
+    let first_face: usize = match std::env::var("FIT_VARIANTS_FIRST") {
+        Ok(n) => n.parse()?,
+        Err(_) => 0,
     };
     let dataset = Dataset::open(&run.join("dataset"))?;
     let model = morphable::builtin::builtin().model();
     let all = dataset.validation_rows();
-    let rows: Vec<usize> = all.iter().copied().take(faces).collect();
+    let end = (first_face + faces).min(all.len());
+    let rows: Vec<usize> = all.get(first_face..end).unwrap_or_default().to_vec();
     let validation = Validation::with_rows(&dataset, model, rows)?;
     let device = Device::Cpu;
     let networks = run.join("networks");
-    let encoder = TrainedEncoder::load(&networks.join("autoencoder-amplitude-depth"), &device)?;
+    let kind = match renderer {
+        Choice::Raster => "depth",
+        Choice::Learned | Choice::Physics(_) => "amplitude-depth",
+    };
+    let encoder = TrainedEncoder::load(&networks.join(format!("autoencoder-{kind}")), &device)?;
     // The residual prior's precision, from the autoencoder's errors on the validation faces
     // after the fitted ones (at most RESIDUAL_FACES of them). Too few of them is an error only
     // for the variants that use it.
-    let held_out: Vec<usize> = all[faces.min(all.len())..]
+    let held_out: Vec<usize> = all[end..]
         .iter()
         .rev()
         .take(RESIDUAL_FACES)
@@ -84,25 +107,27 @@ fn main() -> Result<(), Error> {
         prior_precision: precision.as_ref().ok().cloned(),
         ..FitSettings::new(steps)
     };
-    let target = match physics {
-        Some(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
-        None => {
+    let target = match renderer {
+        Choice::Physics(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
+        Choice::Learned => {
             let renderer =
                 LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
             FitTarget::learned(renderer)
         }
+        Choice::Raster => FitTarget::depth_raster(model, &dataset)?,
     };
     let start = validation.encoder_row(&encoder, 64)?;
     let bootstrap = Bootstrap::default();
     println!(
-        "{} validation faces of {}, {steps} Adam steps through the {} amplitude-depth \
-         renderer from the amplitude-depth autoencoder; fit − start, 95 % paired intervals",
+        "{} validation faces of {} from the {first_face}-th, {steps} Adam steps through the \
+         {} renderer from the {kind} autoencoder; fit − start, 95 % paired intervals",
         validation.rows().len(),
         run.display(),
-        match physics {
-            Some(1) => "physics".to_string(),
-            Some(k) => format!("physics ({k} realisations)"),
-            None => "learned".to_string(),
+        match renderer {
+            Choice::Physics(1) => "amplitude-depth physics".to_string(),
+            Choice::Physics(k) => format!("amplitude-depth physics ({k} realisations)"),
+            Choice::Learned => "learned amplitude-depth".to_string(),
+            Choice::Raster => "depth-raster".to_string(),
         }
     );
     println!(
@@ -251,6 +276,37 @@ fn main() -> Result<(), Error> {
                 fit_pose: false,
                 steps: 2 * steps,
                 ..base.clone()
+            },
+        ),
+        (
+            "prior at the mean, backtracking",
+            FitSettings {
+                backtrack: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "prior at the start on the pose too, backtracking",
+            FitSettings {
+                pose_prior: true,
+                backtrack: true,
+                ..start_prior.clone()
+            },
+        ),
+        (
+            "prior at the mean, pose kept, backtracking",
+            FitSettings {
+                fit_pose: false,
+                backtrack: true,
+                ..base.clone()
+            },
+        ),
+        (
+            "prior at the start, pose kept, backtracking",
+            FitSettings {
+                fit_pose: false,
+                backtrack: true,
+                ..start_prior.clone()
             },
         ),
     ];

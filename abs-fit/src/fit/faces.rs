@@ -99,6 +99,8 @@ pub struct FitSettings {
     pub prior_centre: PriorCentre,
     /// End each face at its step of lowest loss ([`FitConfig::keep_best`]).
     pub keep_best: bool,
+    /// Accept a face's step only when its loss falls ([`FitConfig::backtrack`]).
+    pub backtrack: bool,
     /// Whether the pose moves (translation and rotation); the coefficients always do.
     pub fit_pose: bool,
     /// Whether the prior covers the pose too ([`FitConfig::pose_prior`]).
@@ -146,6 +148,7 @@ impl FitSettings {
             prior: Self::DEFAULT_PRIOR,
             prior_centre: PriorCentre::Mean,
             keep_best: false,
+            backtrack: false,
             fit_pose: true,
             pose_prior: false,
             loss_pool: 1,
@@ -244,6 +247,7 @@ pub fn fit_faces(
         prior_weight: settings.prior,
         prior_centre: settings.prior_centre,
         keep_best: settings.keep_best,
+        backtrack: settings.backtrack,
         pose_prior: settings.pose_prior,
         loss_pool: settings.loss_pool,
         cauchy_scale: settings.cauchy_scale,

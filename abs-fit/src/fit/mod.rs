@@ -16,7 +16,9 @@
 //! λ·oᵀΠo over the offsets o instead, e.g. Π the inverse of an encoder's residual covariance. It is minimised with Adam (candle-nn's AdamW
 //! with no weight decay); columns of the groups not being optimised get a zero gradient, so they
 //! keep their initial values exactly. With [`FitConfig::keep_best`] each row ends at the step
-//! where its own loss was lowest, so no row ends worse than it began. Fitting only reads the
+//! where its own loss was lowest, so no row ends worse than it began. With
+//! [`FitConfig::backtrack`] a row's step is accepted only when its loss falls: otherwise the
+//! row returns to where it was and its later steps are halved. Fitting only reads the
 //! renderer: its state never changes.
 
 mod faces;
@@ -56,6 +58,13 @@ pub struct FitConfig {
     /// Return, per row, the parameters of the step with the lowest loss of that row (image
     /// loss plus prior) instead of the last step's.
     pub keep_best: bool,
+    /// Accept a row's step only when the row's loss (image loss plus prior) falls. A row whose
+    /// loss rose goes back to its previous parameters, takes its previous gradient again and
+    /// halves its step from then on (each row scales Adam's update by its own factor,
+    /// 1, ½, ¼, …). The rows' losses then never rise, and the recorded losses are the means of
+    /// the rows' accepted losses. Each step still costs one render and one gradient: the loss
+    /// of a trial is the next step's forward pass.
+    pub backtrack: bool,
     /// Extend the prior to the translation and rotation columns (scaled units), with the same
     /// weight and centre: with [`PriorCentre::Start`], a pull back toward the initial pose.
     pub pose_prior: bool,
@@ -116,6 +125,7 @@ impl FitConfig {
             ignore_empty_target: false,
             prior_centre: PriorCentre::Mean,
             keep_best: false,
+            backtrack: false,
             pose_prior: false,
             loss_pool: 1,
             channels: Vec::new(),
@@ -312,28 +322,43 @@ pub fn fit(
     };
     // Each row's lowest loss so far and its parameters (with keep_best).
     let mut best: Option<(Tensor, Tensor)> = None;
+    // Each row's last accepted step (with backtrack).
+    let mut accepted: Option<Accepted> = None;
 
     progress.start("fit", config.steps as u64, 0);
     let mut losses = Vec::with_capacity(config.steps + 1);
     let mut steps = 0;
     loop {
         let (loss, rows) = loss_of(params.as_tensor())?;
+        // With backtrack, the rows whose trial raised their loss (B, u8), and the value to
+        // record: the mean of the rows' accepted losses.
+        let (rejected, recorded) = match (&accepted, config.backtrack) {
+            (Some(last), _) => {
+                let rejected = rows.detach().gt(&last.rows)?;
+                let kept = rejected.where_cond(&last.rows, &rows.detach())?;
+                (Some(rejected), Some(kept.mean_all()?))
+            }
+            (None, true) => (None, Some(rows.mean_all()?)),
+            (None, false) => (None, None),
+        };
         if config.keep_best {
             let rows = rows.detach();
-            let current = params.as_tensor().detach();
+            // A copy: a detached view of a Var shares its storage, which every step overwrites.
+            let current = params.as_tensor().copy()?;
             best = Some(match best.take() {
                 None => (rows, current),
                 Some((best_rows, best_params)) => {
                     let better = rows.lt(&best_rows)?;
                     (
                         better.where_cond(&rows, &best_rows)?,
-                        (better.unsqueeze(1)?.broadcast_as(current.shape())?)
-                            .where_cond(&current, &best_params)?,
+                        rows_where(&better, &current, &best_params)?,
                     )
                 }
             });
         }
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let value = (recorded.as_ref().unwrap_or(&loss))
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
         if !value.is_finite() {
             return Err(AbsFitError::config(
                 "fit loss",
@@ -346,6 +371,9 @@ pub fn fit(
             config.tolerance > 0.0 && (prev - value).abs() <= config.tolerance * prev.abs()
         });
         if steps == config.steps || converged {
+            if let (Some(rejected), Some(last)) = (&rejected, &accepted) {
+                params.set(&rows_where(rejected, &last.params, params.as_tensor())?)?;
+            }
             break;
         }
         let mut grads = loss.backward()?;
@@ -359,8 +387,39 @@ pub fn fit(
                 ),
             )
         })?;
-        grads.insert(params.as_tensor(), grad.broadcast_mul(&mask)?);
-        optimiser.step(&grads)?;
+        let mut grad = grad.broadcast_mul(&mask)?;
+        if config.backtrack {
+            let rows = rows.detach();
+            let last = match (accepted.take(), &rejected) {
+                (Some(last), Some(rejected)) => {
+                    // Rejected rows go back and halve their step; the others are accepted.
+                    let halved = (&last.scale * 0.5)?;
+                    params.set(&rows_where(rejected, &last.params, params.as_tensor())?)?;
+                    grad = rows_where(rejected, &last.grad, &grad)?;
+                    Accepted {
+                        rows: rejected.where_cond(&last.rows, &rows)?,
+                        params: params.as_tensor().copy()?,
+                        grad: grad.clone(),
+                        scale: rows_where(rejected, &halved, &last.scale)?,
+                    }
+                }
+                _ => Accepted {
+                    rows,
+                    params: params.as_tensor().copy()?,
+                    grad: grad.clone(),
+                    scale: Tensor::ones((b, 1), dtype, device)?,
+                },
+            };
+            grads.insert(params.as_tensor(), grad);
+            let before = params.as_tensor().copy()?;
+            optimiser.step(&grads)?;
+            let step = (params.as_tensor() - &before)?.broadcast_mul(&last.scale)?;
+            params.set(&(before + step)?)?;
+            accepted = Some(last);
+        } else {
+            grads.insert(params.as_tensor(), grad);
+            optimiser.step(&grads)?;
+        }
         steps += 1;
         progress.advance(1);
     }
@@ -378,6 +437,24 @@ pub fn fit(
         losses,
         steps,
     })
+}
+
+/// A backtracking fit's last accepted state, per row.
+struct Accepted {
+    /// Each row's loss (B).
+    rows: Tensor,
+    /// The parameters (B, P).
+    params: Tensor,
+    /// The masked gradient at them (B, P).
+    grad: Tensor,
+    /// Each row's factor on Adam's update (B, 1): halved at every rejection.
+    scale: Tensor,
+}
+
+/// Row b of `yes` where `pick[b]` is non-zero, else of `no` ((B,) against (B, N) tensors).
+fn rows_where(pick: &Tensor, yes: &Tensor, no: &Tensor) -> Result<Tensor> {
+    let pick = pick.unsqueeze(1)?.broadcast_as(yes.shape())?;
+    Ok(pick.where_cond(yes, no)?)
 }
 
 /// Checks that the renderer is differentiable and that `init` (B, P) and `target`

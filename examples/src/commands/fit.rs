@@ -101,6 +101,10 @@ pub struct Args {
     /// End each face at its step of lowest loss (image loss plus prior).
     #[arg(long)]
     keep_best: bool,
+    /// Accept a face's step only when its loss (image loss plus prior) falls; a face whose
+    /// loss rose goes back and halves its later steps.
+    #[arg(long)]
+    backtrack: bool,
     /// Keep the encoder's pose: fit the shape and expression coefficients only.
     #[arg(long)]
     keep_pose: bool,
@@ -200,6 +204,7 @@ pub fn run(args: Args) -> CliResult {
             PriorCentre::Mean
         },
         keep_best: args.keep_best,
+        backtrack: args.backtrack,
         fit_pose: !args.keep_pose,
         pose_prior: args.pose_prior,
         loss_pool: args.loss_pool,
