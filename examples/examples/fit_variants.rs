@@ -309,6 +309,15 @@ fn main() -> Result<(), Error> {
                 ..start_prior.clone()
             },
         ),
+        (
+            "prior at the start, λ = 0.01, pose kept, backtracking",
+            FitSettings {
+                prior: 0.01,
+                fit_pose: false,
+                backtrack: true,
+                ..start_prior.clone()
+            },
+        ),
     ];
     let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
         Ok(list) => Some(
