@@ -9,7 +9,7 @@
 //!
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS] [RENDERER]`
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
-//! default, or `physics`, the differentiable physics renderer with the fast kernel, against
+//! default (`learned:depth` or `learned:amplitude`: that kind's decoder and autoencoder), or `physics`, the differentiable physics renderer with the fast kernel, against
 //! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
 //! expected image over K realisations of the diffuse field, or `raster`, the depth raster
 //! from the *depth* autoencoder against the radar depth images; each variant after the first is
@@ -39,8 +39,8 @@ const RESIDUAL_PRIOR: &str = "prior at the start shaped by the residuals";
 /// The renderer fitted through.
 #[derive(Clone, Copy)]
 enum Choice {
-    /// The amplitude-depth decoder.
-    Learned,
+    /// The decoder of an input kind (amplitude-depth unless said).
+    Learned(InputKind),
     /// The differentiable physics with K realisations of the diffuse field.
     Physics(usize),
     /// The depth raster.
@@ -56,14 +56,17 @@ fn main() -> Result<(), Error> {
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
     let renderer = match args.next().as_deref() {
-        None | Some("learned") => Choice::Learned,
+        None | Some("learned") => Choice::Learned(InputKind::AmplitudeDepth),
+        Some("learned:depth") => Choice::Learned(InputKind::Depth),
+        Some("learned:amplitude") => Choice::Learned(InputKind::Amplitude),
         Some("physics") => Choice::Physics(1),
         Some("raster") => Choice::Raster,
         Some(other) => match other.strip_prefix("physics:").map(str::parse) {
             Some(Ok(k)) => Choice::Physics(k),
             _ => {
                 return Err(format!(
-                    "unknown renderer {other}: learned, physics, physics:K or raster"
+                    "unknown renderer {other}: learned[:depth|:amplitude], physics, physics:K \
+                     or raster"
                 )
                 .into());
             }
@@ -83,7 +86,8 @@ fn main() -> Result<(), Error> {
     let networks = run.join("networks");
     let kind = match renderer {
         Choice::Raster => "depth",
-        Choice::Learned | Choice::Physics(_) => "amplitude-depth",
+        Choice::Learned(kind) => kind.name(),
+        Choice::Physics(_) => "amplitude-depth",
     };
     let encoder = TrainedEncoder::load(&networks.join(format!("autoencoder-{kind}")), &device)?;
     // The residual prior's precision, from the autoencoder's errors on the validation faces
@@ -109,9 +113,9 @@ fn main() -> Result<(), Error> {
     };
     let target = match renderer {
         Choice::Physics(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
-        Choice::Learned => {
+        Choice::Learned(kind) => {
             let renderer =
-                LearnedRenderer::load(&networks.join("decoder-amplitude-depth"), &device)?;
+                LearnedRenderer::load(&networks.join(format!("decoder-{}", kind.name())), &device)?;
             FitTarget::learned(renderer)
         }
         Choice::Raster => FitTarget::depth_raster(model, &dataset)?,
@@ -126,7 +130,7 @@ fn main() -> Result<(), Error> {
         match renderer {
             Choice::Physics(1) => "amplitude-depth physics".to_string(),
             Choice::Physics(k) => format!("amplitude-depth physics ({k} realisations)"),
-            Choice::Learned => "learned amplitude-depth".to_string(),
+            Choice::Learned(kind) => format!("learned {}", kind.name()),
             Choice::Raster => "depth-raster".to_string(),
         }
     );

@@ -140,29 +140,16 @@ impl FitSettings {
         }
     }
 
-    /// Fits through a learned renderer ([`FitTarget::learned`]): the default learning rate
-    /// and prior, the prior centred on the start (the encoder's estimate), the pose kept at the
-    /// start's. On the `cpu` preset's amplitude-depth autoencoder (50 steps; validation faces
-    /// 0–449 to choose among 24 settings, 450–899 to check;
-    /// docs/results/fit-variants-learned-raster-cpu6k.md), this lowered point distance by
-    /// 0.076 mm [0.030, 0.120] on the first half, where the plain defaults raised it by 0.161
-    /// and every setting that moved the pose made the pose worse.
-    pub fn learned(steps: usize) -> Self {
-        Self {
-            prior_centre: PriorCentre::Start,
-            fit_pose: false,
-            ..Self::new(steps)
-        }
-    }
-
-    /// Fits through the depth raster ([`FitTarget::depth_raster`]): the default learning
-    /// rate, a prior ten times the default (0.01) centred on the start, the pose kept. On the
-    /// `cpu` preset's depth autoencoder (50 steps, chosen on validation faces 0–449 among 24
-    /// settings, docs/results/fit-variants-learned-raster-cpu6k.md) it lowered point distance by
-    /// 0.032 mm [0.019, 0.047] on faces 450–899 and improved 334 of those 450, where the plain
-    /// defaults raised it by 0.78 mm: radar depth is valid on a few patches only, and a fit
-    /// held near the start cannot wander far on them.
-    pub fn depth_raster(steps: usize) -> Self {
+    /// Fits held near the encoder's estimate, for the learned renderers and the depth raster:
+    /// the default learning rate, a prior ten times the default (λ = 0.01) centred on the
+    /// start, and the pose kept at the start's. Chosen on the `cpu` preset among 24 settings
+    /// (50 steps, validation faces 0–449) and checked on faces 450–899
+    /// (docs/results/fit-variants-learned-raster-cpu6k.md). It lowered point distance through
+    /// the amplitude-depth and depth decoders and the depth raster alike, every change
+    /// resolved, where the plain defaults raised it by 0.3–0.8 mm. A weaker prior
+    /// (λ = 0.001) gained more through the amplitude-depth decoder but made the depth
+    /// decoder's and the raster's faces worse; every setting that moved the pose made it worse.
+    pub fn anchored(steps: usize) -> Self {
         Self {
             prior: 10.0 * Self::DEFAULT_PRIOR,
             prior_centre: PriorCentre::Start,

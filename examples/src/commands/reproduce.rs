@@ -33,11 +33,10 @@
 //! The CPU presets spend their budget on more faces and fewer epochs, because the small networks overfit a few hundred faces: on the built-in model,
 //! 510 training faces × 30 epochs left every encoder worse than the Mean baseline in point
 //! distance (1.03–1.14 × Mean), 2 040 faces × 8 epochs put every one below it (0.95–0.996).
-//! Test-time fits keep the autoencoder's pose and centre their prior on its estimate: through
-//! the learned renderer with Adam rate 0.02 and a prior of weight 0.001
-//! (`FitSettings::learned`), through the depth raster with weight 0.01
-//! (`FitSettings::depth_raster`); `radar-face fit`'s plain defaults (the prior at the mean
-//! face, the pose free) made faces worse on every preset. The larger cosine study (shapes × the figure's 5
+//! Test-time fits through the learned renderers and the depth raster keep the autoencoder's
+//! pose and hold the coefficients near its estimate (`FitSettings::anchored`: Adam rate 0.02, a
+//! prior of weight 0.01 centred on the estimate); `radar-face fit`'s plain defaults (the prior
+//! at the mean face, the pose free) made faces worse on every preset. The larger cosine study (shapes × the figure's 5
 //! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
 //! to 20 shapes (200 images).
 //!
@@ -672,11 +671,9 @@ fn table1(
     let (iterative, iterations) = iterative_rows(&validation, model, networks, results)?;
     scores.extend(iterative);
 
+    let settings = FitSettings::anchored(fit_steps);
     let mut times = Vec::new();
-    let mut fit_row = |(fitted, settings): (&str, FitSettings),
-                       target: FitTarget<'_>,
-                       dir: &Path,
-                       slug: String| {
+    let mut fit_row = |fitted: &str, target: FitTarget<'_>, dir: &Path, slug: String| {
         let autoencoder = TrainedEncoder::load(dir, &device)?;
         let name = format!("{} + fitting ({fitted})", autoencoder.method_name());
         let outcome = validation.fit_row(
@@ -703,14 +700,12 @@ fn table1(
     for net in networks {
         let target = FitTarget::learned(LearnedRenderer::load(&net.decoder, &device)?);
         let slug = format!("autoencoder-{}-learned", net.kind.name());
-        let how = (LEARNED_FIT, FitSettings::learned(fit_steps));
-        fitted.push(fit_row(how, target, &net.autoencoder, slug)?);
+        fitted.push(fit_row(LEARNED_FIT, target, &net.autoencoder, slug)?);
     }
     if let Some(net) = networks.iter().find(|n| n.kind == InputKind::Depth) {
         let target = FitTarget::depth_raster(model, dataset)?;
         let slug = "autoencoder-depth-raster".to_string();
-        let how = (RASTER_FIT, FitSettings::depth_raster(fit_steps));
-        fitted.push(fit_row(how, target, &net.autoencoder, slug)?);
+        fitted.push(fit_row(RASTER_FIT, target, &net.autoencoder, slug)?);
     }
     scores.extend(fitted);
 
