@@ -786,6 +786,22 @@ fn backtracking_never_lets_a_rows_loss_rise() {
     );
     // And it still moves: the fit is not stuck at its start.
     assert!(last < f64::from(careful.losses[0]), "{:?}", careful.losses);
+    // One face at a rate far too large: its first trials are undone, and the fit goes on with
+    // smaller steps instead of stopping as if it had converged.
+    let (one, one_target) = (
+        init.narrow(0, 1, 1).unwrap(),
+        target.narrow(0, 1, 1).unwrap(),
+    );
+    let wild = FitConfig {
+        learning_rate: 5.0,
+        tolerance: 1e-7,
+        ..config(true)
+    };
+    let fitted = fit(&r, &one_target, &one, &wild, &mut NoProgress).unwrap();
+    let undone = fitted.losses.windows(2).any(|w| w[1] == w[0]);
+    assert!(undone, "{:?}", fitted.losses);
+    assert_eq!(fitted.steps, 12, "{:?}", fitted.losses);
+    assert!(fitted.losses[12] < fitted.losses[0], "{:?}", fitted.losses);
 }
 
 #[test]

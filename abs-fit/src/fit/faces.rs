@@ -148,7 +148,8 @@ impl FitSettings {
     /// the amplitude-depth and depth decoders and the depth raster alike, every change
     /// resolved, where the plain defaults raised it by 0.3–0.8 mm. A weaker prior
     /// (λ = 0.001) gained more through the amplitude-depth decoder but made the depth
-    /// decoder's and the raster's faces worse; every setting that moved the pose made it worse.
+    /// decoder's faces worse and did not help the raster's; freeing the pose made it worse
+    /// unless a prior of the same weight held it.
     pub fn anchored(steps: usize) -> Self {
         Self {
             prior: 10.0 * Self::DEFAULT_PRIOR,

@@ -367,9 +367,22 @@ pub fn fit(
         }
         let previous = losses.last().map(|&l: &f32| l as f64);
         losses.push(value as f32);
-        let converged = previous.is_some_and(|prev| {
-            config.tolerance > 0.0 && (prev - value).abs() <= config.tolerance * prev.abs()
-        });
+        // A step that undid some row's trial is no sign of convergence: that row's next step
+        // is smaller, not absent.
+        let undone = match &rejected {
+            Some(rejected) => {
+                rejected
+                    .to_dtype(DType::F64)?
+                    .sum_all()?
+                    .to_scalar::<f64>()?
+                    > 0.0
+            }
+            None => false,
+        };
+        let converged = !undone
+            && previous.is_some_and(|prev| {
+                config.tolerance > 0.0 && (prev - value).abs() <= config.tolerance * prev.abs()
+            });
         if steps == config.steps || converged {
             if let (Some(rejected), Some(last)) = (&rejected, &accepted) {
                 params.set(&rows_where(rejected, &last.params, params.as_tensor())?)?;
