@@ -2,21 +2,23 @@
 //! of a reproduction's first validation faces, refined through its learned renderer with the
 //! default fit (prior at the mean face) and with the options `PriorCentre::Start` (at two
 //! weights), `keep_best`, `fit_pose = false`, pooled, channel-weighted and robust losses,
-//! backtracking (a step kept only when the face's loss falls), and a prior at the start shaped by the autoencoder's residual covariance (estimated on up to 400
-//! validation faces after the fitted ones), each compared face by face with the unfitted
+//! backtracking (a step kept only when the face's loss falls), and a prior at the start
+//! shaped by the autoencoder's residual covariance (estimated on up to 400 validation faces
+//! after the fitted ones), each compared face by face with the unfitted
 //! estimate (paired bootstrap intervals of point distance, translation and rotation L2; faces
 //! improved).
 //!
 //! `cargo run --release -p radar-face --example fit_variants -- RUN [FACES] [STEPS] [RENDERER]`
 //! (RUN: a `reproduce` output directory, e.g. out/reproduce/cpu; RENDERER: `learned`, the
-//! default (`learned:depth` or `learned:amplitude`: that kind's decoder and autoencoder), or `physics`, the differentiable physics renderer with the fast kernel, against
-//! the dataset's images with their own surface seeds, or `physics:K`, the same rendering the
-//! expected image over K realisations of the diffuse field, or `raster`, the depth raster
-//! from the *depth* autoencoder against the radar depth images; each variant after the first is
-//! also compared with the first, face by face (printed to standard error);
-//! `FIT_VARIANTS_ONLY=i,j,…` runs only those variants, numbered from 0 in the order of the
-//! table; `FIT_VARIANTS_FIRST=N` fits the FACES validation faces from the N-th on, so that
-//! settings chosen on one part of the split can be checked on another)
+//! default (`learned:depth` or `learned:amplitude`: that kind's decoder and autoencoder), or
+//! `physics`, the differentiable physics renderer with the fast kernel, against the dataset's
+//! images with their own surface seeds, or `physics:K`, the same rendering the expected image
+//! over K realisations of the diffuse field, or `raster`, the depth raster from the *depth*
+//! autoencoder against the radar depth images; each variant after the first is also compared
+//! with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs
+//! only those variants, numbered from 0 in the order of the table; `FIT_VARIANTS_FIRST=N`
+//! fits the FACES validation faces from the N-th on, so that settings chosen on one part of
+//! the split can be checked on another)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,8 +81,15 @@ fn main() -> Result<(), Error> {
     let dataset = Dataset::open(&run.join("dataset"))?;
     let model = morphable::builtin::builtin().model();
     let all = dataset.validation_rows();
+    if first_face >= all.len() {
+        return Err(format!(
+            "FIT_VARIANTS_FIRST={first_face}: the dataset has {} validation faces",
+            all.len()
+        )
+        .into());
+    }
     let end = (first_face + faces).min(all.len());
-    let rows: Vec<usize> = all.get(first_face..end).unwrap_or_default().to_vec();
+    let rows = all[first_face..end].to_vec();
     let validation = Validation::with_rows(&dataset, model, rows)?;
     let device = Device::Cpu;
     let networks = run.join("networks");
@@ -174,11 +183,7 @@ fn main() -> Result<(), Error> {
         ),
         (
             "prior at the start, λ = 0.01, pose kept",
-            FitSettings {
-                prior: 0.01,
-                fit_pose: false,
-                ..start_prior.clone()
-            },
+            FitSettings::anchored(steps),
         ),
         (
             "prior at the start on the pose too",
@@ -211,13 +216,7 @@ fn main() -> Result<(), Error> {
                 ..start_prior.clone()
             },
         ),
-        (
-            "prior at the mean, pose kept",
-            FitSettings {
-                fit_pose: false,
-                ..base.clone()
-            },
-        ),
+        ("prior at the mean, pose kept", FitSettings::physics(steps)),
         (
             "prior at the mean, 2 × 2 pooled loss",
             FitSettings {
@@ -316,10 +315,8 @@ fn main() -> Result<(), Error> {
         (
             "prior at the start, λ = 0.01, pose kept, backtracking",
             FitSettings {
-                prior: 0.01,
-                fit_pose: false,
                 backtrack: true,
-                ..start_prior.clone()
+                ..FitSettings::anchored(steps)
             },
         ),
     ];

@@ -36,9 +36,9 @@
 //! Test-time fits through the learned renderers and the depth raster keep the autoencoder's
 //! pose and hold the coefficients near its estimate (`FitSettings::anchored`: Adam rate 0.02, a
 //! prior of weight 0.01 centred on the estimate); `radar-face fit`'s plain defaults (the prior
-//! at the mean face, the pose free) made faces worse on every preset. The larger cosine study (shapes × the figure's 5
-//! expressions, sampled and neutral pose) renders one physics image per face; `quick` keeps it
-//! to 20 shapes (200 images).
+//! at the mean face, the pose free) made faces worse on every preset. The larger cosine study
+//! (shapes × the figure's 5 expressions, sampled and neutral pose) renders one physics image
+//! per face; `quick` keeps it to 20 shapes (200 images).
 //!
 //! Fits through the differentiable physics renderer (`FitSettings::physics`) cost about 0.7 s
 //! per face and step at `cpu` imaging, beyond the CPU presets' budgets: they run on the first
