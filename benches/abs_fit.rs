@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use abs_fit::dataset::{DatasetConfig, InputKind};
 use abs_fit::generation::{GenerateOptions, generate};
-use abs_fit::identity::{coefficient_basis, cosine_similarity, mean_face};
+use abs_fit::identity::{DistilConfig, coefficient_basis, cosine_similarity, mean_face};
 use abs_fit::train::{
     IdLoss, IdLossKind, LearningRate, MeshEncoderConfig, TrainSchedule, train_mesh_encoder,
 };
@@ -192,7 +192,8 @@ fn physics_gradient(c: &mut Criterion) {
 /// The cost of an identity loss on an encoder step (issue 17: at most +30 %): one training
 /// step of the `cpu` face encoder (ResNet pose branch) at batch 32 on 2 × 32 × 32 images, and
 /// the forward and backward pass of each identity term on the same batch's parameter rows,
-/// with a mesh encoder of the default architecture (code 16) on the built-in model.
+/// with a mesh encoder of the default architecture (code 16) on the built-in model, and that
+/// encoder distilled into a network of the coefficients.
 fn id_loss(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let model = Arc::new(builtin().model().clone());
@@ -283,7 +284,26 @@ fn id_loss(c: &mut Criterion) {
     });
     for (name, kind) in [
         ("linear", IdLossKind::Linear),
-        ("learned", IdLossKind::Learned { dir: mesh_dir }),
+        (
+            "learned",
+            IdLossKind::Learned {
+                dir: mesh_dir.clone(),
+            },
+        ),
+        // The default architecture; few rows and one epoch, since the fit's quality does not
+        // change its cost.
+        (
+            "distilled",
+            IdLossKind::Distilled {
+                dir: mesh_dir,
+                distil: DistilConfig {
+                    samples: 512,
+                    held_out: 64,
+                    epochs: 1,
+                    ..DistilConfig::default()
+                },
+            },
+        ),
     ] {
         let loss = IdLoss::new(kind, 0.5, model.clone())
             .resolve(dataset.manifest(), &Device::Cpu)

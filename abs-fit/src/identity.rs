@@ -14,9 +14,14 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use facenet::{Checkpoint, MeshAutoencoderConfig, Network};
+use candle_core::{DType, Device, Module, Tensor};
+use facenet::{
+    Adam, AdamConfig, Checkpoint, LinearSchedule, MeshAutoencoderConfig, MlpConfig, Network,
+};
 use morphable::{LinearMorphableModel, MorphableModel};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::card::CHECKPOINT_DIR;
@@ -340,4 +345,332 @@ pub fn cosine_similarity(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dot = (a * b)?.sum(1)?;
     let norms = ((a.sqr()?.sum(1)? * b.sqr()?.sum(1)?)? + 1e-20)?.sqrt()?;
     Ok((dot / norms)?)
+}
+
+/// Settings of [`DistilledIdentity::distil`]: the surrogate's widths, its training rows and
+/// schedule, and the rows held out to measure its fidelity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistilConfig {
+    /// Hidden widths of the surrogate network (SiLU between layers).
+    pub hidden: Vec<usize>,
+    /// Coefficient rows whose exact identities it is trained on.
+    pub samples: usize,
+    /// Held-out (truth, estimate) pairs its fidelity is measured on.
+    pub held_out: usize,
+    /// Passes over the training rows.
+    pub epochs: usize,
+    /// Rows per optimiser step.
+    pub batch: usize,
+    /// Adam's rate at the first step, falling linearly to 1 % of it at the last.
+    pub learning_rate: f64,
+    /// A training row is s · z with z ~ N(0, I) and s uniform in [0, `max_scale`]: it covers
+    /// the true faces (s = 1) and the shrunken estimates of encoders.
+    pub max_scale: f64,
+    /// Seed of the rows, the initial weights and the order of the steps.
+    pub seed: u64,
+}
+
+impl Default for DistilConfig {
+    /// Two hidden layers of 256, 16 384 rows for 40 epochs in batches of 256 from a rate of
+    /// 0.001, 1 024 held-out pairs, scales up to 1.5 σ.
+    fn default() -> Self {
+        Self {
+            hidden: vec![256, 256],
+            samples: 16_384,
+            held_out: 1_024,
+            epochs: 40,
+            batch: 256,
+            learning_rate: 1e-3,
+            max_scale: 1.5,
+            seed: 0x3D1D_D157,
+        }
+    }
+}
+
+impl DistilConfig {
+    /// Checks every count, the rate and the scale.
+    pub fn validate(&self) -> Result<()> {
+        let err = |reason: String| Err(AbsFitError::config("identity distillation", reason));
+        if self.hidden.contains(&0) {
+            return err(format!("hidden widths {:?}: each at least 1", self.hidden));
+        }
+        if self.samples == 0 || self.held_out < 2 || self.epochs == 0 || self.batch == 0 {
+            return err(format!(
+                "{} samples, {} held out, {} epochs, batch {}: need ≥ 1, ≥ 2, ≥ 1, ≥ 1",
+                self.samples, self.held_out, self.epochs, self.batch
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return err(format!(
+                "learning rate {} must be finite and positive",
+                self.learning_rate
+            ));
+        }
+        if !(self.max_scale.is_finite() && self.max_scale > 0.0) {
+            return err(format!(
+                "max scale {} must be finite and positive",
+                self.max_scale
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How closely a [`DistilledIdentity`] follows the mesh encoder it was distilled from, on
+/// held-out rows: truths t ~ N(0, I) and estimates 0.6 t + 0.6 z (z ~ N(0, I)), the kind of
+/// shrunken, noisy estimate an encoder makes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DistilFidelity {
+    /// Held-out pairs.
+    pub pairs: usize,
+    /// Fraction of the exact identities' variance (over truths and estimates) that the
+    /// surrogate's identities leave unexplained.
+    pub unexplained_variance: f64,
+    /// Mean identity loss 1 − cos(E(M(estimate)), E(M(truth))) through the exact encoder.
+    pub exact_loss: f64,
+    /// The same through the surrogate.
+    pub surrogate_loss: f64,
+    /// Mean absolute difference of the two per pair.
+    pub loss_abs_error: f64,
+    /// Pearson correlation of the two per pair.
+    pub loss_correlation: f64,
+    /// Mean over pairs of the cosine between the exact and the surrogate gradient of the pair's
+    /// loss with respect to the estimate (1: the same direction).
+    pub gradient_cosine: f64,
+}
+
+/// The identity of a [`CoefficientIdentity`] distilled into a small network of the
+/// coefficients: the identity loss only ever sees meshes M(c) of the model's P leading
+/// coefficient columns, so E(M(c)) is a smooth function of P numbers, and a network of P
+/// inputs learns it from E's own outputs (docs/physics.md §9.4). Its cost is a few small
+/// matrix products instead of the mesh encoder's graph convolutions; its fidelity is measured
+/// on held-out rows ([`DistilFidelity`]).
+#[derive(Debug)]
+pub struct DistilledIdentity {
+    network: Network<MlpConfig>,
+    /// Mean of the exact identities of the training rows, (1, identity).
+    mean: Tensor,
+    /// Their root mean square deviation (one number): the network predicts
+    /// (identity − mean) / spread.
+    spread: f64,
+    fidelity: DistilFidelity,
+}
+
+impl DistilledIdentity {
+    /// Distils `exact` by `config` (deterministic: the same seed gives the same weights).
+    ///
+    /// # Errors
+    /// [`AbsFitError::Config`] for invalid settings; candle errors.
+    pub fn distil(exact: &CoefficientIdentity, config: &DistilConfig) -> Result<Self> {
+        config.validate()?;
+        let device = exact.response.device().clone();
+        let p = exact.response.dim(0)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let normal = |rng: &mut ChaCha8Rng, n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| StandardNormal.sample(rng))
+                .map(|z: f64| z as f32)
+                .collect()
+        };
+        let mut rows = normal(&mut rng, config.samples * p);
+        for row in rows.chunks_mut(p) {
+            let s = (rng.random::<f64>() * config.max_scale) as f32;
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+        let inputs = Tensor::from_vec(rows, (config.samples, p), &device)?;
+        let targets = exact_in_batches(exact, &inputs, config.batch)?;
+        let mean = targets.mean_keepdim(0)?;
+        let spread = targets
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .mean_all()?
+            .to_scalar::<f32>()?
+            .sqrt() as f64;
+        let spread = if spread > 0.0 { spread } else { 1.0 };
+        let scaled = (targets.broadcast_sub(&mean)? / spread)?;
+
+        let network = Network::new(
+            MlpConfig {
+                inputs: p,
+                hidden: config.hidden.clone(),
+                outputs: mean.dim(1)?,
+            },
+            config.seed,
+            DType::F32,
+            &device,
+        )?;
+        let steps_per_epoch = config.samples.div_ceil(config.batch);
+        let total = (config.epochs * steps_per_epoch) as u64;
+        let mut adam = Adam::new(
+            network.trainable_vars(),
+            AdamConfig::new(LinearSchedule::linear(
+                config.learning_rate,
+                config.learning_rate * 0.01,
+                total,
+            )),
+        )?;
+        let mut order: Vec<u32> = (0..config.samples as u32).collect();
+        for _ in 0..config.epochs {
+            // Fisher-Yates from the run's generator.
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
+            for chunk in order.chunks(config.batch) {
+                let index = Tensor::from_slice(chunk, chunk.len(), &device)?;
+                let x = inputs.index_select(&index, 0)?;
+                let y = scaled.index_select(&index, 0)?;
+                let loss = network.module().forward(&x)?.sub(&y)?.sqr()?.mean_all()?;
+                adam.step(&loss.backward()?)?;
+            }
+        }
+        let mut distilled = Self {
+            network,
+            mean,
+            spread,
+            fidelity: DistilFidelity {
+                pairs: config.held_out,
+                unexplained_variance: f64::NAN,
+                exact_loss: f64::NAN,
+                surrogate_loss: f64::NAN,
+                loss_abs_error: f64::NAN,
+                loss_correlation: f64::NAN,
+                gradient_cosine: f64::NAN,
+            },
+        };
+        let truth = Tensor::from_vec(
+            normal(&mut rng, config.held_out * p),
+            (config.held_out, p),
+            &device,
+        )?;
+        let noise = Tensor::from_vec(
+            normal(&mut rng, config.held_out * p),
+            (config.held_out, p),
+            &device,
+        )?;
+        let estimate = ((&truth * 0.6)? + (noise * 0.6)?)?;
+        distilled.measure(exact, &truth, &estimate, config.batch)?;
+        Ok(distilled)
+    }
+
+    /// Fills the fidelity fields on held-out `truth` and `estimate` rows (H, P).
+    fn measure(
+        &mut self,
+        exact: &CoefficientIdentity,
+        truth: &Tensor,
+        estimate: &Tensor,
+        batch: usize,
+    ) -> Result<()> {
+        let h = truth.dim(0)?;
+        let (mut exact_losses, mut surrogate_losses) = (Vec::new(), Vec::new());
+        let (mut gradient_cosines, mut exact_codes) = (Vec::new(), Vec::new());
+        let mut residual = 0.0f64;
+        for start in (0..h).step_by(batch) {
+            let n = batch.min(h - start);
+            let (t, e) = (truth.narrow(0, start, n)?, estimate.narrow(0, start, n)?);
+            let a = PairLosses::of(&|c| exact.embed(c), &t, &e)?;
+            let b = PairLosses::of(&|c| self.embed(c), &t, &e)?;
+            residual += (&b.codes - &a.codes)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f32>()? as f64;
+            let cos = cosine_similarity(&a.gradient, &b.gradient)?.to_dtype(DType::F64)?;
+            gradient_cosines.extend(cos.to_vec1::<f64>()?);
+            exact_losses.extend(a.losses);
+            surrogate_losses.extend(b.losses);
+            exact_codes.push(a.codes);
+        }
+        let all = Tensor::cat(&exact_codes, 0)?;
+        let total = all
+            .broadcast_sub(&all.mean_keepdim(0)?)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f32>()? as f64;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (me, ms) = (mean(&exact_losses), mean(&surrogate_losses));
+        let (mut sxy, mut sxx, mut syy, mut abs) = (0.0, 0.0, 0.0, 0.0);
+        for (x, y) in exact_losses.iter().zip(&surrogate_losses) {
+            sxy += (x - me) * (y - ms);
+            sxx += (x - me) * (x - me);
+            syy += (y - ms) * (y - ms);
+            abs += (x - y).abs();
+        }
+        let f = &mut self.fidelity;
+        f.unexplained_variance = residual / total.max(f64::MIN_POSITIVE);
+        f.exact_loss = me;
+        f.surrogate_loss = ms;
+        f.loss_abs_error = abs / h as f64;
+        f.loss_correlation = sxy / (sxx * syy).sqrt().max(f64::MIN_POSITIVE);
+        f.gradient_cosine = mean(&gradient_cosines);
+        Ok(())
+    }
+
+    /// The identity vectors (B, identity) of coefficient rows `c` (B, P); differentiable in `c`.
+    ///
+    /// # Errors
+    /// [`AbsFitError::Shape`] if `c` is not (B, P).
+    pub fn embed(&self, c: &Tensor) -> Result<Tensor> {
+        let p = self.network.config().inputs;
+        if !matches!(c.dims(), [_, q] if *q == p) {
+            return Err(AbsFitError::Shape {
+                what: "coefficient rows for the distilled identity",
+                expected: format!("(B, {p})"),
+                actual: format!("{:?}", c.dims()),
+            });
+        }
+        let out = self.network.module().forward(&c.to_dtype(DType::F32)?)?;
+        Ok(((out * self.spread)?.broadcast_add(&self.mean))?)
+    }
+
+    /// How closely it follows the exact encoder on held-out rows.
+    pub fn fidelity(&self) -> &DistilFidelity {
+        &self.fidelity
+    }
+}
+
+/// `exact`'s identities of `inputs` (N, P), computed `batch` rows at a time, detached.
+fn exact_in_batches(exact: &CoefficientIdentity, inputs: &Tensor, batch: usize) -> Result<Tensor> {
+    let n = inputs.dim(0)?;
+    let mut parts = Vec::with_capacity(n.div_ceil(batch));
+    for start in (0..n).step_by(batch) {
+        parts.push(
+            exact
+                .embed(&inputs.narrow(0, start, batch.min(n - start))?)?
+                .detach(),
+        );
+    }
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// Per-pair identity losses 1 − cos(E(estimate), E(truth)) through one identity map, their
+/// gradients with respect to the estimates, and the identities of estimates then truths.
+struct PairLosses {
+    losses: Vec<f64>,
+    gradient: Tensor,
+    codes: Tensor,
+}
+
+impl PairLosses {
+    fn of(
+        embed: &dyn Fn(&Tensor) -> Result<Tensor>,
+        truth: &Tensor,
+        estimate: &Tensor,
+    ) -> Result<Self> {
+        let var = candle_core::Var::from_tensor(estimate)?;
+        let code_e = embed(var.as_tensor())?;
+        let code_t = embed(truth)?.detach();
+        let loss = (cosine_similarity(&code_e, &code_t)?.neg()? + 1.0)?;
+        let gradient = loss
+            .sum_all()?
+            .backward()?
+            .get(var.as_tensor())
+            .cloned()
+            .ok_or_else(|| {
+                AbsFitError::config("identity distillation", "no gradient reached the estimates")
+            })?;
+        Ok(Self {
+            losses: loss.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            gradient,
+            codes: Tensor::cat(&[code_e.detach(), code_t], 0)?,
+        })
+    }
 }

@@ -27,7 +27,9 @@ pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
 pub use fit::{ChannelLoss, FitConfig, FitResult, PriorCentre, fit};
 pub use generation::{GenerateOptions, generate};
-pub use identity::{CoefficientIdentity, MeshIdentityEncoder};
+pub use identity::{
+    CoefficientIdentity, DistilConfig, DistilFidelity, DistilledIdentity, MeshIdentityEncoder,
+};
 pub use imaging::{ArraySpec, ImagingConfig};
 pub use iterative::{Iterate, IterativeEncoder};
 pub use params::{

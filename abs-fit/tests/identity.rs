@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use abs_fit::MeshIdentityEncoder;
 use abs_fit::card::ModelCard;
 use abs_fit::dataset::InputKind;
 use abs_fit::identity::MeshEncoderCard;
@@ -12,6 +11,7 @@ use abs_fit::train::{
     IdLoss, IdLossKind, LearningRate, MeshEncoderConfig, TrainSchedule, mesh_edges, mesh_pyramid,
     train_encoder, train_mesh_encoder,
 };
+use abs_fit::{DistilConfig, DistilledIdentity, MeshIdentityEncoder};
 use abs_fit::{NoProgress, ParamGroup};
 use candle_core::{Device, Tensor, Var};
 use morphable::MorphableModel;
@@ -34,6 +34,19 @@ fn tiny_mesh_config() -> MeshEncoderConfig {
             ..TrainSchedule::new(2, 8, LearningRate::constant(1e-3))
         },
         ..MeshEncoderConfig::new(4)
+    }
+}
+
+/// A distillation small enough for tests: 2 048 rows, 30 epochs of batches of 64, two hidden
+/// layers of 64.
+fn small_distillation() -> DistilConfig {
+    DistilConfig {
+        hidden: vec![64, 64],
+        samples: 2048,
+        held_out: 128,
+        epochs: 30,
+        batch: 64,
+        ..DistilConfig::default()
     }
 }
 
@@ -325,6 +338,10 @@ fn identity_losses_have_the_gradients_of_central_differences() {
         IdLossKind::Learned {
             dir: trained_mesh_encoder().to_path_buf(),
         },
+        IdLossKind::Distilled {
+            dir: trained_mesh_encoder().to_path_buf(),
+            distil: small_distillation(),
+        },
     ];
     for kind in kinds {
         let loss = IdLoss::new(kind.clone(), 0.5, model.clone())
@@ -342,7 +359,7 @@ fn identity_losses_have_the_gradients_of_central_differences() {
         // The learned term runs its network in f32: a coarser step and tolerance.
         let (h, tol) = match kind {
             IdLossKind::Linear => (1e-6, 1e-6),
-            IdLossKind::Learned { .. } => (1e-2, 2e-3),
+            IdLossKind::Learned { .. } | IdLossKind::Distilled { .. } => (1e-2, 2e-3),
         };
         for (row, col) in [(0, 0), (1, 2), (0, 11)] {
             let at = |d: f64| -> f64 {
@@ -389,4 +406,87 @@ fn encoder_trains_with_an_identity_loss_and_resumes_only_with_it() {
     let fresh = temp_dir("id-loss-wrong-model");
     assert!(train_encoder(&data, InputKind::Depth, &wrong, &fresh, &mut NoProgress).is_err());
     assert!(!fresh.join(abs_fit::card::MODEL_FILE).exists());
+}
+
+#[test]
+fn distilled_identity_follows_its_mesh_encoder_and_is_deterministic() {
+    let data = dataset();
+    let model = builtin().model();
+    let layout = data.manifest().layout;
+    let basis = abs_fit::identity::coefficient_basis(model, &layout, &Device::Cpu).unwrap();
+    let exact = MeshIdentityEncoder::load(trained_mesh_encoder(), model, &Device::Cpu)
+        .unwrap()
+        .for_coefficients(&basis)
+        .unwrap();
+    let config = small_distillation();
+    let distilled = DistilledIdentity::distil(&exact, &config).unwrap();
+    let f = *distilled.fidelity();
+    // A network that said nothing (the mean identity) would leave all of the variance; the
+    // distilled one must explain most of it, and its losses and gradients must follow.
+    assert!(f.unexplained_variance < 0.1, "{f:?}");
+    assert!(f.loss_correlation > 0.9 && f.gradient_cosine > 0.8, "{f:?}");
+    assert!(f.loss_abs_error < 0.25 * f.exact_loss.max(1e-3), "{f:?}");
+    // On fresh rows it agrees with the exact identity as closely as on the held-out ones.
+    let p = layout.n_shape + layout.n_expression;
+    let rows = Tensor::rand(-1f32, 1.0, (64, p), &Device::Cpu).unwrap();
+    let (a, b) = (exact.embed(&rows).unwrap(), distilled.embed(&rows).unwrap());
+    let centred = a.broadcast_sub(&a.mean_keepdim(0).unwrap()).unwrap();
+    let ratio = ((&b - &a).unwrap().sqr().unwrap().sum_all().unwrap())
+        .div(&centred.sqr().unwrap().sum_all().unwrap())
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(ratio < 0.2, "unexplained on fresh rows: {ratio}");
+    // The same settings give the same network.
+    let again = DistilledIdentity::distil(&exact, &config).unwrap();
+    let same = (again.embed(&rows).unwrap() - &b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(same, 0.0);
+    assert_eq!(again.fidelity(), distilled.fidelity());
+    // Bad settings are refused.
+    let bad = DistilConfig {
+        held_out: 1,
+        ..small_distillation()
+    };
+    assert!(DistilledIdentity::distil(&exact, &bad).is_err());
+    assert!(
+        distilled
+            .embed(&Tensor::zeros((2, p + 1), candle_core::DType::F32, &Device::Cpu).unwrap())
+            .is_err()
+    );
+}
+
+#[test]
+fn encoder_trains_with_a_distilled_identity_loss_and_records_its_fidelity() {
+    let data = dataset();
+    let model = Arc::new(builtin().model().clone());
+    let dir = temp_dir("distilled-id-loss-encoder");
+    let kind: IdLossKind = format!("distilled:{}", trained_mesh_encoder().display())
+        .parse()
+        .unwrap();
+    let kind = match kind {
+        IdLossKind::Distilled { dir, .. } => IdLossKind::Distilled {
+            dir,
+            distil: small_distillation(),
+        },
+        other => panic!("parsed as {other:?}"),
+    };
+    let config = abs_fit::train::EncoderTrainConfig {
+        id_loss: Some(IdLoss::new(kind, 0.5, model)),
+        ..encoder_config(1)
+    };
+    train_encoder(&data, InputKind::Depth, &config, &dir, &mut NoProgress).unwrap();
+    let card = ModelCard::read(&dir).unwrap();
+    assert_eq!(card.objective["id_loss"]["kind"], "distilled");
+    assert_eq!(card.objective["id_loss"]["distil"]["samples"], 2048);
+    let text = std::fs::read_to_string(dir.join(abs_fit::train::DISTILLATION_FILE)).unwrap();
+    let fidelity: abs_fit::DistilFidelity = serde_json::from_str(&text).unwrap();
+    assert_eq!(fidelity.pairs, 128);
+    assert!("distilled:".parse::<IdLossKind>().is_err());
 }

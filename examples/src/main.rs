@@ -34,7 +34,7 @@ enum Command {
     Inspect(commands::inspect::Args),
     /// Train the encoder, the learned renderer (decoder) or the autoencoder; a second run on the
     /// same --out resumes.
-    Train(commands::train::Args),
+    Train(Box<commands::train::Args>),
     /// Table 1: the L2 errors and point distances of encoders and baselines on the validation
     /// split at D = 20 dB.
     Evaluate(commands::evaluate::Args),
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Merge(args) => commands::generate::merge(args),
         Command::Inspect(args) => commands::inspect::run(args),
-        Command::Train(args) => commands::train::run(args),
+        Command::Train(args) => commands::train::run(*args),
         Command::Evaluate(args) => commands::evaluate::run(args),
         Command::Compare(args) => commands::compare::run(args),
         Command::Fit(args) => commands::fit::run(args),

@@ -10,6 +10,7 @@
 //! - [`MeshAutoencoder`]: COMA's spectral graph-convolution autoencoder ([`ChebConv`] on a
 //!   [`GraphPyramid`]), node features (B, N, C) → code (B, Z) → node features; the graph is the
 //!   caller's (abs-fit builds it from a face model's mesh).
+//! - [`Mlp`]: a small fully connected network with SiLU activations, vectors → vectors.
 //! - Configs are validated before use ([`Validate::check`]), and [`NetworkSize`] names four sizes.
 //! - [`Network`] owns a module and its parameters (seeded initialisation, freezing,
 //!   safetensors); [`Trainer`] trains one network with [`Adam`] and a [`LinearSchedule`],
@@ -47,6 +48,7 @@ mod device;
 mod error;
 mod graph;
 mod layers;
+mod mlp;
 mod network;
 mod optim;
 mod params;
@@ -71,6 +73,7 @@ pub use layers::{
     BatchNorm2d, Conv2d, ConvKernel, ConvSpec, KAIMING_NORMAL_FAN_OUT, global_avg_pool, linear,
     max_pool_3x3_stride_2, pytorch_default_init, upsample_nearest_2x,
 };
+pub use mlp::{Mlp, MlpConfig};
 pub use network::Network;
 pub use optim::{Adam, AdamConfig, AdamState, LinearSchedule};
 pub use params::{ParamStore, is_running_statistic};

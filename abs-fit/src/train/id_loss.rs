@@ -2,7 +2,8 @@
 //! §9.3): λ_id · mean(1 − cos(E(M̂), E(M))) over a batch, beside the parameter loss, with E a
 //! frozen mesh encoder ([`IdLossKind::Learned`]) or the closed-form baseline
 //! ([`IdLossKind::Linear`]): the cosine of the shape offsets in vertex space,
-//! cos_G(α̂, α) = α̂ᵀGα / √(α̂ᵀGα̂ · αᵀGα) with G = WᵀW / N over the layout's shape columns.
+//! cos_G(α̂, α) = α̂ᵀGα / √(α̂ᵀGα̂ · αᵀGα) with G = WᵀW / N over the layout's shape columns, or
+//! E distilled into a small network of the coefficients ([`IdLossKind::Distilled`], §9.4).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::loss::VertexGram;
 use crate::dataset::Manifest;
 use crate::identity::{
-    CoefficientIdentity, MeshIdentityEncoder, coefficient_basis, cosine_similarity,
+    CoefficientIdentity, DistilConfig, DistilFidelity, DistilledIdentity, MeshIdentityEncoder,
+    coefficient_basis, cosine_similarity,
 };
 use crate::{AbsFitError, Result};
 
@@ -31,19 +33,36 @@ pub enum IdLossKind {
         /// The mesh encoder's directory.
         dir: PathBuf,
     },
+    /// The mesh encoder in `dir` distilled into a small network of the coefficients when the
+    /// term is resolved ([`DistilledIdentity`]): E(M(c)) approximately, at a fraction of the
+    /// cost; its fidelity is written beside the trained network.
+    Distilled {
+        /// The mesh encoder's directory.
+        dir: PathBuf,
+        /// How it is distilled.
+        #[serde(default)]
+        distil: DistilConfig,
+    },
 }
 
 impl std::str::FromStr for IdLossKind {
     type Err = AbsFitError;
 
-    /// `linear` or `learned:DIR`.
+    /// `linear`, `learned:DIR` or `distilled:DIR` (default distillation settings).
     fn from_str(s: &str) -> Result<Self> {
         match s.split_once(':') {
             None if s == "linear" => Ok(Self::Linear),
             Some(("learned", dir)) if !dir.is_empty() => Ok(Self::Learned { dir: dir.into() }),
+            Some(("distilled", dir)) if !dir.is_empty() => Ok(Self::Distilled {
+                dir: dir.into(),
+                distil: DistilConfig::default(),
+            }),
             _ => Err(AbsFitError::config(
                 "identity loss",
-                format!("'{s}': choose linear or learned:DIR (a mesh encoder's directory)"),
+                format!(
+                    "'{s}': choose linear, learned:DIR or distilled:DIR (DIR: a mesh \
+                     encoder's directory)"
+                ),
             )),
         }
     }
@@ -80,6 +99,9 @@ impl IdLoss {
                 format!("weight = {} must be finite and positive", self.weight),
             ));
         }
+        if let IdLossKind::Distilled { distil, .. } = &self.kind {
+            distil.validate()?;
+        }
         if self.model.is_none() {
             return Err(AbsFitError::config(
                 "identity loss",
@@ -109,6 +131,11 @@ impl IdLoss {
                 MeshIdentityEncoder::load(dir, model, device)?
                     .for_coefficients(&coefficient_basis(model, &layout, device)?)?,
             )),
+            IdLossKind::Distilled { dir, distil } => {
+                let exact = MeshIdentityEncoder::load(dir, model, device)?
+                    .for_coefficients(&coefficient_basis(model, &layout, device)?)?;
+                ResolvedIdentity::Distilled(Box::new(DistilledIdentity::distil(&exact, distil)?))
+            }
         };
         Ok(ResolvedIdLoss {
             weight: self.weight,
@@ -162,6 +189,7 @@ impl PartialEq for IdLoss {
 enum ResolvedIdentity {
     Linear { gram: Tensor },
     Learned(Box<CoefficientIdentity>),
+    Distilled(Box<DistilledIdentity>),
 }
 
 /// An [`IdLoss`] ready for batches ([`IdLoss::resolve`]).
@@ -173,6 +201,14 @@ pub struct ResolvedIdLoss {
 }
 
 impl ResolvedIdLoss {
+    /// How closely a distilled identity follows its mesh encoder (`None` for other kinds).
+    pub fn fidelity(&self) -> Option<&DistilFidelity> {
+        match &self.identity {
+            ResolvedIdentity::Distilled(d) => Some(d.fidelity()),
+            _ => None,
+        }
+    }
+
     /// The cosines (B,) between the identities of predicted and true (B, P) scaled vectors;
     /// differentiable in `predicted`.
     pub fn cosines(&self, predicted: &Tensor, truth: &Tensor) -> Result<Tensor> {
@@ -188,12 +224,26 @@ impl ResolvedIdLoss {
                 Ok((dot / norms)?)
             }
             ResolvedIdentity::Learned(identity) => {
-                let coefficients = |params: &Tensor| params.narrow(1, 0, self.n_coefficients);
-                let e_hat = identity.embed(&coefficients(predicted)?)?;
-                let e = identity.embed(&coefficients(&truth.detach())?)?.detach();
-                Ok(cosine_similarity(&e_hat, &e)?.to_dtype(predicted.dtype())?)
+                self.network_cosines(&|c| identity.embed(c), predicted, truth)
+            }
+            ResolvedIdentity::Distilled(identity) => {
+                self.network_cosines(&|c| identity.embed(c), predicted, truth)
             }
         }
+    }
+
+    /// The cosines of the identities `embed` gives the coefficient columns of `predicted` and
+    /// `truth`.
+    fn network_cosines(
+        &self,
+        embed: &dyn Fn(&Tensor) -> Result<Tensor>,
+        predicted: &Tensor,
+        truth: &Tensor,
+    ) -> Result<Tensor> {
+        let coefficients = |params: &Tensor| params.narrow(1, 0, self.n_coefficients);
+        let e_hat = embed(&coefficients(predicted)?)?;
+        let e = embed(&coefficients(&truth.detach())?)?.detach();
+        Ok(cosine_similarity(&e_hat, &e)?.to_dtype(predicted.dtype())?)
     }
 
     /// λ_id · mean(1 − cos) over the batch (a scalar tensor).

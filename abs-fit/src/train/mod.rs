@@ -55,6 +55,7 @@ pub use schedule::{LearningRate, TrainSchedule};
 use crate::card::{DECODER_RANGE_DB, ModelRole, card_for};
 use crate::dataset::{Dataset, InputKind, RangePolicy};
 use crate::encoder::encode_upsampled;
+use crate::identity::DistilFidelity;
 use crate::render::{DifferentiablePhysicsRenderer, LearnedRenderer, Renderer};
 use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result, TrainedEncoder};
 use loss::mse;
@@ -114,7 +115,11 @@ pub fn train_encoder(
                 return Ok(loss);
             };
             if id_term.is_none() {
-                id_term = Some(id_loss.resolve(dataset.manifest(), device)?);
+                let term = id_loss.resolve(dataset.manifest(), device)?;
+                if let Some(fidelity) = term.fidelity() {
+                    write_distillation(dir, fidelity)?;
+                }
+                id_term = Some(term);
             }
             match &id_term {
                 Some(term) => Ok((loss + term.loss(&predicted, &params)?)?),
@@ -124,6 +129,24 @@ pub fn train_encoder(
         progress,
     )?;
     Ok(TrainedEncoder { network, card })
+}
+
+/// The file of an encoder's stage directory that records how closely its distilled identity
+/// loss follows the mesh encoder ([`IdLossKind::Distilled`]).
+pub const DISTILLATION_FILE: &str = "identity-distillation.json";
+
+/// Writes `fidelity` to `dir`/[`DISTILLATION_FILE`] atomically.
+fn write_distillation(dir: &Path, fidelity: &DistilFidelity) -> Result<()> {
+    let text = serde_json::to_string_pretty(fidelity).map_err(|e| {
+        AbsFitError::config(
+            "identity distillation",
+            format!("cannot be serialised: {e}"),
+        )
+    })?;
+    Ok(morphable::export::atomic_write(
+        &dir.join(DISTILLATION_FILE),
+        text.as_bytes(),
+    )?)
 }
 
 /// The face encoder of `config`'s size and pose network for `channels` input channels and

@@ -114,8 +114,10 @@ pub struct Args {
     #[arg(long)]
     model: Option<PathBuf>,
     /// An identity loss beside the encoder's parameter loss: linear (the cosine of the shape
-    /// offsets in vertex space) or learned:DIR (a mesh encoder trained by --stage
-    /// mesh-encoder). Encoder stage only.
+    /// offsets in vertex space), learned:DIR (a mesh encoder trained by --stage
+    /// mesh-encoder), or distilled:DIR (that mesh encoder distilled into a small network of
+    /// the coefficients first: ~1 min once, then a few percent of a step; its fidelity is
+    /// written to the stage's identity-distillation.json). Encoder stage only.
     #[arg(long)]
     id_loss: Option<IdLossKind>,
     /// λ_id, the weight of the identity loss (the 3D-ID paper: 0.5).
