@@ -302,6 +302,7 @@ fn id_loss(c: &mut Criterion) {
                     epochs: 1,
                     ..DistilConfig::default()
                 },
+                centred: false,
             },
         ),
     ] {

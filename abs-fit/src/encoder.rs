@@ -69,8 +69,9 @@ impl TrainedEncoder {
     /// The paper's name of the encoder's Table 1 row: "Encoder (Depth)", "Autoencoder
     /// (Amp.-Depth)", ..., "Autoencoder with physics decoder (Amp.-Depth)" (or "... (other
     /// speckle)") for one trained through the physics, with ", N faces" inside the brackets for
-    /// an autoencoder trained on the first N faces only, and " + 3D-ID loss (linear)" or
-    /// "(learned)" for an encoder trained with an identity loss.
+    /// an autoencoder trained on the first N faces only, and " + 3D-ID loss (linear)",
+    /// "(learned)", "(distilled)" or "(distilled, centred)" for an encoder trained with an
+    /// identity loss.
     pub fn method_name(&self) -> String {
         let objective = &self.card.objective;
         let stage = match self.card.stage.as_str() {
@@ -87,11 +88,15 @@ impl TrainedEncoder {
             .get("train_faces")
             .and_then(|n| n.as_u64())
             .map_or(String::new(), |n| format!(", {n} faces"));
-        let identity = objective
-            .get("id_loss")
+        let id_loss = objective.get("id_loss");
+        let centred = id_loss.and_then(|loss| loss.get("centred")) == Some(&true.into());
+        let identity = id_loss
             .and_then(|loss| loss.get("kind"))
             .and_then(|kind| kind.as_str())
-            .map_or(String::new(), |kind| format!(" + 3D-ID loss ({kind})"));
+            .map_or(String::new(), |kind| {
+                let centred = if centred { ", centred" } else { "" };
+                format!(" + 3D-ID loss ({kind}{centred})")
+            });
         format!("{stage} ({}{faces}){identity}", self.input().paper_name())
     }
 

@@ -609,6 +609,15 @@ impl DistilledIdentity {
     /// # Errors
     /// [`AbsFitError::Shape`] if `c` is not (B, P).
     pub fn embed(&self, c: &Tensor) -> Result<Tensor> {
+        Ok(self.embed_offset(c)?.broadcast_add(&self.mean)?)
+    }
+
+    /// The identity vectors of `c` less the mean identity of the distillation rows, (B,
+    /// identity); differentiable in `c`.
+    ///
+    /// # Errors
+    /// [`AbsFitError::Shape`] if `c` is not (B, P).
+    pub fn embed_offset(&self, c: &Tensor) -> Result<Tensor> {
         let p = self.network.config().inputs;
         if !matches!(c.dims(), [_, q] if *q == p) {
             return Err(AbsFitError::Shape {
@@ -618,7 +627,7 @@ impl DistilledIdentity {
             });
         }
         let out = self.network.module().forward(&c.to_dtype(DType::F32)?)?;
-        Ok(((out * self.spread)?.broadcast_add(&self.mean))?)
+        Ok((out * self.spread)?)
     }
 
     /// How closely it follows the exact encoder on held-out rows.

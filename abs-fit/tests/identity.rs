@@ -341,6 +341,12 @@ fn identity_losses_have_the_gradients_of_central_differences() {
         IdLossKind::Distilled {
             dir: trained_mesh_encoder().to_path_buf(),
             distil: small_distillation(),
+            centred: false,
+        },
+        IdLossKind::Distilled {
+            dir: trained_mesh_encoder().to_path_buf(),
+            distil: small_distillation(),
+            centred: true,
         },
     ];
     for kind in kinds {
@@ -462,13 +468,14 @@ fn encoder_trains_with_a_distilled_identity_loss_and_records_its_fidelity() {
     let data = dataset();
     let model = Arc::new(builtin().model().clone());
     let dir = temp_dir("distilled-id-loss-encoder");
-    let kind: IdLossKind = format!("distilled:{}", trained_mesh_encoder().display())
+    let kind: IdLossKind = format!("distilled-centred:{}", trained_mesh_encoder().display())
         .parse()
         .unwrap();
     let kind = match kind {
-        IdLossKind::Distilled { dir, .. } => IdLossKind::Distilled {
+        IdLossKind::Distilled { dir, centred, .. } => IdLossKind::Distilled {
             dir,
             distil: small_distillation(),
+            centred,
         },
         other => panic!("parsed as {other:?}"),
     };
@@ -480,6 +487,7 @@ fn encoder_trains_with_a_distilled_identity_loss_and_records_its_fidelity() {
     let card = ModelCard::read(&dir).unwrap();
     assert_eq!(card.objective["id_loss"]["kind"], "distilled");
     assert_eq!(card.objective["id_loss"]["distil"]["samples"], 2048);
+    assert_eq!(card.objective["id_loss"]["centred"], true);
     let text = std::fs::read_to_string(dir.join(abs_fit::train::DISTILLATION_FILE)).unwrap();
     let fidelity: abs_fit::DistilFidelity = serde_json::from_str(&text).unwrap();
     assert_eq!(fidelity.pairs, 128);

@@ -975,7 +975,7 @@ fn nonsense_physical_arguments_are_refused() {
         ),
         (
             train(&["--stage", "encoder", "--id-loss", "cosine"]),
-            "choose linear, learned:DIR or distilled:DIR",
+            "choose linear, learned:DIR, distilled:DIR or",
         ),
         (
             train(&[

@@ -42,26 +42,35 @@ pub enum IdLossKind {
         /// How it is distilled.
         #[serde(default)]
         distil: DistilConfig,
+        /// Compare the identities less their mean over the distillation rows, so that the
+        /// cosine measures the offsets from the average identity rather than being near 1
+        /// for every pair (a code's common part dominates its raw cosine).
+        #[serde(default)]
+        centred: bool,
     },
 }
 
 impl std::str::FromStr for IdLossKind {
     type Err = AbsFitError;
 
-    /// `linear`, `learned:DIR` or `distilled:DIR` (default distillation settings).
+    /// `linear`, `learned:DIR`, `distilled:DIR` or `distilled-centred:DIR` (default
+    /// distillation settings).
     fn from_str(s: &str) -> Result<Self> {
         match s.split_once(':') {
             None if s == "linear" => Ok(Self::Linear),
             Some(("learned", dir)) if !dir.is_empty() => Ok(Self::Learned { dir: dir.into() }),
-            Some(("distilled", dir)) if !dir.is_empty() => Ok(Self::Distilled {
-                dir: dir.into(),
-                distil: DistilConfig::default(),
-            }),
+            Some((kind @ ("distilled" | "distilled-centred"), dir)) if !dir.is_empty() => {
+                Ok(Self::Distilled {
+                    dir: dir.into(),
+                    distil: DistilConfig::default(),
+                    centred: kind == "distilled-centred",
+                })
+            }
             _ => Err(AbsFitError::config(
                 "identity loss",
                 format!(
-                    "'{s}': choose linear, learned:DIR or distilled:DIR (DIR: a mesh \
-                     encoder's directory)"
+                    "'{s}': choose linear, learned:DIR, distilled:DIR or \
+                     distilled-centred:DIR (DIR: a mesh encoder's directory)"
                 ),
             )),
         }
@@ -131,10 +140,15 @@ impl IdLoss {
                 MeshIdentityEncoder::load(dir, model, device)?
                     .for_coefficients(&coefficient_basis(model, &layout, device)?)?,
             )),
-            IdLossKind::Distilled { dir, distil } => {
+            IdLossKind::Distilled {
+                dir,
+                distil,
+                centred,
+            } => {
                 let exact = MeshIdentityEncoder::load(dir, model, device)?
                     .for_coefficients(&coefficient_basis(model, &layout, device)?)?;
-                ResolvedIdentity::Distilled(Box::new(DistilledIdentity::distil(&exact, distil)?))
+                let identity = DistilledIdentity::distil(&exact, distil)?;
+                ResolvedIdentity::Distilled(Box::new(identity), *centred)
             }
         };
         Ok(ResolvedIdLoss {
@@ -187,9 +201,12 @@ impl PartialEq for IdLoss {
 }
 
 enum ResolvedIdentity {
-    Linear { gram: Tensor },
+    Linear {
+        gram: Tensor,
+    },
     Learned(Box<CoefficientIdentity>),
-    Distilled(Box<DistilledIdentity>),
+    /// The distilled identity, and whether its identities are compared less their mean.
+    Distilled(Box<DistilledIdentity>, bool),
 }
 
 /// An [`IdLoss`] ready for batches ([`IdLoss::resolve`]).
@@ -204,7 +221,7 @@ impl ResolvedIdLoss {
     /// How closely a distilled identity follows its mesh encoder (`None` for other kinds).
     pub fn fidelity(&self) -> Option<&DistilFidelity> {
         match &self.identity {
-            ResolvedIdentity::Distilled(d) => Some(d.fidelity()),
+            ResolvedIdentity::Distilled(d, _) => Some(d.fidelity()),
             _ => None,
         }
     }
@@ -226,8 +243,11 @@ impl ResolvedIdLoss {
             ResolvedIdentity::Learned(identity) => {
                 self.network_cosines(&|c| identity.embed(c), predicted, truth)
             }
-            ResolvedIdentity::Distilled(identity) => {
+            ResolvedIdentity::Distilled(identity, false) => {
                 self.network_cosines(&|c| identity.embed(c), predicted, truth)
+            }
+            ResolvedIdentity::Distilled(identity, true) => {
+                self.network_cosines(&|c| identity.embed_offset(c), predicted, truth)
             }
         }
     }

@@ -117,7 +117,8 @@ pub struct Args {
     /// offsets in vertex space), learned:DIR (a mesh encoder trained by --stage
     /// mesh-encoder), or distilled:DIR (that mesh encoder distilled into a small network of
     /// the coefficients first: ~1 min once, then a few percent of a step; its fidelity is
-    /// written to the stage's identity-distillation.json). Encoder stage only.
+    /// written to the stage's identity-distillation.json), or distilled-centred:DIR (the same,
+    /// comparing the identities less their mean). Encoder stage only.
     #[arg(long)]
     id_loss: Option<IdLossKind>,
     /// λ_id, the weight of the identity loss (the 3D-ID paper: 0.5).
