@@ -523,20 +523,6 @@ impl DistilledIdentity {
                 adam.step(&loss.backward()?)?;
             }
         }
-        let mut distilled = Self {
-            network,
-            mean,
-            spread,
-            fidelity: DistilFidelity {
-                pairs: config.held_out,
-                unexplained_variance: f64::NAN,
-                exact_loss: f64::NAN,
-                surrogate_loss: f64::NAN,
-                loss_abs_error: f64::NAN,
-                loss_correlation: f64::NAN,
-                gradient_cosine: f64::NAN,
-            },
-        };
         let truth = Tensor::from_vec(
             normal(&mut rng, config.held_out * p),
             (config.held_out, p),
@@ -548,60 +534,16 @@ impl DistilledIdentity {
             &device,
         )?;
         let estimate = ((&truth * 0.6)? + (noise * 0.6)?)?;
-        distilled.measure(exact, &truth, &estimate, config.batch)?;
-        Ok(distilled)
-    }
-
-    /// Fills the fidelity fields on held-out `truth` and `estimate` rows (H, P).
-    fn measure(
-        &mut self,
-        exact: &CoefficientIdentity,
-        truth: &Tensor,
-        estimate: &Tensor,
-        batch: usize,
-    ) -> Result<()> {
-        let h = truth.dim(0)?;
-        let (mut exact_losses, mut surrogate_losses) = (Vec::new(), Vec::new());
-        let (mut gradient_cosines, mut exact_codes) = (Vec::new(), Vec::new());
-        let mut residual = 0.0f64;
-        for start in (0..h).step_by(batch) {
-            let n = batch.min(h - start);
-            let (t, e) = (truth.narrow(0, start, n)?, estimate.narrow(0, start, n)?);
-            let a = PairLosses::of(&|c| exact.embed(c), &t, &e)?;
-            let b = PairLosses::of(&|c| self.embed(c), &t, &e)?;
-            residual += (&b.codes - &a.codes)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f32>()? as f64;
-            let cos = cosine_similarity(&a.gradient, &b.gradient)?.to_dtype(DType::F64)?;
-            gradient_cosines.extend(cos.to_vec1::<f64>()?);
-            exact_losses.extend(a.losses);
-            surrogate_losses.extend(b.losses);
-            exact_codes.push(a.codes);
-        }
-        let all = Tensor::cat(&exact_codes, 0)?;
-        let total = all
-            .broadcast_sub(&all.mean_keepdim(0)?)?
-            .sqr()?
-            .sum_all()?
-            .to_scalar::<f32>()? as f64;
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let (me, ms) = (mean(&exact_losses), mean(&surrogate_losses));
-        let (mut sxy, mut sxx, mut syy, mut abs) = (0.0, 0.0, 0.0, 0.0);
-        for (x, y) in exact_losses.iter().zip(&surrogate_losses) {
-            sxy += (x - me) * (y - ms);
-            sxx += (x - me) * (x - me);
-            syy += (y - ms) * (y - ms);
-            abs += (x - y).abs();
-        }
-        let f = &mut self.fidelity;
-        f.unexplained_variance = residual / total.max(f64::MIN_POSITIVE);
-        f.exact_loss = me;
-        f.surrogate_loss = ms;
-        f.loss_abs_error = abs / h as f64;
-        f.loss_correlation = sxy / (sxx * syy).sqrt().max(f64::MIN_POSITIVE);
-        f.gradient_cosine = mean(&gradient_cosines);
-        Ok(())
+        let surrogate = |c: &Tensor| -> Result<Tensor> {
+            Ok(offsets(&network, spread, c)?.broadcast_add(&mean)?)
+        };
+        let fidelity = measure_fidelity(exact, &surrogate, &truth, &estimate, config.batch)?;
+        Ok(Self {
+            network,
+            mean,
+            spread,
+            fidelity,
+        })
     }
 
     /// The identity vectors (B, identity) of coefficient rows `c` (B, P); differentiable in `c`.
@@ -626,14 +568,72 @@ impl DistilledIdentity {
                 actual: format!("{:?}", c.dims()),
             });
         }
-        let out = self.network.module().forward(&c.to_dtype(DType::F32)?)?;
-        Ok((out * self.spread)?)
+        offsets(&self.network, self.spread, c)
     }
 
     /// How closely it follows the exact encoder on held-out rows.
     pub fn fidelity(&self) -> &DistilFidelity {
         &self.fidelity
     }
+}
+
+/// The identities less their mean that a distilled `network` of output scale `spread` gives
+/// coefficient rows `c` (B, P).
+fn offsets(network: &Network<MlpConfig>, spread: f64, c: &Tensor) -> Result<Tensor> {
+    Ok((network.module().forward(&c.to_dtype(DType::F32)?)? * spread)?)
+}
+
+/// How closely `surrogate` follows `exact` on held-out `truth` and `estimate` rows (H, P).
+fn measure_fidelity(
+    exact: &CoefficientIdentity,
+    surrogate: &dyn Fn(&Tensor) -> Result<Tensor>,
+    truth: &Tensor,
+    estimate: &Tensor,
+    batch: usize,
+) -> Result<DistilFidelity> {
+    let h = truth.dim(0)?;
+    let (mut exact_losses, mut surrogate_losses) = (Vec::new(), Vec::new());
+    let (mut gradient_cosines, mut exact_codes) = (Vec::new(), Vec::new());
+    let mut residual = 0.0f64;
+    for start in (0..h).step_by(batch) {
+        let n = batch.min(h - start);
+        let (t, e) = (truth.narrow(0, start, n)?, estimate.narrow(0, start, n)?);
+        let a = PairLosses::of(&|c| exact.embed(c), &t, &e)?;
+        let b = PairLosses::of(surrogate, &t, &e)?;
+        residual += (&b.codes - &a.codes)?
+            .sqr()?
+            .sum_all()?
+            .to_scalar::<f32>()? as f64;
+        let cos = cosine_similarity(&a.gradient, &b.gradient)?.to_dtype(DType::F64)?;
+        gradient_cosines.extend(cos.to_vec1::<f64>()?);
+        exact_losses.extend(a.losses);
+        surrogate_losses.extend(b.losses);
+        exact_codes.push(a.codes);
+    }
+    let all = Tensor::cat(&exact_codes, 0)?;
+    let total = all
+        .broadcast_sub(&all.mean_keepdim(0)?)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f32>()? as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (me, ms) = (mean(&exact_losses), mean(&surrogate_losses));
+    let (mut sxy, mut sxx, mut syy, mut abs) = (0.0, 0.0, 0.0, 0.0);
+    for (x, y) in exact_losses.iter().zip(&surrogate_losses) {
+        sxy += (x - me) * (y - ms);
+        sxx += (x - me) * (x - me);
+        syy += (y - ms) * (y - ms);
+        abs += (x - y).abs();
+    }
+    Ok(DistilFidelity {
+        pairs: h,
+        unexplained_variance: residual / total.max(f64::MIN_POSITIVE),
+        exact_loss: me,
+        surrogate_loss: ms,
+        loss_abs_error: abs / h as f64,
+        loss_correlation: sxy / (sxx * syy).sqrt().max(f64::MIN_POSITIVE),
+        gradient_cosine: mean(&gradient_cosines),
+    })
 }
 
 /// `exact`'s identities of `inputs` (N, P), computed `batch` rows at a time, detached.
