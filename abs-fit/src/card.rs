@@ -30,6 +30,9 @@ pub const MODEL_FILE: &str = "model.json";
 pub const ITERATIVE_STAGE: &str = "iterative";
 /// The facenet checkpoint inside a stage directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// Where an iterative encoder with learned feedback channels keeps its copy of the learned
+/// renderer, inside its own directory.
+pub const FEEDBACK_RENDERER_DIR: &str = "feedback-renderer";
 
 /// What a network of a stage directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

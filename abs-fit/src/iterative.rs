@@ -14,10 +14,12 @@ use candle_core::{DType, Device, Tensor};
 use facenet::{BranchedEncoderConfig, Checkpoint, Network};
 use morphable::LinearMorphableModel;
 
-use crate::card::{CHECKPOINT_DIR, ITERATIVE_STAGE, ModelCard, ModelRole, save_model};
+use crate::card::{
+    CHECKPOINT_DIR, FEEDBACK_RENDERER_DIR, ITERATIVE_STAGE, ModelCard, ModelRole, save_model,
+};
 use crate::dataset::{DatasetConfig, InputKind, ModelIdentity};
 use crate::encoder::encode_upsampled;
-use crate::render::{FeedbackRenderer, FeedbackSet};
+use crate::render::{FeedbackRenderer, FeedbackSet, LearnedRenderer};
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// How [`IterativeEncoder::iterate`] iterates.
@@ -93,14 +95,39 @@ impl IterativeEncoder {
             .map_err(|e| bad(format!("its card names no valid feedback set: {e}")))?;
         let settings: DatasetConfig = serde_json::from_value(card.dataset.settings.clone())
             .map_err(|e| bad(format!("its card's dataset settings cannot be read: {e}")))?;
-        let feedback = FeedbackRenderer::new(model, card.layout, &settings.imaging, set)?;
+        let learned = if set.learned {
+            let copy = dir.join(FEEDBACK_RENDERER_DIR);
+            let learned = LearnedRenderer::load(&copy, &Device::Cpu)?;
+            let recorded = &card.objective["feedback_renderer"]["fingerprint"];
+            if recorded.as_str() != Some(learned.fingerprint()?.as_str()) {
+                return Err(bad(format!(
+                    "its copy of the feedback renderer ({}) is not the one it was trained with",
+                    copy.display()
+                )));
+            }
+            Some(learned)
+        } else {
+            None
+        };
+        let feedback =
+            FeedbackRenderer::with_learned(model, card.layout, &settings.imaging, set, learned)?;
         let network = Checkpoint::load(&dir.join(CHECKPOINT_DIR), device)?.network;
         Ok(Self::from_parts(network, card, Arc::new(feedback)))
     }
 
-    /// Writes the encoder to `dir` (`model.json` and a weights-only checkpoint).
+    /// Writes the encoder to `dir` (`model.json`, a weights-only checkpoint and, with learned
+    /// feedback channels, a copy of their renderer).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        save_model(dir, &self.card, &self.network)
+        save_model(dir, &self.card, &self.network)?;
+        self.save_feedback_renderer(dir)
+    }
+
+    /// Writes the copy of the learned feedback channels' renderer to `dir`, if it has them.
+    pub(crate) fn save_feedback_renderer(&self, dir: &Path) -> Result<()> {
+        match self.feedback.learned() {
+            Some(learned) => learned.save(&dir.join(FEEDBACK_RENDERER_DIR)),
+            None => Ok(()),
+        }
     }
 
     /// What the encoder maps from and to.

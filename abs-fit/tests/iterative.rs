@@ -5,8 +5,8 @@ use abs_fit::card::ModelCard;
 use abs_fit::dataset::InputKind;
 use abs_fit::train::{EncoderTrainConfig, IterativeTrainConfig, TrainSchedule};
 use abs_fit::{
-    FeedbackSet, Iterate, IterativeEncoder, NoProgress, TrainedEncoder, train_encoder,
-    train_iterative, train_iterative_from,
+    FeedbackSet, Iterate, IterativeEncoder, LearnedRenderer, NoProgress, TrainedEncoder,
+    train_encoder, train_iterative, train_iterative_from,
 };
 use candle_core::{DType, Device, Tensor};
 use morphable::builtin::builtin;
@@ -338,4 +338,112 @@ fn the_iterative_encoder_starts_from_a_one_pass_encoder() {
         )
         .is_err()
     );
+}
+
+/// The learned feedback channels: the stage records its renderer's fingerprint and keeps a copy
+/// beside the encoder, the loaded encoder predicts as the trained one, a copy that is not the
+/// renderer it was trained with is refused, resuming with another renderer is refused, and so
+/// are the channels without a renderer, a renderer without the channels and a renderer of
+/// another image kind.
+#[test]
+fn learned_feedback_channels_keep_their_renderer() {
+    let ds = dataset();
+    let renderer = |kind, seed| {
+        LearnedRenderer::untrained(facenet::NetworkSize::Tiny, ds.manifest(), kind, seed).unwrap()
+    };
+    let (first, second, amplitude) = (
+        temp_dir("iterative-learned-renderer"),
+        temp_dir("iterative-learned-other"),
+        temp_dir("iterative-learned-amplitude"),
+    );
+    renderer(InputKind::Depth, 5).save(&first).unwrap();
+    renderer(InputKind::Depth, 6).save(&second).unwrap();
+    renderer(InputKind::Amplitude, 5).save(&amplitude).unwrap();
+    let defaults = IterativeTrainConfig::new(encoder_config(2), InputKind::Depth);
+    let config = IterativeTrainConfig {
+        feedback: "depth,residual,learned".parse().unwrap(),
+        feedback_renderer: Some(first.to_path_buf()),
+        ..defaults.clone()
+    };
+    let train = |config: &IterativeTrainConfig, dir: &std::path::Path| {
+        train_iterative(
+            &ds,
+            &builtin(),
+            InputKind::Depth,
+            config,
+            dir,
+            &mut NoProgress,
+        )
+    };
+    let dir = temp_dir("iterative-learned");
+    let trained = train(&config, &dir).unwrap();
+    let card = ModelCard::read(&dir).unwrap();
+    assert_eq!(
+        card.objective["feedback_renderer"]["fingerprint"],
+        renderer(InputKind::Depth, 5).fingerprint().unwrap()
+    );
+    assert_ne!(
+        renderer(InputKind::Depth, 5).fingerprint().unwrap(),
+        renderer(InputKind::Depth, 6).fingerprint().unwrap()
+    );
+    let loaded = IterativeEncoder::load(&dir, &builtin(), &Device::Cpu).unwrap();
+    assert_eq!(loaded.feedback(), config.feedback);
+    let (images, truth) = validation(3);
+    let estimate = (truth.clone() * 0.5).unwrap();
+    assert_eq!(
+        trained
+            .step(&images, &estimate)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap(),
+        loaded
+            .step(&images, &estimate)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
+    );
+
+    // Resuming with another renderer is another training.
+    let other = IterativeTrainConfig {
+        feedback_renderer: Some(second.to_path_buf()),
+        ..config.clone()
+    };
+    let err = train(&other, &dir).unwrap_err();
+    assert!(err.to_string().contains("another loss"), "{err}");
+    // A copy that is not the renderer it was trained with.
+    renderer(InputKind::Depth, 6)
+        .save(&dir.join("feedback-renderer"))
+        .unwrap();
+    let err = IterativeEncoder::load(&dir, &builtin(), &Device::Cpu).unwrap_err();
+    assert!(
+        err.to_string().contains("not the one it was trained"),
+        "{err}"
+    );
+
+    for (bad, needle) in [
+        (
+            IterativeTrainConfig {
+                feedback_renderer: None,
+                ..config.clone()
+            },
+            "need a learned renderer",
+        ),
+        (
+            IterativeTrainConfig {
+                feedback_renderer: Some(first.to_path_buf()),
+                ..defaults.clone()
+            },
+            "no learned channels",
+        ),
+        (
+            IterativeTrainConfig {
+                feedback_renderer: Some(amplitude.to_path_buf()),
+                ..config.clone()
+            },
+            "draws amplitude images",
+        ),
+    ] {
+        let err = train(&bad, &temp_dir("iterative-learned-bad")).unwrap_err();
+        assert!(err.to_string().contains(needle), "{err}");
+    }
 }

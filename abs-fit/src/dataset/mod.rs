@@ -12,6 +12,7 @@ pub use batches::{
 };
 pub use config::DatasetConfig;
 pub(crate) use config::human_bytes;
+pub(crate) use store::Fnv1a;
 pub use store::{
     ChunkAudit, DEPTH_FILE, Dataset, DatasetWriter, FORMAT_VERSION, ImageInfo, LEVEL_FILE,
     MANIFEST_FILE, Manifest, ModelIdentity, PARAMS_FILE, SampleArrays, merge_shards, shard_range,

@@ -3,7 +3,7 @@
 //! CoarseNet, Richardson et al., "Learning Detailed Face Reconstruction from a Single Image",
 //! §3.2; docs/physics.md §8).
 //!
-//! Every channel comes from the depth raster's z-buffer of the posed face r_t
+//! Every channel but the learned renderer's comes from the depth raster's z-buffer of the posed face r_t
 //! ([`DepthRasterRenderer`](super::DepthRasterRenderer)): an orthographic view along the radar's
 //! line of sight (+z) whose pixel centres are the dataset's pooled image pixels. A pixel whose
 //! centre the face does not cover is 0 in every channel. No gradient is needed: the channels are
@@ -21,6 +21,10 @@
 //! - **residual** (1): radar depth − rendered depth where both are valid (the input's depth
 //!   channel is positive and the face covers the pixel), else 0: positive where r_t lies behind
 //!   the radar's surface. It needs an input with a depth channel.
+//! - **learned** (2 × C, the input's C channels): a trained learned renderer's
+//!   ([`LearnedRenderer`]) radar image of r_t at its own dynamic range, then the input minus that
+//!   image: the radar-domain residual of every channel, amplitude included. It needs a learned
+//!   renderer of the input's kind on the same grid and layout ([`FeedbackRenderer::with_learned`]).
 
 use morphable::raster::Fragment;
 use morphable::{LinearMorphableModel, Mesh};
@@ -28,13 +32,16 @@ use nalgebra::Vector3;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::Renderer;
 use super::depth_raster::RasterCore;
+use super::learned::LearnedRenderer;
+use crate::card::DECODER_RANGE_DB;
 use crate::dataset::InputKind;
 use crate::{AbsFitError, ImagingConfig, ParamLayout, Result};
 use candle_core::{DType, Device, Tensor};
 
 /// Which feedback channels an iterative encoder reads, in this order: PNCC (3), normals (3),
-/// depth (1), residual (1).
+/// depth (1), residual (1), learned image and learned difference (C each, the input's channels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FeedbackSet {
     /// The projected normalised coordinate code of the mean face (3 channels).
@@ -45,15 +52,19 @@ pub struct FeedbackSet {
     pub depth: bool,
     /// Radar depth − rendered depth where both are valid (1 channel; depth input only).
     pub residual: bool,
+    /// A learned renderer's image of the estimate and the input minus it (2 × C channels).
+    #[serde(default)]
+    pub learned: bool,
 }
 
 impl FeedbackSet {
-    /// Every channel (8).
+    /// Every channel of the depth raster (8): all but the learned renderer's.
     pub const ALL: Self = Self {
         pncc: true,
         normals: true,
         depth: true,
         residual: true,
+        learned: false,
     };
     /// The coarse-to-fine paper's set: PNCC and normals (6 channels).
     pub const PAPER: Self = Self {
@@ -61,6 +72,7 @@ impl FeedbackSet {
         normals: true,
         depth: false,
         residual: false,
+        learned: false,
     };
     /// No channel: an iterative encoder that reads nothing of r_t is a one-pass encoder.
     pub const NONE: Self = Self {
@@ -68,6 +80,7 @@ impl FeedbackSet {
         normals: false,
         depth: false,
         residual: false,
+        learned: false,
     };
 
     /// The default set of an input kind: the rendered depth and, where the input has a depth
@@ -85,13 +98,24 @@ impl FeedbackSet {
         }
     }
 
-    /// The number of channels.
-    pub fn channels(&self) -> usize {
-        self.names().len()
+    /// The number of channels beside `input` images.
+    pub fn channels(&self, input: InputKind) -> usize {
+        self.names(input).len()
     }
 
-    /// The channels' names, in order.
-    pub fn names(&self) -> Vec<&'static str> {
+    /// The channels' names beside `input` images, in order.
+    pub fn names(&self, input: InputKind) -> Vec<String> {
+        let mut names = self.raster_names();
+        if self.learned {
+            let kinds = input_channel_names(input);
+            names.extend(kinds.iter().map(|k| format!("learned-{k}")));
+            names.extend(kinds.iter().map(|k| format!("difference-{k}")));
+        }
+        names
+    }
+
+    /// The names of the channels the depth raster paints, in order.
+    fn raster_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         if self.pncc {
             names.extend(["pncc-x", "pncc-y", "pncc-z"]);
@@ -105,7 +129,7 @@ impl FeedbackSet {
         if self.residual {
             names.push("residual");
         }
-        names
+        names.into_iter().map(String::from).collect()
     }
 
     /// Fails if the set asks for the residual of an input without a depth channel.
@@ -132,6 +156,7 @@ impl std::fmt::Display for FeedbackSet {
             (self.normals, "normals"),
             (self.depth, "depth"),
             (self.residual, "residual"),
+            (self.learned, "learned"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -147,7 +172,8 @@ impl std::fmt::Display for FeedbackSet {
 impl std::str::FromStr for FeedbackSet {
     type Err = AbsFitError;
 
-    /// A comma-separated list of `pncc`, `normals`, `depth` and `residual`, or `none`.
+    /// A comma-separated list of `pncc`, `normals`, `depth`, `residual` and `learned`, or
+    /// `none`.
     fn from_str(s: &str) -> Result<Self> {
         let mut set = Self::NONE;
         if s.trim() == "none" {
@@ -159,12 +185,13 @@ impl std::str::FromStr for FeedbackSet {
                 "normals" => &mut set.normals,
                 "depth" => &mut set.depth,
                 "residual" => &mut set.residual,
+                "learned" => &mut set.learned,
                 other => {
                     return Err(AbsFitError::config(
                         "feedback channels",
                         format!(
-                            "'{other}' in '{s}': choose among pncc, normals, depth and \
-                             residual (comma-separated), or none"
+                            "'{other}' in '{s}': choose among pncc, normals, depth, residual \
+                             and learned (comma-separated), or none"
                         ),
                     ));
                 }
@@ -184,6 +211,15 @@ fn depth_channel(input: InputKind) -> Option<usize> {
     }
 }
 
+/// The names of an input kind's channels.
+fn input_channel_names(input: InputKind) -> &'static [&'static str] {
+    match input {
+        InputKind::Amplitude => &["amplitude"],
+        InputKind::Depth => &["depth"],
+        InputKind::AmplitudeDepth => &["amplitude", "depth"],
+    }
+}
+
 /// Renders the feedback channels of parameter rows (see the module documentation).
 #[derive(Debug)]
 pub struct FeedbackRenderer {
@@ -191,26 +227,78 @@ pub struct FeedbackRenderer {
     /// The normalised coordinates of the mean face's vertices, in [0, 1]³.
     ncc: Vec<Vector3<f64>>,
     set: FeedbackSet,
+    /// The learned renderer of the `learned` channels.
+    learned: Option<LearnedRenderer>,
 }
 
 impl FeedbackRenderer {
     /// The feedback `set` of `model`'s faces described by `layout`, on the (pooled) image grid
     /// of `imaging`. Fails if the layout or imaging config is invalid, if the layout asks for
-    /// more components than the model has, or if the mean face is flat along an axis.
+    /// more components than the model has, if the mean face is flat along an axis, or if the
+    /// set asks for the learned channels (they need [`FeedbackRenderer::with_learned`]).
     pub fn new<M: LinearMorphableModel>(
         model: &M,
         layout: ParamLayout,
         imaging: &ImagingConfig,
         set: FeedbackSet,
     ) -> Result<Self> {
+        Self::with_learned(model, layout, imaging, set, None)
+    }
+
+    /// As [`FeedbackRenderer::new`], with the learned renderer whose images the `learned`
+    /// channels show. Fails as `new` does, and if the set's `learned` flag and `learned`
+    /// disagree, or if the renderer reads another parameter layout or draws another image grid.
+    pub fn with_learned<M: LinearMorphableModel>(
+        model: &M,
+        layout: ParamLayout,
+        imaging: &ImagingConfig,
+        set: FeedbackSet,
+        learned: Option<LearnedRenderer>,
+    ) -> Result<Self> {
         layout.validate()?;
         imaging.validate()?;
         let core = RasterCore::new(model, layout, imaging, "feedback channels")?;
+        match (&learned, set.learned) {
+            (None, false) => {}
+            (Some(r), true) => {
+                let (_, h, w) = r.image_shape();
+                if *r.layout() != layout || (h, w) != (core.height, core.width) {
+                    return Err(AbsFitError::config(
+                        "feedback channels",
+                        format!(
+                            "the learned renderer draws {h}×{w} images of {} parameters, but \
+                             the feedback grid is {}×{} and the layout has {} parameters: use a \
+                             renderer trained on the same dataset",
+                            r.layout().len(),
+                            core.height,
+                            core.width,
+                            layout.len()
+                        ),
+                    ));
+                }
+            }
+            (Some(_), false) => {
+                return Err(AbsFitError::config(
+                    "feedback channels",
+                    format!(
+                        "a learned renderer was given, but the set {set} has no learned channels"
+                    ),
+                ));
+            }
+            (None, true) => {
+                return Err(AbsFitError::config(
+                    "feedback channels",
+                    "the learned channels need a learned renderer: give one (the command \
+                     line's --decoder DIR)",
+                ));
+            }
+        }
         let mean = core.geometry.model_mesh(&[]);
         Ok(Self {
             ncc: normalised_coordinates(&mean)?,
             core,
             set,
+            learned,
         })
     }
 
@@ -219,13 +307,22 @@ impl FeedbackRenderer {
         self.set
     }
 
-    /// (F, H, W) of the feedback of one row.
-    pub fn image_shape(&self) -> (usize, usize, usize) {
-        (self.set.channels(), self.core.height, self.core.width)
+    /// The learned renderer of the `learned` channels, if the set has them.
+    pub fn learned(&self) -> Option<&LearnedRenderer> {
+        self.learned.as_ref()
     }
 
-    /// The feedback channels (F × H × W, row-major) of one scaled parameter row (P columns),
-    /// written into `out`. `radar_depth` is the input's normalised depth image (H × W), which
+    /// (F, H, W) of the depth raster's channels of one row: every channel but the learned ones.
+    fn raster_shape(&self) -> (usize, usize, usize) {
+        (
+            self.set.raster_names().len(),
+            self.core.height,
+            self.core.width,
+        )
+    }
+
+    /// The depth raster's feedback channels (F × H × W, row-major: every channel of the set but
+    /// the learned ones) of one scaled parameter row (P columns), written into `out`. `radar_depth` is the input's normalised depth image (H × W), which
     /// the residual needs. Errors: a row of the wrong length or with a non-finite value, a
     /// buffer of the wrong size, a residual without a radar depth image.
     pub fn render_row(
@@ -241,15 +338,29 @@ impl FeedbackRenderer {
 
     /// `images` (B, C, H, W) of kind `input` with the feedback channels of `params` (B, P)
     /// appended: (B, C + F, H, W) f32, on the images' device. The residual reads the images'
-    /// depth channel.
+    /// depth channel. The learned channels render the rows with their dynamic-range column at
+    /// the learned renderer's own range (the only one it was trained at), in evaluation mode.
     pub fn append(&self, images: &Tensor, input: InputKind, params: &Tensor) -> Result<Tensor> {
         self.set.check_input(input)?;
+        if let Some(learned) = &self.learned
+            && learned.output() != input
+        {
+            return Err(AbsFitError::config(
+                "feedback channels",
+                format!(
+                    "the learned renderer draws {} images, but the input is {}: use a \
+                     renderer of the input's kind",
+                    learned.output().name(),
+                    input.name()
+                ),
+            ));
+        }
         let (b, c, h, w) = images.dims4().map_err(|_| AbsFitError::Shape {
             what: "images to append feedback to",
             expected: "(B, C, H, W)".into(),
             actual: format!("{:?}", images.dims()),
         })?;
-        let (f, height, width) = self.image_shape();
+        let (f, height, width) = self.raster_shape();
         if (c, h, w) != (input.channels(), height, width)
             || params.dims() != [b, self.core.geometry.layout.len()]
         {
@@ -288,17 +399,38 @@ impl FeedbackRenderer {
                 let radar_depth = depth.map(|d| &image[d * hw..(d + 1) * hw]);
                 self.render_row(row, radar_depth, feedback)
             })?;
-        Ok(Tensor::from_vec(out, (b, c + f, h, w), &device)?)
+        let out = Tensor::from_vec(out, (b, c + f, h, w), &Device::Cpu)?;
+        let out = match &self.learned {
+            None => out,
+            Some(learned) => {
+                let layout = &self.core.geometry.layout;
+                let d_db = learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB);
+                let mut at_range: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
+                for row in at_range.chunks_exact_mut(layout.len()) {
+                    layout.set_dynamic_range(row, f64::from(d_db));
+                }
+                let at_range = Tensor::from_vec(at_range, (b, layout.len()), &Device::Cpu)?;
+                let rendered = learned
+                    .render(&at_range)?
+                    .to_device(&Device::Cpu)?
+                    .to_dtype(DType::F32)?;
+                let pixels = Tensor::from_vec(pixels, (b, c, h, w), &Device::Cpu)?;
+                let difference = (pixels - &rendered)?;
+                Tensor::cat(&[out, rendered, difference], 1)?
+            }
+        };
+        Ok(out.to_device(&device)?)
     }
 
     /// The feedback channels of a placed mesh with the model's vertices and triangles.
     fn paint(&self, placed: &Mesh, radar_depth: Option<&[f32]>, out: &mut [f32]) -> Result<()> {
         let core = &self.core;
         let hw = core.height * core.width;
-        if out.len() != self.set.channels() * hw {
+        let channels = self.set.raster_names().len();
+        if out.len() != channels * hw {
             return Err(AbsFitError::Shape {
                 what: "feedback buffer",
-                expected: format!("{} values", self.set.channels() * hw),
+                expected: format!("{} values", channels * hw),
                 actual: format!("{} values", out.len()),
             });
         }
@@ -378,7 +510,7 @@ fn normalised_coordinates(mean: &Mesh) -> Result<Vec<Vector3<f64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Preset, Renderer};
+    use crate::{LearnedRenderer, Preset, Renderer};
     use morphable::Pose;
     use morphable::builtin::builtin;
     use nalgebra::Point3;
@@ -420,7 +552,7 @@ mod tests {
             }
         }
         let mesh = Mesh::new(vertices, triangles).unwrap();
-        let (f, h, w) = renderer.image_shape();
+        let (f, h, w) = renderer.raster_shape();
         assert_eq!(f, 4);
         let mut out = vec![0.0f32; f * h * w];
         renderer.paint(&mesh, None, &mut out).unwrap();
@@ -451,7 +583,7 @@ mod tests {
             ..FeedbackSet::PAPER
         });
         let core = &renderer.core;
-        let (f, h, w) = renderer.image_shape();
+        let (f, h, w) = renderer.raster_shape();
         let mut out = vec![0.0f32; f * h * w];
         renderer
             .render_row(&vec![0.0; layout.len()], None, &mut out)
@@ -502,7 +634,7 @@ mod tests {
     #[test]
     fn residual_compares_with_valid_radar_depth_only() {
         let (renderer, layout) = renderer(FeedbackSet::ALL);
-        let (f, h, w) = renderer.image_shape();
+        let (f, h, w) = renderer.raster_shape();
         assert_eq!(f, 8);
         let row: Vec<f64> = (0..layout.len())
             .map(|k| 0.1 * ((k % 5) as f64 - 2.0))
@@ -547,12 +679,131 @@ mod tests {
         }
     }
 
+    /// With the learned channels, `append` adds the learned renderer's image of each row (its
+    /// dynamic-range column set to the renderer's 15 dB) and the input minus it after the
+    /// raster's channels; a renderer of another kind, layout or grid, a renderer without the
+    /// flag and the flag without a renderer are refused.
+    #[test]
+    fn learned_channels_are_the_renderers_image_and_the_input_minus_it() {
+        let config = Preset::Tiny.dataset().unwrap();
+        let manifest = config.manifest(builtin(), (0, config.n_samples)).unwrap();
+        let learned = |kind| {
+            LearnedRenderer::untrained(facenet::NetworkSize::Tiny, &manifest, kind, 3).unwrap()
+        };
+        let set: FeedbackSet = "depth,residual,learned".parse().unwrap();
+        assert_eq!(set.to_string(), "depth,residual,learned");
+        assert_eq!(
+            set.names(InputKind::AmplitudeDepth),
+            [
+                "depth",
+                "residual",
+                "learned-amplitude",
+                "learned-depth",
+                "difference-amplitude",
+                "difference-depth"
+            ]
+        );
+        let new = |set, renderer| {
+            FeedbackRenderer::with_learned(
+                &builtin(),
+                config.layout,
+                &config.imaging,
+                set,
+                renderer,
+            )
+        };
+        let renderer = new(set, Some(learned(InputKind::Depth))).unwrap();
+        let (f, h, w) = renderer.raster_shape();
+        assert_eq!((f, set.channels(InputKind::Depth)), (2, 4));
+        let p = config.layout.len();
+        let rows = [vec![0.0; p], vec![0.3; p]];
+        let params = Tensor::from_vec(rows.concat(), (2, p), &Device::Cpu).unwrap();
+        let images = Tensor::rand(0.1f32, 1.0, (2, 1, h, w), &Device::Cpu).unwrap();
+        let out = renderer.append(&images, InputKind::Depth, &params).unwrap();
+        assert_eq!(out.dims(), [2, 5, h, w]);
+        let raster = crate::FeedbackRenderer::new(
+            &builtin(),
+            config.layout,
+            &config.imaging,
+            FeedbackSet::default_for(InputKind::Depth),
+        )
+        .unwrap()
+        .append(&images, InputKind::Depth, &params)
+        .unwrap();
+        let got = |t: &Tensor, from, n| -> Vec<f32> {
+            t.narrow(1, from, n)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        assert_eq!(got(&out, 0, 3), got(&raster, 0, 3));
+        let mut at_15 = rows.concat();
+        for row in at_15.chunks_exact_mut(p) {
+            let mut r: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            config.layout.set_dynamic_range(&mut r, 15.0);
+            row.iter_mut().zip(r).for_each(|(v, r)| *v = f64::from(r));
+        }
+        let expected = learned(InputKind::Depth)
+            .render(&Tensor::from_vec(at_15, (2, p), &Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(got(&out, 3, 1), got(&expected, 0, 1));
+        let difference = (&images - &expected).unwrap();
+        assert_eq!(got(&out, 4, 1), got(&difference, 0, 1));
+        // The estimate's dynamic-range column does not matter: it is set to 15 dB.
+        let other_range = Tensor::from_vec(
+            rows.iter()
+                .flat_map(|r| {
+                    let mut r: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+                    config.layout.set_dynamic_range(&mut r, 25.0);
+                    r
+                })
+                .collect::<Vec<f32>>(),
+            (2, p),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let again = renderer
+            .append(&images, InputKind::Depth, &other_range)
+            .unwrap();
+        assert_eq!(got(&again, 3, 2), got(&out, 3, 2));
+
+        let amplitude = new(
+            "depth,learned".parse().unwrap(),
+            Some(learned(InputKind::Amplitude)),
+        )
+        .unwrap();
+        let err = amplitude
+            .append(&images, InputKind::Depth, &params)
+            .unwrap_err();
+        assert!(err.to_string().contains("draws amplitude images"), "{err}");
+        let err = new(set, None).unwrap_err();
+        assert!(err.to_string().contains("need a learned renderer"), "{err}");
+        let err = new(FeedbackSet::ALL, Some(learned(InputKind::Depth))).unwrap_err();
+        assert!(err.to_string().contains("has no learned channels"), "{err}");
+        let mut small = config.clone();
+        small.imaging.pool = 2 * config.imaging.pool;
+        let other_grid = FeedbackRenderer::with_learned(
+            &builtin(),
+            config.layout,
+            &small.imaging,
+            set,
+            Some(learned(InputKind::Depth)),
+        )
+        .unwrap_err();
+        assert!(
+            other_grid.to_string().contains("feedback grid"),
+            "{other_grid}"
+        );
+    }
+
     /// `append` keeps the images and adds each row's feedback; a residual without a depth
     /// channel and mismatched shapes are refused.
     #[test]
     fn append_adds_each_rows_feedback_after_the_images() {
         let (renderer, layout) = renderer(FeedbackSet::default_for(InputKind::AmplitudeDepth));
-        let (f, h, w) = renderer.image_shape();
+        let (f, h, w) = renderer.raster_shape();
         let images = Tensor::rand(0.1f32, 1.0, (2, 2, h, w), &Device::Cpu).unwrap();
         let rows = [vec![0.0; layout.len()], vec![0.3; layout.len()]];
         let params = Tensor::from_vec(rows.concat(), (2, layout.len()), &Device::Cpu).unwrap();
@@ -589,7 +840,10 @@ mod tests {
             assert_eq!(set.to_string().parse::<FeedbackSet>().unwrap(), set);
         }
         assert_eq!(
-            "normals, depth".parse::<FeedbackSet>().unwrap().channels(),
+            "normals, depth"
+                .parse::<FeedbackSet>()
+                .unwrap()
+                .channels(InputKind::Depth),
             4
         );
         assert!("pncc,shading".parse::<FeedbackSet>().is_err());

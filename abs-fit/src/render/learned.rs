@@ -8,7 +8,7 @@ use facenet::{Checkpoint, DecoderConfig, ImageDecoder, Network};
 
 use super::Renderer;
 use crate::card::{CHECKPOINT_DIR, ModelCard, ModelRole, decoder_card, save_model};
-use crate::dataset::{InputKind, Manifest};
+use crate::dataset::{Fnv1a, InputKind, Manifest};
 use crate::{AbsFitError, ParamLayout, Result};
 
 /// A trained decoder used as a [`Renderer`]: (B, P) scaled parameters → (B, C, H, W) images of
@@ -94,6 +94,25 @@ impl LearnedRenderer {
     /// The layout of the parameter vectors it reads.
     pub fn layout(&self) -> &ParamLayout {
         &self.card.layout
+    }
+
+    /// A fingerprint of its weights (FNV-1a 64 over every tensor's name and f32 values, in
+    /// name order, as 16 hex digits): two renderers with the same fingerprint draw the same
+    /// images. Stages that read a renderer record it, so a run resumes only with the same one.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut h = Fnv1a::default();
+        for (name, tensor) in self.network.params().snapshot()? {
+            h.write(name.as_bytes());
+            let values: Vec<f32> = tensor
+                .to_device(&Device::Cpu)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
+            for v in values {
+                h.write(&v.to_le_bytes());
+            }
+        }
+        Ok(format!("{:016x}", h.0))
     }
 }
 

@@ -2,7 +2,7 @@
 //! channels of a current estimate r_t, and predicts the truth (the coarse-to-fine paper's
 //! CoarseNet, §3.2, eq. 3).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -19,7 +19,7 @@ use crate::dataset::{Dataset, InputKind};
 use crate::encoder::{TrainedEncoder, encode_upsampled};
 use crate::evaluate::random_baseline;
 use crate::iterative::IterativeEncoder;
-use crate::render::{FeedbackRenderer, FeedbackSet};
+use crate::render::{FeedbackRenderer, FeedbackSet, LearnedRenderer};
 use crate::{AbsFitError, ParamLayout, Progress, Result};
 
 /// Mixed into a batch's seed to draw its current estimates, apart from the dynamic ranges.
@@ -49,6 +49,11 @@ pub struct IterativeTrainConfig {
     /// estimates like those of inference, where r_t is the network's previous output.
     #[serde(default)]
     pub own_estimate_fraction: f64,
+    /// The learned renderer whose images the `learned` feedback channels show (a decoder
+    /// directory of the input's kind on the same dataset); needed exactly when the set has
+    /// them. The trained encoder keeps a copy.
+    #[serde(default)]
+    pub feedback_renderer: Option<PathBuf>,
 }
 
 impl IterativeTrainConfig {
@@ -65,6 +70,7 @@ impl IterativeTrainConfig {
             feedback: FeedbackSet::default_for(input),
             mean_start_fraction: 0.5,
             own_estimate_fraction: 0.5,
+            feedback_renderer: None,
         }
     }
 
@@ -149,6 +155,48 @@ fn iterative_stage<M: LinearMorphableModel>(
         "own_estimate_fraction": config.own_estimate_fraction,
     });
     encoder.param_loss.insert_objective(&mut objective)?;
+    let learned = match (&config.feedback_renderer, config.feedback.learned) {
+        (Some(path), true) => {
+            let learned = LearnedRenderer::load(path, &Device::Cpu)?;
+            if learned.output() != input {
+                return Err(AbsFitError::config(
+                    "iterative encoder",
+                    format!(
+                        "the feedback renderer {} draws {} images, but the encoder reads {}: \
+                         the learned channels compare with the input, so give a decoder of its \
+                         kind",
+                        path.display(),
+                        learned.output().name(),
+                        input.name()
+                    ),
+                ));
+            }
+            objective["feedback_renderer"] = serde_json::json!({
+                "image": learned.output(),
+                "fingerprint": learned.fingerprint()?,
+            });
+            Some(learned)
+        }
+        (None, false) => None,
+        (None, true) => {
+            return Err(AbsFitError::config(
+                "iterative encoder",
+                "the learned feedback channels need a learned renderer (feedback_renderer; \
+                 the command line's --decoder DIR)",
+            ));
+        }
+        (Some(path), false) => {
+            return Err(AbsFitError::config(
+                "iterative encoder",
+                format!(
+                    "a feedback renderer ({}) was given, but the feedback set {} has no \
+                     learned channels: add 'learned' to it or drop the renderer",
+                    path.display(),
+                    config.feedback
+                ),
+            ));
+        }
+    };
     if let Some(start) = &start {
         objective["start"] = serde_json::json!({
             "stage": start.card.stage,
@@ -163,11 +211,12 @@ fn iterative_stage<M: LinearMorphableModel>(
         objective,
     );
     let layout = card.layout;
-    let feedback = FeedbackRenderer::new(model, layout, &settings.imaging, config.feedback)?;
+    let feedback =
+        FeedbackRenderer::with_learned(model, layout, &settings.imaging, config.feedback, learned)?;
     let network_config = encoder_network(
         encoder,
         &layout,
-        input.channels() + config.feedback.channels(),
+        input.channels() + config.feedback.channels(input),
     );
     let factor = card.upsample;
     let start = match start {
@@ -187,7 +236,7 @@ fn iterative_stage<M: LinearMorphableModel>(
             let device = network.device();
             let (images, params) =
                 examples(dataset, &rows, indices, input, encoder.range, seed, device)?;
-            let images = if config.feedback.channels() == 0 {
+            let images = if config.feedback.channels(input) == 0 {
                 images
             } else {
                 let mut estimates = training_estimates(
@@ -211,11 +260,9 @@ fn iterative_stage<M: LinearMorphableModel>(
         },
         progress,
     )?;
-    Ok(IterativeEncoder::from_parts(
-        network,
-        card,
-        Arc::new(feedback),
-    ))
+    let trained = IterativeEncoder::from_parts(network, card, Arc::new(feedback));
+    trained.save_feedback_renderer(dir)?;
+    Ok(trained)
 }
 
 /// The one-pass encoder `start` widened to the iterative network `config` (zeros on the

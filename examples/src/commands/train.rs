@@ -80,11 +80,12 @@ pub struct Args {
     /// channels, zeros on the feedback channels; same input kind, preset and pose network).
     #[arg(long)]
     encoder: Option<PathBuf>,
-    /// The frozen decoder the autoencoder trains through (autoencoder stage only): the
-    /// directory of a trained decoder (learned renderer), or `physics` (the differentiable
-    /// physics on the dataset's imaging, each face with the seed it was generated with, so
-    /// that the true face renders the target itself) or `physics:other` (each face with
-    /// another realisation of its diffuse field). A directory named `physics` is `./physics`.
+    /// The frozen decoder the autoencoder trains through: the directory of a trained decoder
+    /// (learned renderer), or `physics` (the differentiable physics on the dataset's imaging,
+    /// each face with the seed it was generated with, so that the true face renders the target
+    /// itself) or `physics:other` (each face with another realisation of its diffuse field). A
+    /// directory named `physics` is `./physics`. For the iterative stage: the trained decoder
+    /// of the input's kind whose images the `learned` feedback channels show.
     #[arg(long, value_parser = parse_decoder)]
     decoder: Option<DecoderChoice>,
     /// Train the autoencoder on the first N training faces only (the physics decoder costs
@@ -92,8 +93,9 @@ pub struct Args {
     #[arg(long)]
     train_faces: Option<usize>,
     /// Feedback channels of the iterative stage: a comma-separated list of pncc, normals,
-    /// depth and residual, or none (default: depth, and the residual where the input has
-    /// depth).
+    /// depth, residual and learned (a learned renderer's image of the estimate and the input
+    /// minus it; needs --decoder DIR), or none (default: depth, and the residual where the
+    /// input has depth).
     #[arg(long)]
     feedback: Option<FeedbackSet>,
     /// Fraction of the iterative stage's estimates at the mean face (the others mix the truth
@@ -225,8 +227,18 @@ pub fn run(args: Args) -> CliResult {
                 ..paper
             };
             let defaults = IterativeTrainConfig::new(encoder, input);
+            let feedback_renderer = match &args.decoder {
+                None => None,
+                Some(DecoderChoice::Learned(dir)) => Some(dir.clone()),
+                Some(DecoderChoice::Physics(_)) => {
+                    return Err("--stage iterative's --decoder is a trained decoder's \
+                                directory (for the learned feedback channels), not the physics"
+                        .into());
+                }
+            };
             let config = IterativeTrainConfig {
                 feedback: args.feedback.unwrap_or(defaults.feedback),
+                feedback_renderer,
                 mean_start_fraction: args
                     .mean_start_fraction
                     .unwrap_or(defaults.mean_start_fraction),
@@ -454,7 +466,7 @@ fn refuse_ignored(args: &Args) -> CliResult {
         ),
         (
             "--decoder",
-            args.decoder.is_some() && args.stage != Stage::Autoencoder,
+            args.decoder.is_some() && !matches!(args.stage, Stage::Autoencoder | Stage::Iterative),
         ),
         (
             "--train-faces",
@@ -491,7 +503,8 @@ fn refuse_ignored(args: &Args) -> CliResult {
     match ignored.iter().find(|(_, ignored)| *ignored) {
         Some((option, _)) => Err(format!(
             "{option} does not apply to --stage {stage}: --encoder belongs to --stage \
-             autoencoder or iterative, --decoder and --train-faces to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
+             autoencoder or iterative, --decoder to --stage autoencoder or iterative, \
+             --train-faces to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
              --mean-start-fraction, --own-estimate-fraction and --geometry-weight to --stage \
              iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
              --identity, --meshes-per-epoch, --validation-meshes and --invariance-weight to \
