@@ -3,6 +3,7 @@
 
 use abs_fit::card::ModelCard;
 use abs_fit::dataset::InputKind;
+use abs_fit::evaluate::{IterativeStart, Validation};
 use abs_fit::train::{EncoderTrainConfig, IterativeTrainConfig, TrainSchedule};
 use abs_fit::{
     FeedbackSet, Iterate, IterativeEncoder, LearnedRenderer, NoProgress, TrainedEncoder,
@@ -16,7 +17,7 @@ use crate::training::{dataset, encoder_config, weights};
 
 /// The depth images (B, 1, H, W) at 20 dB and true rows (B, P) of the first `n` validation
 /// faces.
-fn validation(n: usize) -> (Tensor, Tensor) {
+fn validation_rows(n: usize) -> (Tensor, Tensor) {
     let ds = dataset();
     let rows: Vec<usize> = ds.validation_rows().into_iter().take(n).collect();
     let images = ds.input_images(&rows, InputKind::Depth, 20.0).unwrap();
@@ -54,7 +55,7 @@ fn without_feedback_the_iterative_encoder_is_the_one_pass_encoder() {
     )
     .unwrap();
     assert_eq!(weights(iterative.network()), weights(one_pass.network()));
-    let (images, _) = validation(3);
+    let (images, _) = validation_rows(3);
     let history = iterative
         .iterate(&images, None, &Iterate::default())
         .unwrap();
@@ -119,7 +120,7 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
     assert_eq!(weights(resumed.network()), weights(encoder.network()));
 
     let loaded = IterativeEncoder::load(&whole, &builtin(), &Device::Cpu).unwrap();
-    let (images, truth) = validation(3);
+    let (images, truth) = validation_rows(3);
     let zeros = truth.zeros_like().unwrap();
     let at_mean = encoder.step(&images, &zeros).unwrap();
     assert_eq!(
@@ -169,6 +170,36 @@ fn iterative_encoder_trains_resumes_and_reads_its_estimate() {
     .unwrap();
     let err = IterativeEncoder::load(&one_pass, &builtin(), &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("not an iterative one"), "{err}");
+    // Validation iterates from the mean face, a one-pass encoder's estimate or the truth: the
+    // first iteration is one step from that start, whatever the batching.
+    let model = builtin();
+    let validation = Validation::new(&ds, &model).unwrap();
+    let n = validation.rows().len();
+    let (all_images, all_truth) = validation_rows(n);
+    let start_encoder = TrainedEncoder::load(&one_pass, &Device::Cpu).unwrap();
+    let one_pass_estimate = start_encoder.predict(&all_images).unwrap();
+    for (start, first) in [
+        (IterativeStart::Mean, all_truth.zeros_like().unwrap()),
+        (IterativeStart::Encoder(&start_encoder), one_pass_estimate),
+        (IterativeStart::Truth, all_truth.clone()),
+    ] {
+        let predictions = validation
+            .iterative_predictions(&encoder, start, &how, 2)
+            .unwrap();
+        assert_eq!(predictions.len(), 3);
+        let expected = encoder.step(&all_images, &first).unwrap();
+        let expected: Vec<f32> = expected.flatten_all().unwrap().to_vec1().unwrap();
+        for (got, want) in predictions[0].iter().zip(&expected) {
+            assert!((got - want).abs() < 1e-4, "{start:?}: {got} vs {want}");
+        }
+    }
+    let rows = validation
+        .iterative_rows(&encoder, IterativeStart::Truth, &how, 2)
+        .unwrap();
+    assert_eq!(
+        rows[0].method,
+        "Iterative encoder (Depth), iteration 1, from the truth (oracle)"
+    );
     // Wrong inputs are typed errors.
     let wrong = Tensor::zeros((3, 2, 16, 16), DType::F32, &Device::Cpu).unwrap();
     assert!(encoder.step(&wrong, &zeros).is_err());
@@ -388,7 +419,7 @@ fn learned_feedback_channels_keep_their_renderer() {
     );
     let loaded = IterativeEncoder::load(&dir, &builtin(), &Device::Cpu).unwrap();
     assert_eq!(loaded.feedback(), config.feedback);
-    let (images, truth) = validation(3);
+    let (images, truth) = validation_rows(3);
     let estimate = (truth.clone() * 0.5).unwrap();
     assert_eq!(
         trained

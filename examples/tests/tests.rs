@@ -423,6 +423,25 @@ fn train_evaluate_and_fit_a_tiny_dataset() {
     assert!(row("Autoencoder (Depth)").contains("| ["));
     assert!(!cosine.contains("Iterative"), "{cosine}");
     assert!(text.contains("is iterative, left out"), "{text}");
+    // Iterative encoders started from a one-pass encoder's estimate.
+    let started_dir = root.join("started");
+    let started = ok(&radar_face(&[
+        "evaluate",
+        "--dataset",
+        s(&dataset),
+        "--encoder",
+        s(&iterative),
+        "--iterations",
+        "1",
+        "--iterative-start",
+        s(&encoder),
+        "--out",
+        s(&started_dir),
+    ]));
+    assert!(
+        started.contains("iteration 1, from the Encoder (Depth) estimate"),
+        "{started}"
+    );
     // An encoder given twice: its second row is named by its directory, as in Table 1.
     let twice_dir = root.join("twice");
     ok(&radar_face(

@@ -45,8 +45,8 @@ pub use metrics::{
     group_errors, mean_baseline, mean_point_distance_mm, random_baseline,
 };
 pub use networks::{
-    FitOutcome, Validation, encoder_cosine_studies, encoder_cosine_study, physics_images,
-    renderer_times,
+    FitOutcome, IterativeStart, Validation, encoder_cosine_studies, encoder_cosine_study,
+    physics_images, renderer_times,
 };
 pub use paper::{PAPER_DIAGONAL_MAXIMA, PAPER_TABLE1, PaperTable1Row, paper_table1};
 pub use report::{

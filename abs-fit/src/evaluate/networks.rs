@@ -30,6 +30,18 @@ const RANDOM_SEED: u64 = 0x5EED_0000_BA5E_11FE;
 /// Faces rendered per physics-renderer call in [`physics_images`]: the unit of progress.
 const RENDER_CHUNK: usize = 8;
 
+/// Where an iterative encoder's iterations start ([`Validation::iterative_predictions`]).
+#[derive(Debug, Clone, Copy)]
+pub enum IterativeStart<'e> {
+    /// The mean face at zero pose (every scaled column 0), where inference starts by default.
+    Mean,
+    /// A trained one-pass encoder's prediction from its own images.
+    Encoder(&'e TrainedEncoder),
+    /// The true parameters: an oracle, not a method. How far the first iteration moves away
+    /// from the truth says how much the feedback of a perfect estimate is worth to the network.
+    Truth,
+}
+
 /// A dataset's validation faces (all of them, or chosen rows) with their true parameters at
 /// the evaluation range, ready to score predictions (Table 1).
 ///
@@ -184,12 +196,13 @@ impl<'a> Validation<'a> {
     }
 
     /// An iterative encoder's predictions (N × P) after each of `how.iterations` iterations
-    /// from the mean face, from the images at 20 dB, `batch` faces at a time. A batch that
-    /// stops early (no column moved by more than `how.tolerance`) keeps its last estimate for
-    /// the remaining iterations.
+    /// from `start`, from the images at 20 dB, `batch` faces at a time. A batch that stops
+    /// early (no column moved by more than `how.tolerance`) keeps its last estimate for the
+    /// remaining iterations.
     pub fn iterative_predictions(
         &self,
         encoder: &IterativeEncoder,
+        start: IterativeStart<'_>,
         how: &Iterate,
         batch: usize,
     ) -> Result<Vec<Array2<f32>>> {
@@ -200,12 +213,35 @@ impl<'a> Validation<'a> {
             ));
         }
         let p = encoder.layout().len();
+        if let IterativeStart::Encoder(one_pass) = start
+            && one_pass.card.layout != *encoder.layout()
+        {
+            return Err(AbsFitError::config(
+                "iterative start",
+                "the one-pass encoder predicts another parameter layout than the iterative \
+                 encoder reads",
+            ));
+        }
         let mut values = vec![Vec::with_capacity(self.rows.len() * p); how.iterations];
-        for chunk in self.rows.chunks(batch) {
+        for (k, chunk) in self.rows.chunks(batch).enumerate() {
             let images = self
                 .dataset
                 .input_images(chunk, encoder.input(), EVALUATION_RANGE_DB)?;
-            let history = encoder.iterate(&images, None, how)?;
+            let first = match start {
+                IterativeStart::Mean => None,
+                IterativeStart::Encoder(one_pass) => {
+                    let own =
+                        self.dataset
+                            .input_images(chunk, one_pass.input(), EVALUATION_RANGE_DB)?;
+                    Some(one_pass.predict(&own)?.to_dtype(DType::F32)?)
+                }
+                IterativeStart::Truth => {
+                    let truth = self.truth.slice(s![k * batch..k * batch + chunk.len(), ..]);
+                    let truth: Vec<f32> = truth.iter().copied().collect();
+                    Some(Tensor::from_vec(truth, (chunk.len(), p), &Device::Cpu)?)
+                }
+            };
+            let history = encoder.iterate(&images, first.as_ref(), how)?;
             for (k, out) in values.iter_mut().enumerate() {
                 let estimate = &history[k.min(history.len() - 1)];
                 out.extend(estimate.flatten_all()?.to_vec1::<f32>()?);
@@ -217,20 +253,29 @@ impl<'a> Validation<'a> {
             .collect()
     }
 
-    /// An iterative encoder's errors after each iteration, as [`Validation::iterative_predictions`]
-    /// computes them, named "Iterative encoder (…), iteration k".
+    /// An iterative encoder's errors after each iteration from `start`, as
+    /// [`Validation::iterative_predictions`] computes them, named "Iterative encoder (…),
+    /// iteration k" (with the start after it unless it is the mean face).
     pub fn iterative_rows(
         &self,
         encoder: &IterativeEncoder,
+        start: IterativeStart<'_>,
         how: &Iterate,
         batch: usize,
     ) -> Result<Vec<FaceErrors>> {
+        let from = match start {
+            IterativeStart::Mean => String::new(),
+            IterativeStart::Encoder(one_pass) => {
+                format!(", from the {} estimate", one_pass.method_name())
+            }
+            IterativeStart::Truth => ", from the truth (oracle)".into(),
+        };
         (self
-            .iterative_predictions(encoder, how, batch)?
+            .iterative_predictions(encoder, start, how, batch)?
             .iter()
             .enumerate())
         .map(|(k, predicted)| {
-            let name = format!("{}, iteration {}", encoder.method_name(), k + 1);
+            let name = format!("{}, iteration {}{from}", encoder.method_name(), k + 1);
             self.score(name, predicted)
         })
         .collect()

@@ -11,8 +11,8 @@ use abs_fit::card::{ITERATIVE_STAGE, ModelCard};
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB};
 use abs_fit::evaluate::MAX_STUDY_FACES;
 use abs_fit::evaluate::{
-    Bootstrap, Cell, Finding, TableOptions, Validation, findings_csv, findings_markdown,
-    markdown_table, paired_difference, table1, write_table,
+    Bootstrap, Cell, Finding, IterativeStart, TableOptions, Validation, findings_csv,
+    findings_markdown, markdown_table, paired_difference, table1, write_table,
 };
 use abs_fit::{Iterate, IterativeEncoder, TrainedEncoder};
 use candle_core::Device;
@@ -34,9 +34,15 @@ pub struct Args {
     /// A statismo / BFM 2019 model file instead of the built-in model (the dataset's model).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Iterations of iterative encoders from the mean face: one row after each.
+    /// Iterations of iterative encoders: one row after each.
     #[arg(long, default_value_t = 4)]
     iterations: usize,
+    /// Where iterative encoders start: `mean` (the mean face at zero pose), a one-pass
+    /// encoder's directory (its estimate), or `truth` (the true parameters: an oracle that
+    /// shows how much the feedback of a perfect estimate is worth, not a method). A directory
+    /// named `mean` or `truth` is `./mean` or `./truth`.
+    #[arg(long, default_value = "mean")]
+    iterative_start: String,
     /// Images per forward pass.
     #[arg(long, default_value_t = 32)]
     batch: usize,
@@ -89,6 +95,15 @@ pub fn run(args: Args) -> CliResult {
     let validation = Validation::new(&dataset, &model)?;
     let mut scores = validation.baselines()?;
     let n_baselines = scores.len();
+    let one_pass_start = match args.iterative_start.as_str() {
+        "mean" | "truth" => None,
+        dir => Some(TrainedEncoder::load(Path::new(dir), &Device::Cpu)?),
+    };
+    let start = match (args.iterative_start.as_str(), &one_pass_start) {
+        (_, Some(encoder)) => IterativeStart::Encoder(encoder),
+        ("truth", None) => IterativeStart::Truth,
+        _ => IterativeStart::Mean,
+    };
     for dir in &args.encoders {
         let rows = if ModelCard::read(dir)?.stage == ITERATIVE_STAGE {
             let encoder = IterativeEncoder::load(dir, &model, &Device::Cpu)?;
@@ -96,7 +111,7 @@ pub fn run(args: Args) -> CliResult {
                 iterations: args.iterations,
                 ..Iterate::default()
             };
-            validation.iterative_rows(&encoder, &how, args.batch)?
+            validation.iterative_rows(&encoder, start, &how, args.batch)?
         } else {
             let encoder = TrainedEncoder::load(dir, &Device::Cpu)?;
             vec![validation.encoder_row(&encoder, args.batch)?]

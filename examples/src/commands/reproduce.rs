@@ -78,10 +78,10 @@ use std::time::Instant;
 
 use abs_fit::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use abs_fit::evaluate::{
-    Bootstrap, Cell, CosineMatrix, CosineReport, FaceErrors, Finding, FitTime, MAX_STUDY_FACES,
-    MEAN_BASELINE, TableOptions, Validation, cosine_markdown, cosine_stem, encoder_cosine_studies,
-    encoder_cosine_study, findings_csv, findings_markdown, markdown_table, paired_difference,
-    renderer_times, runtimes_markdown, write_matrix_csv, write_table,
+    Bootstrap, Cell, CosineMatrix, CosineReport, FaceErrors, Finding, FitTime, IterativeStart,
+    MAX_STUDY_FACES, MEAN_BASELINE, TableOptions, Validation, cosine_markdown, cosine_stem,
+    encoder_cosine_studies, encoder_cosine_study, findings_csv, findings_markdown, markdown_table,
+    paired_difference, renderer_times, runtimes_markdown, write_matrix_csv, write_table,
 };
 use abs_fit::fit::{FitSettings, FitTarget};
 use abs_fit::generation::{GenerateOptions, generate};
@@ -748,7 +748,7 @@ fn iterative_rows(
     let (mut last, mut every) = (Vec::new(), Vec::new());
     for net in networks {
         let encoder = IterativeEncoder::load(&net.iterative, model, &Device::Cpu)?;
-        let rows = validation.iterative_rows(&encoder, &how, batch)?;
+        let rows = validation.iterative_rows(&encoder, IterativeStart::Mean, &how, batch)?;
         let mut final_row = rows.last().ok_or("no iteration was run")?.clone();
         final_row.method = encoder.method_name();
         last.push(final_row);
