@@ -109,8 +109,13 @@ impl IterativeEncoder {
         } else {
             None
         };
+        let gain = card.objective.get("residual_gain").map_or(Ok(1.0), |g| {
+            g.as_f64()
+                .ok_or_else(|| bad(format!("its card's residual gain {g} is not a number")))
+        })?;
         let feedback =
-            FeedbackRenderer::with_learned(model, card.layout, &settings.imaging, set, learned)?;
+            FeedbackRenderer::with_learned(model, card.layout, &settings.imaging, set, learned)?
+                .with_residual_gain(gain)?;
         let network = Checkpoint::load(&dir.join(CHECKPOINT_DIR), device)?.network;
         Ok(Self::from_parts(network, card, Arc::new(feedback)))
     }

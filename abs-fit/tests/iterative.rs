@@ -371,8 +371,8 @@ fn the_iterative_encoder_starts_from_a_one_pass_encoder() {
     );
 }
 
-/// The learned feedback channels: the stage records its renderer's fingerprint and keeps a copy
-/// beside the encoder, the loaded encoder predicts as the trained one, a copy that is not the
+/// The learned feedback channels and a residual gain: the stage records the renderer's
+/// fingerprint and the gain, keeps a copy of the renderer beside the encoder, the loaded encoder predicts as the trained one, a copy that is not the
 /// renderer it was trained with is refused, resuming with another renderer is refused, and so
 /// are the channels without a renderer, a renderer without the channels and a renderer of
 /// another image kind.
@@ -394,6 +394,7 @@ fn learned_feedback_channels_keep_their_renderer() {
     let config = IterativeTrainConfig {
         feedback: "depth,residual,learned".parse().unwrap(),
         feedback_renderer: Some(first.to_path_buf()),
+        residual_gain: 3.0,
         ..defaults.clone()
     };
     let train = |config: &IterativeTrainConfig, dir: &std::path::Path| {
@@ -417,6 +418,8 @@ fn learned_feedback_channels_keep_their_renderer() {
         renderer(InputKind::Depth, 5).fingerprint().unwrap(),
         renderer(InputKind::Depth, 6).fingerprint().unwrap()
     );
+    assert_eq!(card.objective["residual_gain"], 3.0);
+    // The loaded encoder predicts as the trained one only with the same renderer and gain.
     let loaded = IterativeEncoder::load(&dir, &builtin(), &Device::Cpu).unwrap();
     assert_eq!(loaded.feedback(), config.feedback);
     let (images, truth) = validation_rows(3);

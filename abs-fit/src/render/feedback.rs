@@ -229,6 +229,8 @@ pub struct FeedbackRenderer {
     set: FeedbackSet,
     /// The learned renderer of the `learned` channels.
     learned: Option<LearnedRenderer>,
+    /// The factor the residual channel is multiplied by.
+    residual_gain: f64,
 }
 
 impl FeedbackRenderer {
@@ -299,7 +301,28 @@ impl FeedbackRenderer {
             core,
             set,
             learned,
+            residual_gain: 1.0,
         })
+    }
+
+    /// The same renderer with the residual channel multiplied by `gain` (default 1). The
+    /// residual of a shape error of a few millimetres is a few hundredths of the normalised
+    /// depth, small beside the image channels; a gain brings it to their scale. Fails unless
+    /// `gain` is finite and positive.
+    pub fn with_residual_gain(mut self, gain: f64) -> Result<Self> {
+        if !(gain.is_finite() && gain > 0.0) {
+            return Err(AbsFitError::config(
+                "feedback residual gain",
+                format!("{gain} must be finite and positive"),
+            ));
+        }
+        self.residual_gain = gain;
+        Ok(self)
+    }
+
+    /// The factor the residual channel is multiplied by.
+    pub fn residual_gain(&self) -> f64 {
+        self.residual_gain
     }
 
     /// The channels it renders.
@@ -481,7 +504,11 @@ impl FeedbackRenderer {
             }
             if let Some(radar) = radar_depth {
                 let r = f64::from(radar[i]);
-                put(if r > 0.0 { r - depth } else { 0.0 });
+                put(if r > 0.0 {
+                    self.residual_gain * (r - depth)
+                } else {
+                    0.0
+                });
             }
         }
         Ok(())
@@ -662,6 +689,19 @@ mod tests {
                 0.0
             };
             assert!((out[7 * h * w + i] - expected).abs() < 1e-6, "pixel {i}");
+        }
+        // A gain multiplies the residual and nothing else; it must be finite and positive.
+        let (gained, _) = self::tests::renderer(FeedbackSet::ALL);
+        let gained = gained.with_residual_gain(10.0).unwrap();
+        let mut times_ten = vec![0.0f32; f * h * w];
+        gained.render_row(&row, Some(&radar), &mut times_ten).unwrap();
+        assert_eq!(times_ten[..7 * h * w], out[..7 * h * w]);
+        for (a, b) in times_ten[7 * h * w..].iter().zip(&out[7 * h * w..]) {
+            assert!((a - 10.0 * b).abs() < 1e-6);
+        }
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let (r, _) = self::tests::renderer(FeedbackSet::ALL);
+            assert!(r.with_residual_gain(bad).is_err(), "gain {bad}");
         }
         // The depth channel is the depth raster's image of the same row.
         let imaging = Preset::Tiny.dataset().unwrap().imaging;

@@ -54,6 +54,14 @@ pub struct IterativeTrainConfig {
     /// them. The trained encoder keeps a copy.
     #[serde(default)]
     pub feedback_renderer: Option<PathBuf>,
+    /// The factor the residual channel is multiplied by
+    /// ([`FeedbackRenderer::with_residual_gain`]; 1 by default).
+    #[serde(default = "unit_gain")]
+    pub residual_gain: f64,
+}
+
+fn unit_gain() -> f64 {
+    1.0
 }
 
 impl IterativeTrainConfig {
@@ -71,6 +79,7 @@ impl IterativeTrainConfig {
             mean_start_fraction: 0.5,
             own_estimate_fraction: 0.5,
             feedback_renderer: None,
+            residual_gain: 1.0,
         }
     }
 
@@ -155,6 +164,10 @@ fn iterative_stage<M: LinearMorphableModel>(
         "own_estimate_fraction": config.own_estimate_fraction,
     });
     encoder.param_loss.insert_objective(&mut objective)?;
+    // Recorded only when it is not 1, so that earlier runs resume.
+    if config.residual_gain != 1.0 {
+        objective["residual_gain"] = serde_json::json!(config.residual_gain);
+    }
     let learned = match (&config.feedback_renderer, config.feedback.learned) {
         (Some(path), true) => {
             let learned = LearnedRenderer::load(path, &Device::Cpu)?;
@@ -212,7 +225,8 @@ fn iterative_stage<M: LinearMorphableModel>(
     );
     let layout = card.layout;
     let feedback =
-        FeedbackRenderer::with_learned(model, layout, &settings.imaging, config.feedback, learned)?;
+        FeedbackRenderer::with_learned(model, layout, &settings.imaging, config.feedback, learned)?
+            .with_residual_gain(config.residual_gain)?;
     let network_config = encoder_network(
         encoder,
         &layout,

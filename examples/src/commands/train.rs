@@ -98,6 +98,9 @@ pub struct Args {
     /// input has depth).
     #[arg(long)]
     feedback: Option<FeedbackSet>,
+    /// The factor the iterative stage's residual channel is multiplied by (default 1).
+    #[arg(long)]
+    residual_gain: Option<f64>,
     /// Fraction of the iterative stage's estimates at the mean face (the others mix the truth
     /// with a random face, β ~ U(0, 1)).
     #[arg(long)]
@@ -239,6 +242,7 @@ pub fn run(args: Args) -> CliResult {
             let config = IterativeTrainConfig {
                 feedback: args.feedback.unwrap_or(defaults.feedback),
                 feedback_renderer,
+                residual_gain: args.residual_gain.unwrap_or(defaults.residual_gain),
                 mean_start_fraction: args
                     .mean_start_fraction
                     .unwrap_or(defaults.mean_start_fraction),
@@ -489,6 +493,10 @@ fn refuse_ignored(args: &Args) -> CliResult {
             args.own_estimate_fraction.is_some() && args.stage != Stage::Iterative,
         ),
         (
+            "--residual-gain",
+            args.residual_gain.is_some() && args.stage != Stage::Iterative,
+        ),
+        (
             "--geometry-weight",
             args.geometry_weight.is_some() && args.stage != Stage::Iterative,
         ),
@@ -505,8 +513,8 @@ fn refuse_ignored(args: &Args) -> CliResult {
             "{option} does not apply to --stage {stage}: --encoder belongs to --stage \
              autoencoder or iterative, --decoder to --stage autoencoder or iterative, \
              --train-faces to --stage autoencoder, --pose-network to --stage encoder or iterative, --feedback, \
-             --mean-start-fraction, --own-estimate-fraction and --geometry-weight to --stage \
-             iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
+             --mean-start-fraction, --own-estimate-fraction, --residual-gain and \
+             --geometry-weight to --stage iterative, --id-loss to --stage encoder (--id-weight with it), --code, \
              --identity, --meshes-per-epoch, --validation-meshes and --invariance-weight to \
              --stage mesh-encoder (which reads no --dataset, --input or --preset), and --model \
              to the stages that use the face model (iterative, mesh-encoder, encoder with \
