@@ -3,10 +3,10 @@
 //! CoarseNet, Richardson et al., "Learning Detailed Face Reconstruction from a Single Image",
 //! §3.2; docs/physics.md §8).
 //!
-//! Every channel but the learned renderer's comes from the depth raster's z-buffer of the posed face r_t
-//! ([`DepthRasterRenderer`](super::DepthRasterRenderer)): an orthographic view along the radar's
-//! line of sight (+z) whose pixel centres are the dataset's pooled image pixels. A pixel whose
-//! centre the face does not cover is 0 in every channel. No gradient is needed: the channels are
+//! Every channel but the learned renderer's comes from the depth raster's z-buffer of the posed
+//! face r_t ([`DepthRasterRenderer`](super::DepthRasterRenderer)): an orthographic view along
+//! the radar's line of sight (+z) whose pixel centres are the dataset's pooled image pixels. A
+//! pixel whose centre the face does not cover is 0 in every raster channel. No gradient is needed: the channels are
 //! inputs, not outputs.
 //!
 //! - **PNCC** (3 channels, Zhu et al.'s projected normalised coordinate code): each pixel is
@@ -20,7 +20,8 @@
 //!   raster's image (the radar depth channel's normalisation).
 //! - **residual** (1): radar depth − rendered depth where both are valid (the input's depth
 //!   channel is positive and the face covers the pixel), else 0: positive where r_t lies behind
-//!   the radar's surface. It needs an input with a depth channel.
+//!   the radar's surface, times a gain ([`FeedbackRenderer::with_residual_gain`], 1 by
+//!   default). It needs an input with a depth channel.
 //! - **learned** (2 × C, the input's C channels): a trained learned renderer's
 //!   ([`LearnedRenderer`]) radar image of r_t at its own dynamic range, then the input minus that
 //!   image: the radar-domain residual of every channel, amplitude included. It needs a learned
@@ -694,7 +695,9 @@ mod tests {
         let (gained, _) = self::tests::renderer(FeedbackSet::ALL);
         let gained = gained.with_residual_gain(10.0).unwrap();
         let mut times_ten = vec![0.0f32; f * h * w];
-        gained.render_row(&row, Some(&radar), &mut times_ten).unwrap();
+        gained
+            .render_row(&row, Some(&radar), &mut times_ten)
+            .unwrap();
         assert_eq!(times_ten[..7 * h * w], out[..7 * h * w]);
         for (a, b) in times_ten[7 * h * w..].iter().zip(&out[7 * h * w..]) {
             assert!((a - 10.0 * b).abs() < 1e-6);
