@@ -476,6 +476,21 @@ fn learned_feedback_channels_keep_their_renderer() {
             },
             "draws amplitude images",
         ),
+        (
+            IterativeTrainConfig {
+                feedback: "depth".parse().unwrap(),
+                residual_gain: 2.0,
+                ..defaults.clone()
+            },
+            "has no residual",
+        ),
+        (
+            IterativeTrainConfig {
+                residual_gain: -1.0,
+                ..defaults.clone()
+            },
+            "must be finite and positive",
+        ),
     ] {
         let err = train(&bad, &temp_dir("iterative-learned-bad")).unwrap_err();
         assert!(err.to_string().contains(needle), "{err}");

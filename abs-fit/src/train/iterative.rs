@@ -83,7 +83,9 @@ impl IterativeTrainConfig {
         }
     }
 
-    /// Checks the encoder settings and that both fractions lie in [0, 1].
+    /// Checks the encoder settings, that both fractions lie in [0, 1], and that a residual gain
+    /// other than 1 comes with the residual channel (the gain itself is checked where the
+    /// feedback renderer is built).
     pub fn validate(&self) -> Result<()> {
         self.encoder.validate()?;
         for (name, value) in [
@@ -96,6 +98,15 @@ impl IterativeTrainConfig {
                     format!("{name} = {value} must lie in [0, 1]"),
                 ));
             }
+        }
+        if self.residual_gain != 1.0 && !self.feedback.residual {
+            return Err(AbsFitError::config(
+                "iterative encoder",
+                format!(
+                    "a residual gain of {} was given, but the feedback set {} has no residual",
+                    self.residual_gain, self.feedback
+                ),
+            ));
         }
         Ok(())
     }
