@@ -10,7 +10,6 @@ use morphable::LinearMorphableModel;
 use ndarray::{Array2, s};
 
 use super::{ChannelLoss, FitConfig, PriorCentre, fit};
-use crate::card::DECODER_RANGE_DB;
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
     DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, Renderer,
@@ -33,7 +32,7 @@ impl<'a> FitTarget<'a> {
     /// A trained learned renderer, its targets at the dynamic range it was trained for.
     pub fn learned(learned: LearnedRenderer) -> Self {
         let kind = learned.output();
-        let target_db = learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB);
+        let target_db = learned.dynamic_range_db();
         Self {
             renderer: Box::new(learned),
             kind,

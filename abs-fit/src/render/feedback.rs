@@ -36,7 +36,6 @@ use serde::{Deserialize, Serialize};
 use super::Renderer;
 use super::depth_raster::RasterCore;
 use super::learned::LearnedRenderer;
-use crate::card::DECODER_RANGE_DB;
 use crate::dataset::InputKind;
 use crate::{AbsFitError, ImagingConfig, ParamLayout, Result};
 use candle_core::{DType, Device, Tensor};
@@ -101,36 +100,43 @@ impl FeedbackSet {
 
     /// The number of channels beside `input` images.
     pub fn channels(&self, input: InputKind) -> usize {
-        self.names(input).len()
+        self.raster_channels()
+            + if self.learned {
+                2 * input.channels()
+            } else {
+                0
+            }
+    }
+
+    /// The number of channels the depth raster paints: all but the learned ones.
+    fn raster_channels(&self) -> usize {
+        3 * usize::from(self.pncc)
+            + 3 * usize::from(self.normals)
+            + usize::from(self.depth)
+            + usize::from(self.residual)
     }
 
     /// The channels' names beside `input` images, in order.
     pub fn names(&self, input: InputKind) -> Vec<String> {
-        let mut names = self.raster_names();
+        let mut names: Vec<String> = Vec::new();
+        if self.pncc {
+            names.extend(["pncc-x", "pncc-y", "pncc-z"].map(String::from));
+        }
+        if self.normals {
+            names.extend(["normal-x", "normal-y", "normal-z"].map(String::from));
+        }
+        if self.depth {
+            names.push("depth".into());
+        }
+        if self.residual {
+            names.push("residual".into());
+        }
         if self.learned {
             let kinds = input_channel_names(input);
             names.extend(kinds.iter().map(|k| format!("learned-{k}")));
             names.extend(kinds.iter().map(|k| format!("difference-{k}")));
         }
         names
-    }
-
-    /// The names of the channels the depth raster paints, in order.
-    fn raster_names(&self) -> Vec<String> {
-        let mut names = Vec::new();
-        if self.pncc {
-            names.extend(["pncc-x", "pncc-y", "pncc-z"]);
-        }
-        if self.normals {
-            names.extend(["normal-x", "normal-y", "normal-z"]);
-        }
-        if self.depth {
-            names.push("depth");
-        }
-        if self.residual {
-            names.push("residual");
-        }
-        names.into_iter().map(String::from).collect()
     }
 
     /// Fails if the set asks for the residual of an input without a depth channel.
@@ -339,15 +345,15 @@ impl FeedbackRenderer {
     /// (F, H, W) of the depth raster's channels of one row: every channel but the learned ones.
     fn raster_shape(&self) -> (usize, usize, usize) {
         (
-            self.set.raster_names().len(),
+            self.set.raster_channels(),
             self.core.height,
             self.core.width,
         )
     }
 
     /// The depth raster's feedback channels (F × H × W, row-major: every channel of the set but
-    /// the learned ones) of one scaled parameter row (P columns), written into `out`. `radar_depth` is the input's normalised depth image (H × W), which
-    /// the residual needs. Errors: a row of the wrong length or with a non-finite value, a
+    /// the learned ones) of one scaled parameter row (P columns), written into `out`.
+    /// `radar_depth` is the input's normalised depth image (H × W), which the residual needs. Errors: a row of the wrong length or with a non-finite value, a
     /// buffer of the wrong size, a residual without a radar depth image.
     pub fn render_row(
         &self,
@@ -400,11 +406,8 @@ impl FeedbackRenderer {
             });
         }
         let device = images.device().clone();
-        let pixels: Vec<f32> = images
-            .to_device(&Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
+        let cpu_images = images.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
+        let pixels: Vec<f32> = cpu_images.flatten_all()?.to_vec1()?;
         let rows: Vec<f64> = params
             .to_device(&Device::Cpu)?
             .to_dtype(DType::F64)?
@@ -428,18 +431,16 @@ impl FeedbackRenderer {
             None => out,
             Some(learned) => {
                 let layout = &self.core.geometry.layout;
-                let d_db = learned.card().dynamic_range_db.unwrap_or(DECODER_RANGE_DB);
                 let mut at_range: Vec<f32> = rows.iter().map(|&v| v as f32).collect();
                 for row in at_range.chunks_exact_mut(layout.len()) {
-                    layout.set_dynamic_range(row, f64::from(d_db));
+                    layout.set_dynamic_range(row, f64::from(learned.dynamic_range_db()));
                 }
                 let at_range = Tensor::from_vec(at_range, (b, layout.len()), &Device::Cpu)?;
                 let rendered = learned
                     .render(&at_range)?
                     .to_device(&Device::Cpu)?
                     .to_dtype(DType::F32)?;
-                let pixels = Tensor::from_vec(pixels, (b, c, h, w), &Device::Cpu)?;
-                let difference = (pixels - &rendered)?;
+                let difference = (cpu_images - &rendered)?;
                 Tensor::cat(&[out, rendered, difference], 1)?
             }
         };
@@ -450,7 +451,7 @@ impl FeedbackRenderer {
     fn paint(&self, placed: &Mesh, radar_depth: Option<&[f32]>, out: &mut [f32]) -> Result<()> {
         let core = &self.core;
         let hw = core.height * core.width;
-        let channels = self.set.raster_names().len();
+        let channels = self.set.raster_channels();
         if out.len() != channels * hw {
             return Err(AbsFitError::Shape {
                 what: "feedback buffer",
@@ -692,7 +693,7 @@ mod tests {
             assert!((out[7 * h * w + i] - expected).abs() < 1e-6, "pixel {i}");
         }
         // A gain multiplies the residual and nothing else; it must be finite and positive.
-        let (gained, _) = self::tests::renderer(FeedbackSet::ALL);
+        let (gained, _) = self::renderer(FeedbackSet::ALL);
         let gained = gained.with_residual_gain(10.0).unwrap();
         let mut times_ten = vec![0.0f32; f * h * w];
         gained
@@ -703,7 +704,7 @@ mod tests {
             assert!((a - 10.0 * b).abs() < 1e-6);
         }
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let (r, _) = self::tests::renderer(FeedbackSet::ALL);
+            let (r, _) = self::renderer(FeedbackSet::ALL);
             assert!(r.with_residual_gain(bad).is_err(), "gain {bad}");
         }
         // The depth channel is the depth raster's image of the same row.
@@ -735,6 +736,15 @@ mod tests {
         };
         let set: FeedbackSet = "depth,residual,learned".parse().unwrap();
         assert_eq!(set.to_string(), "depth,residual,learned");
+        for input in InputKind::ALL {
+            for set in [set, FeedbackSet::ALL, FeedbackSet::PAPER, FeedbackSet::NONE] {
+                assert_eq!(
+                    set.channels(input),
+                    set.names(input).len(),
+                    "{set} {input:?}"
+                );
+            }
+        }
         assert_eq!(
             set.names(InputKind::AmplitudeDepth),
             [

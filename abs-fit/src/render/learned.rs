@@ -7,7 +7,9 @@ use candle_core::{DType, Device, Tensor};
 use facenet::{Checkpoint, DecoderConfig, ImageDecoder, Network};
 
 use super::Renderer;
-use crate::card::{CHECKPOINT_DIR, ModelCard, ModelRole, decoder_card, save_model};
+use crate::card::{
+    CHECKPOINT_DIR, DECODER_RANGE_DB, ModelCard, ModelRole, decoder_card, save_model,
+};
 use crate::dataset::{Fnv1a, InputKind, Manifest};
 use crate::{AbsFitError, ParamLayout, Result};
 
@@ -94,6 +96,12 @@ impl LearnedRenderer {
     /// The layout of the parameter vectors it reads.
     pub fn layout(&self) -> &ParamLayout {
         &self.card.layout
+    }
+
+    /// The dynamic range (dB) of the images it renders, the only value its D column was
+    /// trained at ([`DECODER_RANGE_DB`] for a card that does not say).
+    pub fn dynamic_range_db(&self) -> f32 {
+        self.card.dynamic_range_db.unwrap_or(DECODER_RANGE_DB)
     }
 
     /// A fingerprint of its weights (FNV-1a 64 over every tensor's name and f32 values, in
