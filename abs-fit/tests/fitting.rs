@@ -751,6 +751,112 @@ fn keep_best_ends_each_row_at_its_lowest_loss() {
     assert_eq!(rows(&kept.params)[0], rows(&init)[0]);
 }
 
+/// With `average_last` = N a fit ends at the mean of the parameters after its last N steps:
+/// those of the fits of S − N + 1 .. S steps, computed independently.
+#[test]
+fn averaging_ends_at_the_mean_of_the_last_iterates() {
+    let (r, target, init, _) = optimum_and_mean();
+    let layout = layout();
+    let config = |steps: usize| FitConfig {
+        steps,
+        learning_rate: 0.2,
+        prior_weight: 0.01,
+        tolerance: 0.0,
+        ..FitConfig::new(layout)
+    };
+    let rows = |t: &Tensor| -> Vec<Vec<f64>> { t.to_dtype(DType::F64).unwrap().to_vec2().unwrap() };
+    let (steps, n) = (6, 3);
+    let iterates: Vec<Vec<Vec<f64>>> = (steps - n + 1..=steps)
+        .map(|k| {
+            rows(
+                &fit(&r, &target, &init, &config(k), &mut NoProgress)
+                    .unwrap()
+                    .params,
+            )
+        })
+        .collect();
+    let averaged = fit(
+        &r,
+        &target,
+        &init,
+        &FitConfig {
+            average_last: n,
+            ..config(steps)
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    let last = iterates.last().unwrap();
+    let mut moved = 0.0_f64;
+    for (row, got) in rows(&averaged.params).iter().enumerate() {
+        for (j, value) in got.iter().enumerate() {
+            let mean = iterates.iter().map(|it| it[row][j]).sum::<f64>() / n as f64;
+            assert!(
+                (value - mean).abs() < 1e-5,
+                "row {row} column {j}: {value} vs {mean}"
+            );
+            moved = moved.max((mean - last[row][j]).abs());
+        }
+    }
+    // The mean is not the last iterate: the test would catch a fit that ignored the option.
+    assert!(moved > 1e-3, "{moved}");
+    // Losses are still those of every iterate.
+    assert_eq!(averaged.losses.len(), steps + 1);
+    // Averaging with keep_best or backtrack is refused.
+    for bad in [
+        FitConfig {
+            keep_best: true,
+            average_last: 2,
+            ..config(3)
+        },
+        FitConfig {
+            backtrack: true,
+            average_last: 2,
+            ..config(3)
+        },
+    ] {
+        let error = fit(&r, &target, &init, &bad, &mut NoProgress).unwrap_err();
+        assert!(error.to_string().contains("averaging"), "{error}");
+    }
+}
+
+/// With cosine decay step k of S is taken at lr·(1 + cos(πk/S))/2: of a two-step fit the first
+/// step is the constant-rate fit's, the second half of it (Adam's update is linear in its rate
+/// once the gradients and moments are the same).
+#[test]
+fn cosine_decay_halves_the_second_of_two_steps() {
+    let (r, target, init, _) = optimum_and_mean();
+    let config = |steps: usize, cosine_decay: bool| FitConfig {
+        steps,
+        learning_rate: 0.2,
+        prior_weight: 0.01,
+        tolerance: 0.0,
+        cosine_decay,
+        ..FitConfig::new(layout())
+    };
+    let run = |steps, cosine| -> Vec<f64> {
+        fit(&r, &target, &init, &config(steps, cosine), &mut NoProgress)
+            .unwrap()
+            .params
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let one = run(1, false);
+    assert_eq!(run(1, true), one);
+    let (constant, decayed) = (run(2, false), run(2, true));
+    let mut largest = 0.0_f64;
+    for ((c, d), o) in constant.iter().zip(&decayed).zip(&one) {
+        let (full, half) = (c - o, d - o);
+        assert!((half - full / 2.0).abs() < 1e-6, "{half} vs {full} / 2");
+        largest = largest.max(full.abs());
+    }
+    assert!(largest > 1e-2, "the second step moved by {largest} only");
+}
+
 #[test]
 fn backtracking_never_lets_a_rows_loss_rise() {
     let (r, target, init, _) = optimum_and_mean();

@@ -228,6 +228,55 @@ fn realisations_render_the_expected_image() {
     assert!(differs > hw / 10, "{differs} of {hw} pixels differ");
 }
 
+/// With redrawn speckle a render is a function of the parameters alone (the same row renders
+/// the same images, wherever it sits in the batch), while a row that differs in any column
+/// renders another realisation of the diffuse field: far more pixels change than a change of
+/// 1e-9 in one column could move.
+#[test]
+fn redrawn_speckle_follows_the_parameters() {
+    let plain = renderer().with_kernel(GradientKernel::Fast);
+    assert!(!plain.redraws_speckle());
+    let redrawn = renderer()
+        .with_kernel(GradientKernel::Fast)
+        .with_redrawn_speckle(true);
+    assert!(redrawn.redraws_speckle());
+    let layout = *redrawn.layout();
+    let a = row(&layout);
+    let mut b = a.clone();
+    b[layout.range(ParamGroup::Shape).start] += 1e-9;
+    let p = layout.len();
+    let batch = |rows: &[&Vec<f64>]| {
+        let values: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_vec(values, (rows.len(), p), &Device::Cpu).unwrap()
+    };
+    let images = |r: &dyn Renderer, rows: &[&Vec<f64>]| -> Vec<Vec<f64>> {
+        r.render(&batch(rows))
+            .unwrap()
+            .flatten_from(1)
+            .unwrap()
+            .to_vec2()
+            .unwrap()
+    };
+    let redrawn_images = images(&redrawn, &[&a, &b, &a]);
+    // Row 0 and row 2 hold the same values: the same images, in any place of the batch.
+    assert_eq!(redrawn_images[0], redrawn_images[2]);
+    assert_eq!(redrawn_images[0], images(&redrawn, &[&a])[0]);
+    let changed = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .filter(|(x, y)| (*x - *y).abs() > 0.05)
+            .count()
+    };
+    let hw = redrawn_images[0].len() / 2;
+    // Without redrawing, rows 0 and 1 differ by the column's 1e-9 only when both use one
+    // seed; with it, b draws another realisation.
+    let fixed = images(&plain, &[&a]);
+    let fixed_b = images(&plain, &[&b]);
+    assert_eq!(changed(&fixed[0], &fixed_b[0]), 0);
+    let moved = changed(&redrawn_images[0][..hw], &redrawn_images[1][..hw]);
+    assert!(moved > hw / 10, "{moved} of {hw} amplitude pixels changed");
+}
+
 /// The default fast kernel (f32 forward and adjoint) gives the exact kernel's images and
 /// gradient with the same choices held: images within 1e-3 (they are in [0, 1]) and, per
 /// parameter group, a gradient within 1e-2 of the exact one in norm.

@@ -13,12 +13,15 @@
 //! default (`learned:depth` or `learned:amplitude`: that kind's decoder and autoencoder), or
 //! `physics`, the differentiable physics renderer with the fast kernel, against the dataset's
 //! images with their own surface seeds, or `physics:K`, the same rendering the expected image
-//! over K realisations of the diffuse field, or `raster`, the depth raster from the *depth*
+//! over K realisations of the diffuse field (either followed by `+redraw`: a new realisation
+//! at every step), or `raster`, the depth raster from the *depth*
 //! autoencoder against the radar depth images; each variant after the first is also compared
 //! with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs
 //! only those variants, numbered from 0 in the order of the table; `FIT_VARIANTS_FIRST=N`
 //! fits the FACES validation faces from the N-th on, so that settings chosen on one part of
-//! the split can be checked on another)
+//! the split can be checked on another; `FIT_VARIANTS_CSV=FILE` appends one line per face and
+//! variant to FILE (renderer, variant, dataset row, then start and fit point distance,
+//! translation L2 and rotation L2), so that runs can be paired face by face afterwards)
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +29,10 @@ use std::sync::Arc;
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::{Bootstrap, Cell, FaceErrors, Validation, paired_difference};
 use abs_fit::fit::{FitSettings, FitTarget};
-use abs_fit::{LearnedRenderer, NoProgress, ParamGroup, PriorCentre, TrainedEncoder};
+use abs_fit::{
+    DifferentiablePhysicsRenderer, LearnedRenderer, NoProgress, ParamGroup, PriorCentre,
+    TrainedEncoder,
+};
 use candle_core::Device;
 
 type Error = Box<dyn std::error::Error>;
@@ -57,7 +63,13 @@ fn main() -> Result<(), Error> {
     );
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
-    let renderer = match args.next().as_deref() {
+    let renderer_arg = args.next();
+    // `+redraw`: the physics draws its speckle anew at every step.
+    let (renderer_arg, redraw) = match renderer_arg.as_deref().map(|a| a.strip_suffix("+redraw")) {
+        Some(Some(stripped)) => (Some(stripped.to_string()), true),
+        _ => (renderer_arg, false),
+    };
+    let renderer = match renderer_arg.as_deref() {
         None | Some("learned") => Choice::Learned(InputKind::AmplitudeDepth),
         Some("learned:depth") => Choice::Learned(InputKind::Depth),
         Some("learned:amplitude") => Choice::Learned(InputKind::Amplitude),
@@ -68,12 +80,15 @@ fn main() -> Result<(), Error> {
             _ => {
                 return Err(format!(
                     "unknown renderer {other}: learned[:depth|:amplitude], physics, physics:K \
-                     or raster"
+                     (either with +redraw) or raster"
                 )
                 .into());
             }
         },
     };
+    if redraw && !matches!(renderer, Choice::Physics(_)) {
+        return Err("+redraw applies to the physics renderer only".into());
+    }
     let first_face: usize = match std::env::var("FIT_VARIANTS_FIRST") {
         Ok(n) => n.parse()?,
         Err(_) => 0,
@@ -121,7 +136,11 @@ fn main() -> Result<(), Error> {
         ..FitSettings::new(steps)
     };
     let target = match renderer {
-        Choice::Physics(k) => FitTarget::physics(model, &dataset, InputKind::AmplitudeDepth, k)?,
+        Choice::Physics(k) => FitTarget::physics(
+            DifferentiablePhysicsRenderer::for_dataset(model, &dataset, InputKind::AmplitudeDepth)?
+                .with_realisations(k)?
+                .with_redrawn_speckle(redraw),
+        ),
         Choice::Learned(kind) => {
             let renderer =
                 LearnedRenderer::load(&networks.join(format!("decoder-{}", kind.name())), &device)?;
@@ -137,8 +156,14 @@ fn main() -> Result<(), Error> {
         validation.rows().len(),
         run.display(),
         match renderer {
-            Choice::Physics(1) => "amplitude-depth physics".to_string(),
-            Choice::Physics(k) => format!("amplitude-depth physics ({k} realisations)"),
+            Choice::Physics(k) => format!(
+                "amplitude-depth physics ({k} realisation(s){})",
+                if redraw {
+                    ", drawn anew at every step"
+                } else {
+                    ""
+                }
+            ),
             Choice::Learned(kind) => format!("learned {}", kind.name()),
             Choice::Raster => "depth-raster".to_string(),
         }
@@ -319,6 +344,21 @@ fn main() -> Result<(), Error> {
                 ..FitSettings::anchored(steps)
             },
         ),
+        (
+            "prior at the mean, pose kept, mean of the last third of the iterates",
+            FitSettings {
+                average_last: steps / 3,
+                ..FitSettings::physics(steps)
+            },
+        ),
+        (
+            "prior at the mean, pose kept, twice the steps, mean of the last half of the iterates",
+            FitSettings {
+                steps: 2 * steps,
+                average_last: steps,
+                ..FitSettings::physics(steps)
+            },
+        ),
     ];
     let only: Option<Vec<usize>> = match std::env::var("FIT_VARIANTS_ONLY") {
         Ok(list) => Some(
@@ -330,6 +370,12 @@ fn main() -> Result<(), Error> {
     };
     let chosen = (variants.into_iter().enumerate())
         .filter(|(i, _)| only.as_ref().is_none_or(|only| only.contains(i)));
+    let renderer_name = match renderer {
+        Choice::Physics(k) => format!("physics:{k}{}", if redraw { "+redraw" } else { "" }),
+        Choice::Learned(kind) => format!("learned:{}", kind.name()),
+        Choice::Raster => "raster".to_string(),
+    };
+    let csv = std::env::var_os("FIT_VARIANTS_CSV").map(PathBuf::from);
     // The first variant run, which the later ones are compared with.
     let mut first: Option<(&str, FaceErrors)> = None;
     for (_, (name, settings)) in chosen {
@@ -355,6 +401,16 @@ fn main() -> Result<(), Error> {
                 difference(&fitted, errors, Cell::PointDistance)?
             ),
         }
+        if let Some(csv) = &csv {
+            append_faces(
+                csv,
+                &renderer_name,
+                name,
+                validation.rows(),
+                &start,
+                &fitted,
+            )?;
+        }
         let improved = (fitted.values(Cell::PointDistance).iter())
             .zip(start.values(Cell::PointDistance))
             .filter(|(f, s)| *f < s)
@@ -369,5 +425,44 @@ fn main() -> Result<(), Error> {
         );
         eprintln!("{name}: {:.0} s", time.elapsed().as_secs_f64());
     }
+    Ok(())
+}
+
+/// Appends one CSV line per face (header first if the file is new): renderer, variant, dataset
+/// row, and the start's and the fit's point distance, translation L2 and rotation L2.
+fn append_faces(
+    path: &std::path::Path,
+    renderer: &str,
+    variant: &str,
+    rows: &[usize],
+    start: &FaceErrors,
+    fitted: &FaceErrors,
+) -> Result<(), Error> {
+    use std::io::Write;
+    let new = !path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut text = String::new();
+    if new {
+        text.push_str(
+            "renderer,variant,row,start_point_distance_mm,fit_point_distance_mm,\
+             start_translation_l2,fit_translation_l2,start_rotation_l2,fit_rotation_l2\n",
+        );
+    }
+    let cells = [Cell::PointDistance, Cell::Translation, Cell::Rotation];
+    for (i, row) in rows.iter().enumerate() {
+        text.push_str(&format!("{renderer},\"{variant}\",{row}"));
+        for cell in cells {
+            text.push_str(&format!(
+                ",{},{}",
+                start.values(cell)[i],
+                fitted.values(cell)[i]
+            ));
+        }
+        text.push('\n');
+    }
+    file.write_all(text.as_bytes())?;
     Ok(())
 }

@@ -25,6 +25,11 @@
 //! (only the coefficients are perturbed and fitted), as the physics fits from an encoder's
 //! estimate keep its pose.
 //!
+//! With BASIN_REDRAW=1 the fits draw the renderer's speckle anew at every step
+//! (`DifferentiablePhysicsRenderer::with_redrawn_speckle`), and with BASIN_AVERAGE=N each
+//! fit ends at the mean of its last N iterates (`FitConfig::average_last`); with
+//! BASIN_COSINE=1 the learning rate decays along a half cosine (`FitConfig::cosine_decay`).
+//!
 //! `cargo run --release -p radar-face --example physics_basin [-- FACES STEPS REALISATIONS
 //! LEARNING_RATE DEPTH_WEIGHT]`
 
@@ -130,6 +135,12 @@ fn main() -> Result<(), Error> {
         .ok()
         .map(|c| c.parse())
         .transpose()?;
+    let redraw = std::env::var("BASIN_REDRAW").is_ok_and(|v| v == "1");
+    let average_last: usize = match std::env::var("BASIN_AVERAGE") {
+        Ok(n) => n.parse()?,
+        Err(_) => 0,
+    };
+    let cosine_decay = std::env::var("BASIN_COSINE").is_ok_and(|v| v == "1");
     let model = morphable::builtin::builtin();
     let layout = ParamLayout::default();
     let distribution = Preset::Tiny.dataset()?;
@@ -165,13 +176,19 @@ fn main() -> Result<(), Error> {
     println!(
         "{n_faces} faces, {steps} Adam steps (learning rate {}, prior {}), amplitude-depth \
          images at 20 dB, fits rendering {realisations} realisation(s) of the diffuse field, \
-         depth weight {depth_weight:?}, Cauchy scale {cauchy_scale:?}, pose {}",
+         depth weight {depth_weight:?}, Cauchy scale {cauchy_scale:?}, pose {}, speckle \
+         {}, mean of the last {average_last} iterates, cosine decay {cosine_decay}",
         learning_rate,
         FitSettings::DEFAULT_PRIOR,
         if keep_pose {
             "kept at the truth's"
         } else {
             "perturbed and fitted"
+        },
+        if redraw {
+            "drawn anew at every step"
+        } else {
+            "fixed"
         }
     );
     println!(
@@ -200,6 +217,8 @@ fn main() -> Result<(), Error> {
             prior_weight: FitSettings::DEFAULT_PRIOR,
             tolerance: 0.0,
             cauchy_scale,
+            average_last,
+            cosine_decay,
             optimise: if keep_pose {
                 vec![ParamGroup::Shape, ParamGroup::Expression]
             } else {
@@ -222,7 +241,9 @@ fn main() -> Result<(), Error> {
         };
         let time = std::time::Instant::now();
         let result = fit(
-            &renderer(0)?.with_realisations(realisations)?,
+            &renderer(0)?
+                .with_realisations(realisations)?
+                .with_redrawn_speckle(redraw),
             &target,
             &rows(&starts)?,
             &config,

@@ -58,29 +58,22 @@ impl<'a> FitTarget<'a> {
 }
 
 impl<'a> FitTarget<'a> {
-    /// The differentiable physics renderer of `model` with `dataset`'s imaging, rendering
-    /// `kind` images compared with the dataset's at the evaluation range (20 dB), with the fast
-    /// kernel and its f32 adjoint (docs/physics.md §3.6). The renderer's surface seed is not the
-    /// dataset's: the fit cannot match the target's speckle, only the face. With
-    /// `realisations` > 1 it renders the expected image over that many realisations of the
-    /// diffuse field ([`DifferentiablePhysicsRenderer::with_realisations`]), at that many times
-    /// the cost. Errors: `realisations` = 0, or a dataset whose imaging the renderer cannot
-    /// differentiate.
+    /// The differentiable physics renderer `renderer`, compared with the dataset's images of
+    /// its kind at the evaluation range (20 dB). Build it with
+    /// [`DifferentiablePhysicsRenderer::for_dataset`]; its surface seed is not the dataset's, so
+    /// the fit cannot match the target's speckle, only the face. With
+    /// [`DifferentiablePhysicsRenderer::with_realisations`] it renders the expected image over
+    /// several realisations of the diffuse field (at that many times the cost), and with
+    /// [`DifferentiablePhysicsRenderer::with_redrawn_speckle`] a new realisation at every step.
     pub fn physics<M: LinearMorphableModel + 'a>(
-        model: M,
-        dataset: &Dataset,
-        kind: InputKind,
-        realisations: usize,
-    ) -> Result<Self> {
-        Ok(Self {
-            renderer: Box::new(
-                DifferentiablePhysicsRenderer::for_dataset(model, dataset, kind)?
-                    .with_realisations(realisations)?,
-            ),
-            kind,
+        renderer: DifferentiablePhysicsRenderer<M>,
+    ) -> Self {
+        Self {
+            kind: renderer.output(),
+            renderer: Box::new(renderer),
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: false,
-        })
+        }
     }
 }
 
@@ -115,6 +108,10 @@ pub struct FitSettings {
     pub cauchy_scale: Option<f64>,
     /// The prior's precision ([`FitConfig::prior_precision`]); None: the identity.
     pub prior_precision: Option<Arc<[f64]>>,
+    /// End at the mean of the last N iterates ([`FitConfig::average_last`]; 0: the last).
+    pub average_last: usize,
+    /// Lower the learning rate along a half cosine ([`FitConfig::cosine_decay`]).
+    pub cosine_decay: bool,
 }
 
 impl FitSettings {
@@ -173,6 +170,8 @@ impl FitSettings {
             depth_weight: None,
             cauchy_scale: None,
             prior_precision: None,
+            average_last: 0,
+            cosine_decay: false,
         }
     }
 }
@@ -270,6 +269,8 @@ pub fn fit_faces(
         loss_pool: settings.loss_pool,
         cauchy_scale: settings.cauchy_scale,
         prior_precision: settings.prior_precision.clone(),
+        average_last: settings.average_last,
+        cosine_decay: settings.cosine_decay,
         ignore_empty_target: target.ignore_empty_target && settings.depth_weight.is_none(),
         channels: match settings.depth_weight {
             None => Vec::new(),

@@ -90,6 +90,18 @@ pub struct FitConfig {
     /// logarithmically beyond, so that a few large differences (deep speckle fades of the
     /// target against a bright rendering) pull less. None: squared differences.
     pub cauchy_scale: Option<f64>,
+    /// Return the mean of the last N iterates (the parameters after each of the last N steps)
+    /// instead of the last one (0 or 1: the last). Through a renderer whose images are
+    /// noisy in the parameters (the physics with redrawn speckle), Adam's iterates scatter
+    /// around the minimum of the expected loss, and their mean (Polyak–Ruppert averaging)
+    /// scatters less. The recorded losses stay those of the iterates.
+    pub average_last: usize,
+    /// Lower the learning rate from [`FitConfig::learning_rate`] toward 0 along a half cosine
+    /// over the steps (step k of S at lr·(1 + cos(πk/S))/2) instead of holding it. Adam's steps
+    /// are about the learning rate long whatever the gradient's size, so through a noisy
+    /// renderer a constant rate keeps the iterates wandering by that much; a decaying one
+    /// takes long steps first and settles at the end.
+    pub cosine_decay: bool,
 }
 
 /// How one image channel enters the image loss of a fit ([`FitConfig::channels`]).
@@ -131,6 +143,8 @@ impl FitConfig {
             channels: Vec::new(),
             cauchy_scale: None,
             prior_precision: None,
+            average_last: 0,
+            cosine_decay: false,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -198,6 +212,13 @@ impl FitConfig {
         }
         if let Some(precision) = &self.prior_precision {
             check_precision(precision, self.layout.len())?;
+        }
+        if self.average_last > 1 && (self.keep_best || self.backtrack) {
+            return Err(AbsFitError::config(
+                "fit iterate averaging",
+                "averaging the last iterates returns neither the best nor the last accepted \
+                 step: it cannot be combined with keep_best or backtrack",
+            ));
         }
         if !self.channels.is_empty() && self.ignore_empty_target {
             return Err(AbsFitError::config(
@@ -324,6 +345,8 @@ pub fn fit(
     let mut best: Option<(Tensor, Tensor)> = None;
     // Each row's last accepted step (with backtrack).
     let mut accepted: Option<Accepted> = None;
+    // The sum of the iterates averaged so far and their number (with average_last > 1).
+    let mut averaged: Option<(Tensor, usize)> = None;
 
     progress.start("fit", config.steps as u64, 0);
     let mut losses = Vec::with_capacity(config.steps + 1);
@@ -367,6 +390,13 @@ pub fn fit(
         }
         let previous = losses.last().map(|&l: &f32| l as f64);
         losses.push(value as f32);
+        if config.average_last > 1 && steps + config.average_last > config.steps {
+            let current = params.as_tensor().detach();
+            averaged = Some(match averaged.take() {
+                None => (current.copy()?, 1),
+                Some((sum, n)) => ((sum + current)?, n + 1),
+            });
+        }
         // A step that undid some row's trial is no sign of convergence: that row's next step
         // is smaller, not absent.
         let undone = match &rejected {
@@ -401,6 +431,10 @@ pub fn fit(
             )
         })?;
         let mut grad = grad.broadcast_mul(&mask)?;
+        if config.cosine_decay {
+            let phase = std::f64::consts::PI * steps as f64 / config.steps as f64;
+            optimiser.set_learning_rate(config.learning_rate * 0.5 * (1.0 + phase.cos()));
+        }
         if config.backtrack {
             let rows = rows.detach();
             let last = match (accepted.take(), &rejected) {
@@ -443,9 +477,10 @@ pub fn fit(
     ));
     progress.finish();
     Ok(FitResult {
-        params: match best {
-            Some((_, best_params)) => best_params,
-            None => params.as_tensor().detach(),
+        params: match (best, averaged) {
+            (Some((_, best_params)), _) => best_params,
+            (None, Some((sum, n))) => (sum / n as f64)?,
+            (None, None) => params.as_tensor().detach(),
         },
         losses,
         steps,

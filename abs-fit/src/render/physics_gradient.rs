@@ -59,6 +59,7 @@ pub struct DifferentiablePhysicsRenderer<M> {
     seed: u64,
     kernel: GradientKernel,
     realisations: usize,
+    redraw: bool,
 }
 
 /// What the op needs, shared by the renderer and its ops.
@@ -126,6 +127,7 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
             seed: 0,
             kernel: GradientKernel::default(),
             realisations: 1,
+            redraw: false,
         })
     }
 
@@ -155,6 +157,24 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
         self.realisations
     }
 
+    /// The same renderer drawing each row's realisations of the diffuse field from the row's
+    /// own values when `redraw` is true: [`Renderer::render`]'s seeds become
+    /// `seed + h(row) ..`, with h the FNV-1a hash of the row's values. A render is still a
+    /// function of its parameters alone, but parameters that differ in any column render other
+    /// speckle. A fit then meets a new realisation at every step, so its steps follow the
+    /// gradient of the loss's expectation over realisations (a stochastic gradient), and no
+    /// step can line the renderer's speckle up with the target's (docs/physics.md §4.5).
+    pub fn with_redrawn_speckle(mut self, redraw: bool) -> Self {
+        self.redraw = redraw;
+        self
+    }
+
+    /// Whether each row's realisations are drawn from its values
+    /// ([`DifferentiablePhysicsRenderer::with_redrawn_speckle`]).
+    pub fn redraws_speckle(&self) -> bool {
+        self.redraw
+    }
+
     /// The same renderer with `kernel` for the signal and its gradient: the fast kernel and its
     /// f32 adjoint (the default), or the exact `f64` sum and its term-by-term adjoint
     /// ([`Simulator::clean_signal`], [`Simulator::gradient`]), for checks against central
@@ -182,6 +202,10 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
     /// The imaging settings.
     pub fn imaging(&self) -> &ImagingConfig {
         &self.core.imaging
+    }
+    /// The kind of images it renders.
+    pub fn output(&self) -> InputKind {
+        self.core.output
     }
 
     /// Records the discrete choices of rendering scaled row `row` (P columns) with the seeds
@@ -500,6 +524,13 @@ impl PhysicsCore {
     }
 }
 
+/// FNV-1a 64 over the bits of a row's values: the seed offset of a redrawn row.
+fn row_hash(row: &[f64]) -> u64 {
+    (row.iter().flat_map(|v| v.to_bits().to_le_bytes())).fold(0xcbf2_9ce4_8422_2325, |h, byte| {
+        (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// The voxels the images read: one realisation's own, or the root mean square of several
 /// (real).
 fn root_mean_square(values: &[Vec<Complex64>]) -> Vec<Complex64> {
@@ -602,9 +633,16 @@ impl<M: LinearMorphableModel> Renderer for DifferentiablePhysicsRenderer<M> {
 
     fn render(&self, params: &Tensor) -> Result<Tensor> {
         let k = self.realisations as u64;
-        let seeds = (0..params.dims().first().copied().unwrap_or(0) as u64)
-            .map(|b| self.seed.wrapping_add(b.wrapping_mul(k)))
-            .collect();
+        let seeds = if self.redraw && params.rank() == 2 {
+            let rows: Vec<Vec<f64>> = params.to_dtype(DType::F64)?.to_vec2()?;
+            (rows.iter())
+                .map(|row| self.seed.wrapping_add(row_hash(row)))
+                .collect()
+        } else {
+            (0..params.dims().first().copied().unwrap_or(0) as u64)
+                .map(|b| self.seed.wrapping_add(b.wrapping_mul(k)))
+                .collect()
+        };
         self.render_seeded(params, seeds)
     }
 

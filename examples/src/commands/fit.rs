@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use abs_fit::dataset::{Dataset, InputKind};
 use abs_fit::evaluate::Validation;
 use abs_fit::fit::{FitSettings, FitTarget, FittedFaces, fit_faces};
-use abs_fit::{LearnedRenderer, ParamGroup, ParamLayout, PriorCentre, TrainedEncoder};
+use abs_fit::{
+    DifferentiablePhysicsRenderer, LearnedRenderer, ParamGroup, ParamLayout, PriorCentre,
+    TrainedEncoder,
+};
 use backproject::ColourMap;
 use candle_core::Device;
 use clap::Args as ClapArgs;
@@ -83,6 +86,17 @@ pub struct Args {
     /// field instead of one (K times the cost; docs/physics.md §3.4).
     #[arg(long, default_value_t = 1)]
     realisations: usize,
+    /// With `--renderer physics`: draw the renderer's speckle anew at every step (from the
+    /// parameters' values), so that the steps follow the loss's expectation over realisations
+    /// (docs/physics.md §4.5). Pair it with --average-last.
+    #[arg(long)]
+    redraw_speckle: bool,
+    /// End each face at the mean of its last N iterates instead of the last one (0: the last).
+    #[arg(long, default_value_t = 0)]
+    average_last: usize,
+    /// Lower the learning rate toward 0 along a half cosine over the steps.
+    #[arg(long)]
+    cosine_decay: bool,
     /// Validation rows A..B (0 is the first validation sample).
     #[arg(long, value_parser = parse_rows, default_value = "0..4")]
     rows: Range<usize>,
@@ -181,18 +195,23 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     let validation = Validation::with_rows(&dataset, &model, rows)?;
-    if args.realisations != 1 && !matches!(args.renderer, RendererChoice::Physics) {
-        return Err("--realisations applies to --renderer physics only".into());
+    if (args.realisations != 1 || args.redraw_speckle)
+        && !matches!(args.renderer, RendererChoice::Physics)
+    {
+        return Err("--realisations and --redraw-speckle apply to --renderer physics only".into());
     }
     let target = match &args.renderer {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,
         RendererChoice::Physics => FitTarget::physics(
-            &model,
-            &dataset,
-            InputKind::AmplitudeDepth,
-            args.realisations,
-        )?,
+            DifferentiablePhysicsRenderer::for_dataset(
+                &model,
+                &dataset,
+                InputKind::AmplitudeDepth,
+            )?
+            .with_realisations(args.realisations)?
+            .with_redrawn_speckle(args.redraw_speckle),
+        ),
     };
     let settings = FitSettings {
         steps: args.steps,
@@ -211,6 +230,8 @@ pub fn run(args: Args) -> CliResult {
         depth_weight: args.depth_weight,
         cauchy_scale: args.cauchy_scale,
         prior_precision,
+        average_last: args.average_last,
+        cosine_decay: args.cosine_decay,
     };
     // The faces alone: their point distances are printed per face below, not as a table row.
     let rows = validation.rows();

@@ -91,9 +91,9 @@ use abs_fit::train::{
     TrainSchedule,
 };
 use abs_fit::{
-    FrozenDecoder, Iterate, IterativeEncoder, LearnedRenderer, PhysicsSeeds, PoseScaling, Preset,
-    Progress, TrainedEncoder, train_autoencoder, train_decoder, train_encoder,
-    train_iterative_from, train_mesh_encoder,
+    DifferentiablePhysicsRenderer, FrozenDecoder, Iterate, IterativeEncoder, LearnedRenderer,
+    PhysicsSeeds, PoseScaling, Preset, Progress, TrainedEncoder, train_autoencoder, train_decoder,
+    train_encoder, train_iterative_from, train_mesh_encoder,
 };
 use backproject::ColourMap;
 use candle_core::Device;
@@ -798,7 +798,11 @@ fn physics_fit_table(
         .collect();
     scores.push(validation.encoder_row(&encoder, batch)?);
     scores.push(validation.encoder_row(&autoencoder, batch)?);
-    let target = FitTarget::physics(model, dataset, InputKind::AmplitudeDepth, 1)?;
+    let target = FitTarget::physics(DifferentiablePhysicsRenderer::for_dataset(
+        model,
+        dataset,
+        InputKind::AmplitudeDepth,
+    )?);
     let name = format!("{} + fitting ({PHYSICS_FIT})", autoencoder.method_name());
     let mut bar = Bar::new("steps");
     bar.message(&format!(
