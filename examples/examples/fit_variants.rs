@@ -346,16 +346,29 @@ fn main() -> Result<(), Error> {
         ),
         (
             "prior at the mean, pose kept, mean of the last third of the iterates",
-            FitSettings {
-                average_last: steps / 3,
-                ..FitSettings::physics(steps)
-            },
+            FitSettings::redrawn_physics(steps),
         ),
         (
             "prior at the mean, pose kept, twice the steps, mean of the last half of the iterates",
             FitSettings {
                 steps: 2 * steps,
                 average_last: steps,
+                ..FitSettings::physics(steps)
+            },
+        ),
+        (
+            "prior at the mean, pose kept, rate 0.05 decaying along a half cosine",
+            FitSettings {
+                learning_rate: 0.05,
+                cosine_decay: true,
+                ..FitSettings::physics(steps)
+            },
+        ),
+        (
+            "prior at the mean, pose kept, rate 0.03 decaying along a half cosine",
+            FitSettings {
+                learning_rate: 0.03,
+                cosine_decay: true,
                 ..FitSettings::physics(steps)
             },
         ),

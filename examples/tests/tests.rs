@@ -624,6 +624,19 @@ fn training_and_fitting_refuse_bad_arguments() {
         "/tmp/x",
     ]);
     assert!(err.contains("empty"), "{err}");
+    let err = run(&[
+        "fit",
+        "--dataset",
+        "/d",
+        "--encoder",
+        "/e",
+        "--renderer",
+        "depth-raster",
+        "--redraw-speckle",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("--renderer physics only"), "{err}");
 }
 
 /// The whole reproduction at the tiny preset: Table 1 with baselines, autoencoders and fitting

@@ -88,7 +88,8 @@ pub struct Args {
     realisations: usize,
     /// With `--renderer physics`: draw the renderer's speckle anew at every step (from the
     /// parameters' values), so that the steps follow the loss's expectation over realisations
-    /// (docs/physics.md §4.5). Pair it with --average-last.
+    /// (docs/physics.md §4.5). Pair it with --average-last: the chosen physics fit is
+    /// `--redraw-speckle --keep-pose --steps 30 --average-last 10`.
     #[arg(long)]
     redraw_speckle: bool,
     /// End each face at the mean of its last N iterates instead of the last one (0: the last).
@@ -154,6 +155,11 @@ pub struct Args {
 /// Fits the chosen validation faces, writes a PLY and two PNGs per face, and prints the point
 /// distances (mm, model space, no pose) to the true faces before and after fitting.
 pub fn run(args: Args) -> CliResult {
+    if (args.realisations != 1 || args.redraw_speckle)
+        && !matches!(args.renderer, RendererChoice::Physics)
+    {
+        return Err("--realisations and --redraw-speckle apply to --renderer physics only".into());
+    }
     let dataset = Dataset::open(&args.dataset)?;
     let model = load_model(args.model.as_deref())?;
     let validation = dataset.validation_rows();
@@ -195,11 +201,6 @@ pub fn run(args: Args) -> CliResult {
         }
     };
     let validation = Validation::with_rows(&dataset, &model, rows)?;
-    if (args.realisations != 1 || args.redraw_speckle)
-        && !matches!(args.renderer, RendererChoice::Physics)
-    {
-        return Err("--realisations and --redraw-speckle apply to --renderer physics only".into());
-    }
     let target = match &args.renderer {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,

@@ -40,8 +40,9 @@
 //! (shapes × the figure's 5 expressions, sampled and neutral pose) renders one physics image
 //! per face; `quick` keeps it to 20 shapes (200 images).
 //!
-//! Fits through the differentiable physics renderer (`FitSettings::physics`) cost about 0.7 s
-//! per face and step at `cpu` imaging, beyond the CPU presets' budgets: they run on the first
+//! Fits through the differentiable physics renderer draw its speckle anew at every step and end
+//! at the mean of their last third of iterates (`FitSettings::redrawn_physics`). They cost about
+//! 0.9 s per face and step at `cpu` imaging, beyond the CPU presets' budgets: they run on the first
 //! `--physics-fit-faces` validation faces (default 2 at `tiny`, 0 elsewhere) in a table of
 //! their own, beside the encoder and autoencoder on the same faces.
 //!
@@ -420,7 +421,7 @@ pub fn run(args: Args) -> CliResult {
     )?;
     let physics_faces = args.physics_fit_faces.unwrap_or(budget.physics_fit_faces);
     if physics_faces > 0 {
-        let settings = FitSettings::physics(args.physics_fit_steps);
+        let settings = FitSettings::redrawn_physics(args.physics_fit_steps);
         fit_seconds.push(physics_fit_table(
             &dataset,
             &model,
@@ -798,11 +799,10 @@ fn physics_fit_table(
         .collect();
     scores.push(validation.encoder_row(&encoder, batch)?);
     scores.push(validation.encoder_row(&autoencoder, batch)?);
-    let target = FitTarget::physics(DifferentiablePhysicsRenderer::for_dataset(
-        model,
-        dataset,
-        InputKind::AmplitudeDepth,
-    )?);
+    let target = FitTarget::physics(
+        DifferentiablePhysicsRenderer::for_dataset(model, dataset, InputKind::AmplitudeDepth)?
+            .with_redrawn_speckle(true),
+    );
     let name = format!("{} + fitting ({PHYSICS_FIT})", autoencoder.method_name());
     let mut bar = Bar::new("steps");
     bar.message(&format!(
