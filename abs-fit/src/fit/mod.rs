@@ -18,8 +18,11 @@
 //! keep their initial values exactly. With [`FitConfig::keep_best`] each row ends at the step
 //! where its own loss was lowest, so no row ends worse than it began. With
 //! [`FitConfig::backtrack`] a row's step is accepted only when its loss falls: otherwise the
-//! row returns to where it was and its later steps are halved. Fitting only reads the
-//! renderer: its state never changes.
+//! row returns to where it was and its later steps are halved. With
+//! [`FitConfig::average_last`] the fit ends at the mean of its last iterates, and with
+//! [`FitConfig::cosine_decay`] its rate decays along a half cosine: both for renderers whose
+//! images are noisy in the parameters, such as the physics with its speckle drawn anew at every
+//! step. Fitting only reads the renderer: its state never changes.
 
 mod faces;
 
