@@ -139,11 +139,11 @@ impl FitSettings {
     /// Fits through the differentiable physics renderer with its speckle drawn anew at every
     /// step ([`DifferentiablePhysicsRenderer::with_redrawn_speckle`]): [`FitSettings::physics`]
     /// ending at the mean of the last third of the iterates, which scatter about the minimum
-    /// of the expected loss. On validation faces 0–49 of the `cpu` preset (30 steps from the
+    /// of the expected loss. On validation faces 0–199 of the `cpu` preset (30 steps from the
     /// amplitude-depth autoencoder, docs/results/fit-variants-physics-cpu.md) it lowered point
-    /// distance by 6.7 % and improved 39 of 50 faces, where [`FitSettings::physics`] with a
-    /// fixed realisation gave 6.1 % and 36; at small imaging the fits from the truth ended
-    /// 1.03 mm away against 1.45 mm.
+    /// distance by 5.4 % and improved 136 of 200 faces; on faces 0–149,
+    /// [`FitSettings::physics`] with a fixed realisation gave 4.8 % and 95 of 150 against its
+    /// 5.7 % and 105. At small imaging, fits from the truth ended 1.03 mm away against 1.45 mm.
     pub fn redrawn_physics(steps: usize) -> Self {
         Self {
             average_last: steps / 3,

@@ -46,8 +46,9 @@ use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, R
 
 /// Renders faces of a linear model through the physics, differentiably (see the module
 /// documentation). As a [`Renderer`], row b is simulated without noise with the seeds
-/// `seed + b·K .. seed + (b + 1)·K` (sampling and surface; K realisations, 1 by default) and
-/// imaged with the dynamic range of its own D column.
+/// `seed + b·K .. seed + (b + 1)·K` (sampling and surface; K realisations, 1 by default), or
+/// with seeds drawn from its values ([`DifferentiablePhysicsRenderer::with_redrawn_speckle`]),
+/// and imaged with the dynamic range of its own D column.
 ///
 /// With K > 1 realisations each row's images are those of the root-mean-square volume over K
 /// realisations of the diffuse field, the estimate of the expected image
