@@ -41,7 +41,7 @@ use rayon::prelude::*;
 use super::Renderer;
 use super::depth_raster::{storage_f64, storage_of, to_candle};
 use super::geometry::{DecodedFace, FaceGeometry};
-use crate::dataset::{Dataset, InputKind};
+use crate::dataset::{Dataset, Fnv1a, InputKind};
 use crate::{AbsFitError, ImagingConfig, ParamGroup, ParamLayout, RenderParams, Result};
 
 /// Renders faces of a linear model through the physics, differentiably (see the module
@@ -527,9 +527,9 @@ impl PhysicsCore {
 
 /// FNV-1a 64 over the bits of a row's values: the seed offset of a redrawn row.
 fn row_hash(row: &[f64]) -> u64 {
-    (row.iter().flat_map(|v| v.to_bits().to_le_bytes())).fold(0xcbf2_9ce4_8422_2325, |h, byte| {
-        (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    let mut hash = Fnv1a::default();
+    row.iter().for_each(|v| hash.write(&v.to_le_bytes()));
+    hash.0
 }
 
 /// The voxels the images read: one realisation's own, or the root mean square of several
