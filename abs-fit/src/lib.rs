@@ -40,7 +40,7 @@ pub use presets::Preset;
 pub use progress::{NoProgress, Progress};
 pub use render::{
     DepthRasterRenderer, DifferentiablePhysicsRenderer, FeedbackRenderer, FeedbackSet,
-    LearnedRenderer, PhysicsRenderer, RenderChoices, Renderer, Rendering,
+    LearnedRenderer, PairedRenderer, PhysicsRenderer, RenderChoices, Renderer, Rendering,
 };
 pub use train::{
     FrozenDecoder, PhysicsSeeds, train_autoencoder, train_decoder, train_encoder, train_iterative,

@@ -3,7 +3,8 @@
 
 use abs_fit::{
     AbsFitError, ChannelLoss, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig,
-    NoProgress, ParamGroup, ParamLayout, PhysicsRenderer, Preset, PriorCentre, Renderer, fit,
+    NoProgress, PairedRenderer, ParamGroup, ParamLayout, PhysicsRenderer, Preset, PriorCentre,
+    Renderer, fit,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use morphable::builtin::{BuiltinModel, builtin};
@@ -564,6 +565,92 @@ fn a_cauchy_loss_compares_pixels_robustly() {
         let err = fit(&r, &target, &row(start.clone()), &config, &mut NoProgress).unwrap_err();
         assert!(matches!(err, AbsFitError::Config { .. }), "{bad}: {err}");
     }
+}
+
+/// With paired realisations the pixel loss is (r₁ − t)·(r₂ − t) of the pair's two halves:
+/// the first loss of two different renderers side by side is that mean, computed here from
+/// their own images; a pair of one renderer with itself fits exactly as the renderer alone
+/// (the product's gradient is the square's); the Cauchy loss, a renderer of an odd number of
+/// channels and renderers of different shapes are refused.
+#[test]
+fn paired_realisations_multiply_the_two_differences() {
+    let layout = layout();
+    let to_f64 = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let (a, b) = (
+        renderer(layout, &imaging(32, 0.008)),
+        renderer(layout, &imaging(32, 0.0085)),
+    );
+    let target = image(&a, &to_f64(layout.to_vector(&drawn_face(2))));
+    let start = to_f64(layout.to_vector(&drawn_face(5)));
+    let (first, second) = (image(&a, &start), image(&b, &start));
+    let product = |x: &[f64], y: &[f64]| {
+        (x.iter().zip(y).zip(&target))
+            .map(|((x, y), t)| (x - t) * (y - t))
+            .sum::<f64>()
+            / target.len() as f64
+    };
+    let expected = product(&first, &second);
+    // The two renderers' images differ, so the product is no square of either.
+    let squares = [product(&first, &first), product(&second, &second)];
+    assert!(
+        squares.iter().all(|s| (s - expected).abs() > 1e-3 * s),
+        "{expected} vs {squares:?}"
+    );
+    let target = Tensor::from_vec(target, (1, 1, 32, 32), &Device::Cpu).unwrap();
+    let paired = FitConfig {
+        steps: 1,
+        paired_realisations: true,
+        ..FitConfig::new(layout)
+    };
+    let pair = PairedRenderer::new(&a, &b).unwrap();
+    assert_eq!(pair.image_shape(), (2, 32, 32));
+    assert_first_loss(&pair, &target, &start, &paired, expected);
+
+    let config = FitConfig {
+        steps: 5,
+        learning_rate: 0.02,
+        ..FitConfig::new(layout)
+    };
+    let alone = fit(&a, &target, &row(start.clone()), &config, &mut NoProgress).unwrap();
+    let twice = fit(
+        &PairedRenderer::new(&a, &a).unwrap(),
+        &target,
+        &row(start.clone()),
+        &FitConfig {
+            paired_realisations: true,
+            ..config.clone()
+        },
+        &mut NoProgress,
+    )
+    .unwrap();
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let (alone, twice) = (values(&alone.params), values(&twice.params));
+    assert!(
+        alone.iter().zip(&start).any(|(a, s)| (a - s).abs() > 1e-3),
+        "the fit moved"
+    );
+    for (x, y) in alone.iter().zip(&twice) {
+        assert!((x - y).abs() <= 1e-9, "{x} vs {y}");
+    }
+
+    let refused = |r: &dyn Renderer, config: &FitConfig| {
+        fit(r, &target, &row(start.clone()), config, &mut NoProgress).unwrap_err()
+    };
+    let with_cauchy = FitConfig {
+        cauchy_scale: Some(0.05),
+        ..paired.clone()
+    };
+    assert!(matches!(
+        refused(&pair, &with_cauchy),
+        AbsFitError::Config { .. }
+    ));
+    let err = refused(&a, &paired).to_string();
+    assert!(err.contains("two realisations"), "{err}");
+    let other = renderer(layout, &imaging(16, 0.016));
+    assert!(matches!(
+        PairedRenderer::new(&a, &other),
+        Err(AbsFitError::Shape { .. })
+    ));
 }
 
 /// A prior with a precision matrix adds λ·oᵀΠo over its own columns to the first loss, with o

@@ -105,6 +105,15 @@ pub struct FitConfig {
     /// renderer a constant rate keeps the iterates wandering by that much; a decaying one
     /// takes long steps first and settles at the end.
     pub cosine_decay: bool,
+    /// The renderer's images hold two independent realisations of a noisy renderer stacked
+    /// along the channels ((B, 2C, H, W), e.g. a [`crate::PairedRenderer`] of two physics
+    /// renderers with different seeds) for C-channel targets, and the pixel loss is
+    /// (r₁ − t)·(r₂ − t) instead of (r − t)². Its expectation over the realisations is
+    /// (E r − t)² exactly, where that of (r − t)² adds the renderer's variance Var r, which
+    /// depends on the parameters: a fit on one realisation also seeks parameters whose
+    /// rendering varies less, and one on the pair follows only the expected image. Cannot be
+    /// combined with [`FitConfig::cauchy_scale`].
+    pub paired_realisations: bool,
 }
 
 /// How one image channel enters the image loss of a fit ([`FitConfig::channels`]).
@@ -148,6 +157,7 @@ impl FitConfig {
             prior_precision: None,
             average_last: 0,
             cosine_decay: false,
+            paired_realisations: false,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -223,6 +233,13 @@ impl FitConfig {
                  step: it cannot be combined with keep_best or backtrack",
             ));
         }
+        if self.paired_realisations && self.cauchy_scale.is_some() {
+            return Err(AbsFitError::config(
+                "fit paired realisations",
+                "the product of two realisations' differences is no squared difference: it \
+                 cannot be combined with the Cauchy loss",
+            ));
+        }
         if !self.channels.is_empty() && self.ignore_empty_target {
             return Err(AbsFitError::config(
                 "fit channel weights",
@@ -270,7 +287,7 @@ pub fn fit(
     progress: &mut dyn Progress,
 ) -> Result<FitResult> {
     config.validate()?;
-    let (b, p) = check_inputs(renderer, target, init, &config.layout)?;
+    let (b, p) = check_inputs(renderer, target, init, config)?;
     let dtype = init.dtype();
     let device = init.device();
     let pool = |images: Tensor| -> Result<Tensor> {
@@ -317,7 +334,13 @@ pub fn fit(
                 .to_device(device)?
                 .to_dtype(dtype)?,
         )?;
-        let squared = (images - &target)?.sqr()?;
+        let squared = if config.paired_realisations {
+            let c = target.dim(1)?;
+            let first = (images.narrow(1, 0, c)? - &target)?;
+            (first * (images.narrow(1, c, c)? - &target)?)?
+        } else {
+            (images - &target)?.sqr()?
+        };
         let squared = match config.cauchy_scale {
             None => squared,
             Some(c) => ((squared / (c * c))? + 1.0)?.log()?.affine(c * c, 0.0)?,
@@ -514,8 +537,9 @@ fn check_inputs(
     renderer: &dyn Renderer,
     target: &Tensor,
     init: &Tensor,
-    layout: &ParamLayout,
+    config: &FitConfig,
 ) -> Result<(usize, usize)> {
+    let layout = &config.layout;
     if !renderer.is_differentiable() {
         return Err(AbsFitError::config(
             "fit renderer",
@@ -539,6 +563,14 @@ fn check_inputs(
         });
     }
     let (c, h, w) = renderer.image_shape();
+    if config.paired_realisations && c % 2 != 0 {
+        return Err(AbsFitError::Shape {
+            what: "fit paired realisations",
+            expected: "a renderer of two realisations' channels side by side (2C)".into(),
+            actual: format!("{c} channels from renderer '{}'", renderer.name()),
+        });
+    }
+    let c = if config.paired_realisations { c / 2 } else { c };
     if target.dims() != [b, c, h, w] {
         return Err(AbsFitError::Shape {
             what: "fit target images",

@@ -6,12 +6,14 @@ mod depth_raster;
 mod feedback;
 mod geometry;
 mod learned;
+mod paired;
 mod physics;
 mod physics_gradient;
 
 pub use depth_raster::DepthRasterRenderer;
 pub use feedback::{FeedbackRenderer, FeedbackSet};
 pub use learned::LearnedRenderer;
+pub use paired::PairedRenderer;
 pub use physics::{MIN_DISTANCE_M, PhysicsRenderer, Rendering};
 pub use physics_gradient::{DifferentiablePhysicsRenderer, RenderChoices};
 
