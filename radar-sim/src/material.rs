@@ -156,15 +156,19 @@ impl ElementPattern {
                 let beta = antenna_size_cm * per_cm;
                 let x = beta * sin_theta;
                 let pi2 = std::f64::consts::PI.powi(2);
+                // cos πx and sin πx from one phasor, and sinc(x) from the sine.
+                let turn = crate::cis_turns(x / 2.0);
+                let px = std::f64::consts::PI * x;
+                let sinc_x = if px.abs() < 1e-8 { 1.0 } else { turn.im / px };
                 let d = if x.abs() < 1e-3 {
                     -pi2 / 3.0 + pi2 * pi2 * x * x / 30.0
                 } else {
-                    ((std::f64::consts::PI * x).cos() - sinc(x)) / (x * x)
+                    (turn.re - sinc_x) / (x * x)
                 };
                 [
-                    cos_theta * sinc(x),
+                    cos_theta * sinc_x,
                     // d sinc/dc = sinc'(x)·β·(−c/sin θ) = −D·β²·c.
-                    sinc(x) - cos_theta * cos_theta * d * beta * beta,
+                    sinc_x - cos_theta * cos_theta * d * beta * beta,
                     cos_theta * d * x * per_cm * sin_theta,
                 ]
             }
@@ -184,5 +188,10 @@ impl Default for ElementPattern {
 /// sin(πx)/(πx), 1 at 0.
 fn sinc(x: f64) -> f64 {
     let px = std::f64::consts::PI * x;
-    if px.abs() < 1e-8 { 1.0 } else { px.sin() / px }
+    // sin πx = Im exp(j·2π·x/2).
+    if px.abs() < 1e-8 {
+        1.0
+    } else {
+        crate::cis_turns(x / 2.0).im / px
+    }
 }

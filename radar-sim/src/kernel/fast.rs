@@ -23,8 +23,8 @@ use rayon::prelude::*;
 
 use super::lanes::{C32x8, F32x8, LANES, Multiplier};
 use super::{Channels, Reflectance, SUB_BANDS, Source, sub_band_of};
-use crate::SPEED_OF_LIGHT;
 use crate::facets::LOBE_FLOOR;
+use crate::{SPEED_OF_LIGHT, cis_turns};
 
 /// Chunks of [`LANES`] sources per block: a block's phasors and step powers (14 KiB, see
 /// [`Block`]) stay in L1 while every frequency pass runs over them.
@@ -83,8 +83,11 @@ impl SideTable {
     ) -> Self {
         let n_chunks = sources.len().div_ceil(LANES);
         let mut data = vec![[F32x8::default(); FIELDS]; elements.len() * n_chunks];
-        let (f0, df) = (channels.sweep.start_hz(), channels.sweep.step_hz());
-        let to_phase = -2.0 * std::f64::consts::PI / SPEED_OF_LIGHT;
+        // Cycles per metre of path at the first frequency and per step.
+        let (f0, df) = (
+            channels.sweep.start_hz() / SPEED_OF_LIGHT,
+            channels.sweep.step_hz() / SPEED_OF_LIGHT,
+        );
         if n_chunks == 0 {
             return Self { n_chunks, data };
         }
@@ -114,12 +117,12 @@ impl SideTable {
                     put(WX, view.direction.x);
                     put(WY, view.direction.y);
                     put(WZ, view.direction.z);
-                    let (s0, c0) = (to_phase * f0 * path).sin_cos();
-                    let (sd, cd) = (to_phase * df * path).sin_cos();
-                    put(P0_RE, c0);
-                    put(P0_IM, s0);
-                    put(STEP_RE, cd);
-                    put(STEP_IM, sd);
+                    // exp(−j2πf₀L/c) and exp(−j2πΔf·L/c).
+                    let (first, step) = (cis_turns(-f0 * path), cis_turns(-df * path));
+                    put(P0_RE, first.re);
+                    put(P0_IM, first.im);
+                    put(STEP_RE, step.re);
+                    put(STEP_IM, step.im);
                     if let Some([a, b]) = s.offsets {
                         put(B0, view.direction.dot(&a));
                         put(B1, view.direction.dot(&b));
