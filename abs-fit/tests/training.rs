@@ -760,3 +760,65 @@ fn identical_runs_write_identical_bytes() {
         );
     }
 }
+
+/// A paired physics fit of dataset faces compares the two renderers' images of the start with
+/// the dataset's targets as (r₁ − t)·(r₂ − t): its first loss is that mean, computed here from
+/// the two renderers built alike and the dataset's own images; the two realisations differ.
+#[test]
+fn a_paired_physics_fit_compares_two_realisations_with_the_targets() {
+    use abs_fit::dataset::EVALUATION_RANGE_DB;
+    use abs_fit::fit::{fit_faces, with_dynamic_range};
+    let ds = dataset();
+    let model = builtin().model();
+    let rows = vec![ds.validation_rows()[0]];
+    let layout = ds.manifest().layout;
+    let predicted = ndarray::Array2::<f32>::zeros((1, layout.len()));
+    let physics = |seed: u64| {
+        DifferentiablePhysicsRenderer::for_dataset(model, &ds, InputKind::AmplitudeDepth)
+            .unwrap()
+            .with_seed(seed)
+    };
+    let target = FitTarget::paired_physics(physics(0), physics(1 << 40)).unwrap();
+    assert!(target.paired_realisations);
+    let settings = FitSettings {
+        prior: 0.0,
+        ..FitSettings::physics(1)
+    };
+    let faces = fit_faces(&target, &ds, &rows, &predicted, &settings, &mut NoProgress).unwrap();
+
+    let init = with_dynamic_range(&predicted, &layout, EVALUATION_RANGE_DB);
+    let start = Tensor::from_vec(
+        init.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+        (1, layout.len()),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let images = |seed: u64| -> Vec<f64> {
+        let rendered = physics(seed).render(&start).unwrap();
+        rendered.flatten_all().unwrap().to_vec1().unwrap()
+    };
+    let (first, second) = (images(0), images(1 << 40));
+    assert!(
+        first.iter().zip(&second).any(|(a, b)| (a - b).abs() > 1e-3),
+        "the two realisations differ"
+    );
+    let targets: Vec<f64> =
+        (ds.input_images(&rows, InputKind::AmplitudeDepth, EVALUATION_RANGE_DB))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
+    let expected = (first.iter().zip(&second).zip(&targets))
+        .map(|((a, b), t)| (a - t) * (b - t))
+        .sum::<f64>()
+        / targets.len() as f64;
+    let loss = f64::from(faces.losses[0]);
+    assert!(
+        (loss - expected).abs() <= 1e-5 * expected.abs().max(1e-6),
+        "first loss {loss} vs {expected}"
+    );
+}

@@ -14,7 +14,8 @@
 //! `physics`, the differentiable physics renderer with the fast kernel, against the dataset's
 //! images with their own surface seeds, or `physics:K`, the same rendering the expected image
 //! over K realisations of the diffuse field (either followed by `+redraw`: a new realisation
-//! at every step), or `raster`, the depth raster from the *depth*
+//! at every step, and then optionally by `+paired`: two realisations per step compared with
+//! the target as (r₁ − t)·(r₂ − t), `FitTarget::paired_physics`), or `raster`, the depth raster from the *depth*
 //! autoencoder against the radar depth images; each variant after the first is also compared
 //! with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs
 //! only those variants, numbered from 0 in the order of the table; `FIT_VARIANTS_FIRST=N`
@@ -64,6 +65,11 @@ fn main() -> Result<(), Error> {
     let faces: usize = args.next().map_or(Ok(200), |a| a.parse())?;
     let steps: usize = args.next().map_or(Ok(100), |a| a.parse())?;
     let renderer_arg = args.next();
+    // `+paired`: the physics renders two realisations per step (`FitTarget::paired_physics`).
+    let (renderer_arg, paired) = match renderer_arg.as_deref().map(|a| a.strip_suffix("+paired")) {
+        Some(Some(stripped)) => (Some(stripped.to_string()), true),
+        _ => (renderer_arg, false),
+    };
     // `+redraw`: the physics draws its speckle anew at every step.
     let (renderer_arg, redraw) = match renderer_arg.as_deref().map(|a| a.strip_suffix("+redraw")) {
         Some(Some(stripped)) => (Some(stripped.to_string()), true),
@@ -80,14 +86,14 @@ fn main() -> Result<(), Error> {
             _ => {
                 return Err(format!(
                     "unknown renderer {other}: learned[:depth|:amplitude], physics, physics:K \
-                     (either with +redraw) or raster"
+                     (either with +redraw, +paired or +redraw+paired) or raster"
                 )
                 .into());
             }
         },
     };
-    if redraw && !matches!(renderer, Choice::Physics(_)) {
-        return Err("+redraw applies to the physics renderer only".into());
+    if (redraw || paired) && !matches!(renderer, Choice::Physics(_)) {
+        return Err("+redraw and +paired apply to the physics renderer only".into());
     }
     let first_face: usize = match std::env::var("FIT_VARIANTS_FIRST") {
         Ok(n) => n.parse()?,
@@ -136,11 +142,23 @@ fn main() -> Result<(), Error> {
         ..FitSettings::new(steps)
     };
     let target = match renderer {
-        Choice::Physics(k) => FitTarget::physics(
-            DifferentiablePhysicsRenderer::for_dataset(model, &dataset, InputKind::AmplitudeDepth)?
+        Choice::Physics(k) => {
+            let physics = |seed: u64| -> Result<_, Error> {
+                Ok((DifferentiablePhysicsRenderer::for_dataset(
+                    model,
+                    &dataset,
+                    InputKind::AmplitudeDepth,
+                )?)
                 .with_realisations(k)?
-                .with_redrawn_speckle(redraw),
-        ),
+                .with_redrawn_speckle(redraw)
+                .with_seed(seed))
+            };
+            if paired {
+                FitTarget::paired_physics(physics(0)?, physics(1 << 40)?)?
+            } else {
+                FitTarget::physics(physics(0)?)
+            }
+        }
         Choice::Learned(kind) => {
             let renderer =
                 LearnedRenderer::load(&networks.join(format!("decoder-{}", kind.name())), &device)?;
@@ -158,10 +176,13 @@ fn main() -> Result<(), Error> {
         match renderer {
             Choice::Physics(k) => format!(
                 "amplitude-depth physics ({k} realisation(s){})",
-                if redraw {
-                    ", drawn anew at every step"
-                } else {
-                    ""
+                match (redraw, paired) {
+                    (false, false) => "",
+                    (true, false) => ", drawn anew at every step",
+                    (false, true) => ", two per step compared as (r1 - t)(r2 - t)",
+                    (true, true) => {
+                        ", two per step drawn anew and compared as (r1 - t)(r2 - t)"
+                    }
                 }
             ),
             Choice::Learned(kind) => format!("learned {}", kind.name()),
@@ -384,7 +405,11 @@ fn main() -> Result<(), Error> {
     let chosen = (variants.into_iter().enumerate())
         .filter(|(i, _)| only.as_ref().is_none_or(|only| only.contains(i)));
     let renderer_name = match renderer {
-        Choice::Physics(k) => format!("physics:{k}{}", if redraw { "+redraw" } else { "" }),
+        Choice::Physics(k) => format!(
+            "physics:{k}{}{}",
+            if redraw { "+redraw" } else { "" },
+            if paired { "+paired" } else { "" }
+        ),
         Choice::Learned(kind) => format!("learned:{}", kind.name()),
         Choice::Raster => "raster".to_string(),
     };

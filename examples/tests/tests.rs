@@ -637,6 +637,19 @@ fn training_and_fitting_refuse_bad_arguments() {
         "/tmp/x",
     ]);
     assert!(err.contains("--renderer physics only"), "{err}");
+    let err = run(&[
+        "fit",
+        "--dataset",
+        "/d",
+        "--encoder",
+        "/e",
+        "--renderer",
+        "depth-raster",
+        "--paired-realisations",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert!(err.contains("--renderer physics only"), "{err}");
 }
 
 /// The whole reproduction at the tiny preset: Table 1 with baselines, autoencoders and fitting

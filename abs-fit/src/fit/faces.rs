@@ -12,9 +12,9 @@ use ndarray::{Array2, s};
 use super::{ChannelLoss, FitConfig, PriorCentre, fit};
 use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
-    DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, Renderer,
+    DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, PairedRenderer, Renderer,
 };
-use crate::{ParamGroup, ParamLayout, Progress, Result};
+use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
 
 /// A differentiable renderer to fit through, with the images it is compared with.
 pub struct FitTarget<'a> {
@@ -26,6 +26,10 @@ pub struct FitTarget<'a> {
     pub target_db: f32,
     /// Leave empty (0) target pixels out of the loss: set for the depth raster.
     pub ignore_empty_target: bool,
+    /// The renderer's images are two realisations side by side, compared with the targets as
+    /// (r₁ − t)·(r₂ − t) ([`FitConfig::paired_realisations`]): set by
+    /// [`FitTarget::paired_physics`].
+    pub paired_realisations: bool,
 }
 
 impl<'a> FitTarget<'a> {
@@ -38,6 +42,7 @@ impl<'a> FitTarget<'a> {
             kind,
             target_db,
             ignore_empty_target: false,
+            paired_realisations: false,
         }
     }
 
@@ -53,6 +58,7 @@ impl<'a> FitTarget<'a> {
             kind: InputKind::Depth,
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: true,
+            paired_realisations: false,
         })
     }
 }
@@ -73,7 +79,36 @@ impl<'a> FitTarget<'a> {
             renderer: Box::new(renderer),
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: false,
+            paired_realisations: false,
         }
+    }
+
+    /// Two realisations of the differentiable physics renderer, `first` and `second` (built
+    /// alike but for their seeds), compared with the dataset's images as (r₁ − t)·(r₂ − t)
+    /// at the evaluation range ([`FitConfig::paired_realisations`], [`PairedRenderer`]): the
+    /// fit follows the expected image without seeking faces whose rendering varies less, at
+    /// twice the cost. Errors: renderers of different image kinds.
+    pub fn paired_physics<M: LinearMorphableModel + 'a>(
+        first: DifferentiablePhysicsRenderer<M>,
+        second: DifferentiablePhysicsRenderer<M>,
+    ) -> Result<Self> {
+        if first.output() != second.output() {
+            return Err(AbsFitError::config(
+                "paired physics fit",
+                format!(
+                    "the two renderers render {:?} and {:?} images: a pair must render the same",
+                    first.output(),
+                    second.output()
+                ),
+            ));
+        }
+        Ok(Self {
+            kind: first.output(),
+            renderer: Box::new(PairedRenderer::new(first, second)?),
+            target_db: EVALUATION_RANGE_DB,
+            ignore_empty_target: false,
+            paired_realisations: true,
+        })
     }
 }
 
@@ -286,6 +321,7 @@ pub fn fit_faces(
         prior_precision: settings.prior_precision.clone(),
         average_last: settings.average_last,
         cosine_decay: settings.cosine_decay,
+        paired_realisations: target.paired_realisations,
         ignore_empty_target: target.ignore_empty_target && settings.depth_weight.is_none(),
         channels: match settings.depth_weight {
             None => Vec::new(),

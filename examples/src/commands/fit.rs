@@ -92,6 +92,12 @@ pub struct Args {
     /// `--redraw-speckle --keep-pose --steps 30 --average-last 10`.
     #[arg(long)]
     redraw_speckle: bool,
+    /// With `--renderer physics`: render two independent realisations at every step and
+    /// compare them with the target as (r₁ − t)·(r₂ − t), whose expectation is the squared
+    /// difference between the expected image and the target (twice the cost;
+    /// `FitConfig::paired_realisations`).
+    #[arg(long)]
+    paired_realisations: bool,
     /// End each face at the mean of its last N iterates instead of the last one (0: the last).
     #[arg(long, default_value_t = 0)]
     average_last: usize,
@@ -152,13 +158,21 @@ pub struct Args {
     out: PathBuf,
 }
 
+/// The base seed of the second realisation of a paired fit: far from the first's seeds (0 plus
+/// a face's place or hash), so the two draw different speckle.
+const PAIRED_SEED: u64 = 1 << 40;
+
 /// Fits the chosen validation faces, writes a PLY and two PNGs per face, and prints the point
 /// distances (mm, model space, no pose) to the true faces before and after fitting.
 pub fn run(args: Args) -> CliResult {
-    if (args.realisations != 1 || args.redraw_speckle)
+    if (args.realisations != 1 || args.redraw_speckle || args.paired_realisations)
         && !matches!(args.renderer, RendererChoice::Physics)
     {
-        return Err("--realisations and --redraw-speckle apply to --renderer physics only".into());
+        return Err(
+            "--realisations, --redraw-speckle and --paired-realisations apply to \
+                    --renderer physics only"
+                .into(),
+        );
     }
     let dataset = Dataset::open(&args.dataset)?;
     let model = load_model(args.model.as_deref())?;
@@ -204,15 +218,23 @@ pub fn run(args: Args) -> CliResult {
     let target = match &args.renderer {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,
-        RendererChoice::Physics => FitTarget::physics(
-            DifferentiablePhysicsRenderer::for_dataset(
-                &model,
-                &dataset,
-                InputKind::AmplitudeDepth,
-            )?
-            .with_realisations(args.realisations)?
-            .with_redrawn_speckle(args.redraw_speckle),
-        ),
+        RendererChoice::Physics => {
+            let physics = |seed: u64| -> Result<_, abs_fit::AbsFitError> {
+                Ok(DifferentiablePhysicsRenderer::for_dataset(
+                    &model,
+                    &dataset,
+                    InputKind::AmplitudeDepth,
+                )?
+                .with_realisations(args.realisations)?
+                .with_redrawn_speckle(args.redraw_speckle)
+                .with_seed(seed))
+            };
+            if args.paired_realisations {
+                FitTarget::paired_physics(physics(0)?, physics(PAIRED_SEED)?)?
+            } else {
+                FitTarget::physics(physics(0)?)
+            }
+        }
     };
     let settings = FitSettings {
         steps: args.steps,
