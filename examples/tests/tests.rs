@@ -624,32 +624,24 @@ fn training_and_fitting_refuse_bad_arguments() {
         "/tmp/x",
     ]);
     assert!(err.contains("empty"), "{err}");
-    let err = run(&[
-        "fit",
-        "--dataset",
-        "/d",
-        "--encoder",
-        "/e",
-        "--renderer",
-        "depth-raster",
-        "--redraw-speckle",
-        "--out",
-        "/tmp/x",
-    ]);
-    assert!(err.contains("--renderer physics only"), "{err}");
-    let err = run(&[
-        "fit",
-        "--dataset",
-        "/d",
-        "--encoder",
-        "/e",
-        "--renderer",
-        "depth-raster",
-        "--paired-realisations",
-        "--out",
-        "/tmp/x",
-    ]);
-    assert!(err.contains("--renderer physics only"), "{err}");
+    for physics_only in ["--redraw-speckle", "--paired-realisations"] {
+        let err = run(&[
+            "fit",
+            "--dataset",
+            "/d",
+            "--encoder",
+            "/e",
+            "--renderer",
+            "depth-raster",
+            physics_only,
+            "--out",
+            "/tmp/x",
+        ]);
+        assert!(
+            err.contains("--renderer physics only"),
+            "{physics_only}: {err}"
+        );
+    }
 }
 
 /// The whole reproduction at the tiny preset: Table 1 with baselines, autoencoders and fitting
