@@ -143,20 +143,17 @@ fn main() -> Result<(), Error> {
     };
     let target = match renderer {
         Choice::Physics(k) => {
-            let physics = |seed: u64| -> Result<_, Error> {
-                Ok((DifferentiablePhysicsRenderer::for_dataset(
-                    model,
-                    &dataset,
-                    InputKind::AmplitudeDepth,
-                )?)
-                .with_realisations(k)?
-                .with_redrawn_speckle(redraw)
-                .with_seed(seed))
-            };
+            let physics = DifferentiablePhysicsRenderer::for_dataset(
+                model,
+                &dataset,
+                InputKind::AmplitudeDepth,
+            )?
+            .with_realisations(k)?
+            .with_redrawn_speckle(redraw);
             if paired {
-                FitTarget::paired_physics(physics(0)?, physics(1 << 40)?)?
+                FitTarget::paired_physics(physics)?
             } else {
-                FitTarget::physics(physics(0)?)
+                FitTarget::physics(physics)
             }
         }
         Choice::Learned(kind) => {

@@ -30,8 +30,8 @@
 //! fit ends at the mean of its last N iterates (`FitConfig::average_last`); with
 //! BASIN_COSINE=1 the learning rate decays along a half cosine (`FitConfig::cosine_decay`).
 //!
-//! With BASIN_PAIRED=1 each step renders two independent realisations (seeds k and
-//! 1 000 000 + k, or two redrawn ones) and compares them with the target as (r₁ − t)·(r₂ − t)
+//! With BASIN_PAIRED=1 each step renders two independent realisations (the renderer's and
+//! its `other_realisation`) and compares them with the target as (r₁ − t)·(r₂ − t)
 //! (`FitConfig::paired_realisations`, `PairedRenderer`), an unbiased estimate of the squared
 //! difference between the expected image and the target, at twice the cost.
 //!
@@ -269,15 +269,14 @@ fn main() -> Result<(), Error> {
             ..FitConfig::new(layout)
         };
         let time = std::time::Instant::now();
-        let fitting = |seed: u64| -> Result<_, Error> {
-            Ok(renderer(seed)?
-                .with_realisations(realisations)?
-                .with_redrawn_speckle(redraw))
-        };
+        let fitting = renderer(0)?
+            .with_realisations(realisations)?
+            .with_redrawn_speckle(redraw);
         let fitting: Box<dyn Renderer> = if paired {
-            Box::new(PairedRenderer::new(fitting(0)?, fitting(1_000_000)?)?)
+            let other = fitting.other_realisation();
+            Box::new(PairedRenderer::new(fitting, other)?)
         } else {
-            Box::new(fitting(0)?)
+            Box::new(fitting)
         };
         let result = fit(&fitting, &target, &rows(&starts)?, &config, &mut NoProgress)?;
         let fitted: Vec<Vec<f64>> = result.params.to_vec2()?;

@@ -156,14 +156,11 @@ impl ElementPattern {
                 let beta = antenna_size_cm * per_cm;
                 let x = beta * sin_theta;
                 let pi2 = std::f64::consts::PI.powi(2);
-                // cos πx and sin πx from one phasor, and sinc(x) from the sine.
-                let turn = crate::cis_turns(x / 2.0);
-                let px = std::f64::consts::PI * x;
-                let sinc_x = if px.abs() < 1e-8 { 1.0 } else { turn.im / px };
+                let (sinc_x, cos_px) = sinc_and_cos(x);
                 let d = if x.abs() < 1e-3 {
                     -pi2 / 3.0 + pi2 * pi2 * x * x / 30.0
                 } else {
-                    (turn.re - sinc_x) / (x * x)
+                    (cos_px - sinc_x) / (x * x)
                 };
                 [
                     cos_theta * sinc_x,
@@ -187,11 +184,13 @@ impl Default for ElementPattern {
 
 /// sin(πx)/(πx), 1 at 0.
 fn sinc(x: f64) -> f64 {
+    sinc_and_cos(x).0
+}
+
+/// sin(πx)/(πx) (1 at 0) and cos(πx), from one phasor exp(j·2π·x/2).
+fn sinc_and_cos(x: f64) -> (f64, f64) {
+    let turn = crate::cis_turns(x / 2.0);
     let px = std::f64::consts::PI * x;
-    // sin πx = Im exp(j·2π·x/2).
-    if px.abs() < 1e-8 {
-        1.0
-    } else {
-        crate::cis_turns(x / 2.0).im / px
-    }
+    let sinc = if px.abs() < 1e-8 { 1.0 } else { turn.im / px };
+    (sinc, turn.re)
 }

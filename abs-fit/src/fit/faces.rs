@@ -14,7 +14,7 @@ use crate::dataset::{Dataset, EVALUATION_RANGE_DB, InputKind};
 use crate::render::{
     DepthRasterRenderer, DifferentiablePhysicsRenderer, LearnedRenderer, PairedRenderer, Renderer,
 };
-use crate::{AbsFitError, ParamGroup, ParamLayout, Progress, Result};
+use crate::{ParamGroup, ParamLayout, Progress, Result};
 
 /// A differentiable renderer to fit through, with the images it is compared with.
 pub struct FitTarget<'a> {
@@ -83,28 +83,18 @@ impl<'a> FitTarget<'a> {
         }
     }
 
-    /// Two realisations of the differentiable physics renderer, `first` and `second` (built
-    /// alike but for their seeds), compared with the dataset's images as (r₁ − t)·(r₂ − t)
-    /// at the evaluation range ([`FitConfig::paired_realisations`], [`PairedRenderer`]): the
-    /// fit follows the expected image without seeking faces whose rendering varies less, at
-    /// twice the cost. Errors: renderers of different image kinds.
-    pub fn paired_physics<M: LinearMorphableModel + 'a>(
-        first: DifferentiablePhysicsRenderer<M>,
-        second: DifferentiablePhysicsRenderer<M>,
+    /// Two realisations of the differentiable physics renderer, `renderer` and its
+    /// [`DifferentiablePhysicsRenderer::other_realisation`], compared with the dataset's images
+    /// of its kind as (r₁ − t)·(r₂ − t) at the evaluation range
+    /// ([`FitConfig::paired_realisations`], [`PairedRenderer`]): the fit follows the expected
+    /// image without seeking faces whose rendering varies less, at twice the cost.
+    pub fn paired_physics<M: LinearMorphableModel + Clone + 'a>(
+        renderer: DifferentiablePhysicsRenderer<M>,
     ) -> Result<Self> {
-        if first.output() != second.output() {
-            return Err(AbsFitError::config(
-                "paired physics fit",
-                format!(
-                    "the two renderers render {:?} and {:?} images: a pair must render the same",
-                    first.output(),
-                    second.output()
-                ),
-            ));
-        }
+        let other = renderer.other_realisation();
         Ok(Self {
-            kind: first.output(),
-            renderer: Box::new(PairedRenderer::new(first, second)?),
+            kind: renderer.output(),
+            renderer: Box::new(PairedRenderer::new(renderer, other)?),
             target_db: EVALUATION_RANGE_DB,
             ignore_empty_target: false,
             paired_realisations: true,

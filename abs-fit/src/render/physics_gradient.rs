@@ -192,6 +192,27 @@ impl<M: LinearMorphableModel> DifferentiablePhysicsRenderer<M> {
         self
     }
 
+    /// The same renderer drawing another, independent realisation of the diffuse field: its
+    /// base seed moved by [`DifferentiablePhysicsRenderer::OTHER_REALISATION`], far from every
+    /// seed this one draws (its base plus a row's place times K, or plus a row's hash, which
+    /// is spread over all 64 bits), for paired fits ([`crate::PairedRenderer`]).
+    pub fn other_realisation(&self) -> Self
+    where
+        M: Clone,
+    {
+        Self {
+            model: self.model.clone(),
+            core: Arc::clone(&self.core),
+            seed: self.seed.wrapping_add(Self::OTHER_REALISATION),
+            kernel: self.kernel,
+            realisations: self.realisations,
+            redraw: self.redraw,
+        }
+    }
+
+    /// The base-seed offset of [`DifferentiablePhysicsRenderer::other_realisation`]: 2⁴⁰.
+    pub const OTHER_REALISATION: u64 = 1 << 40;
+
     /// The face model.
     pub fn model(&self) -> &M {
         &self.model

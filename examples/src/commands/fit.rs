@@ -158,10 +158,6 @@ pub struct Args {
     out: PathBuf,
 }
 
-/// The base seed of the second realisation of a paired fit: far from the first's seeds (0 plus
-/// a face's place or hash), so the two draw different speckle.
-const PAIRED_SEED: u64 = 1 << 40;
-
 /// Fits the chosen validation faces, writes a PLY and two PNGs per face, and prints the point
 /// distances (mm, model space, no pose) to the true faces before and after fitting.
 pub fn run(args: Args) -> CliResult {
@@ -219,20 +215,17 @@ pub fn run(args: Args) -> CliResult {
         RendererChoice::Learned(dir) => FitTarget::learned(LearnedRenderer::load(dir, &device)?),
         RendererChoice::DepthRaster => FitTarget::depth_raster(&model, &dataset)?,
         RendererChoice::Physics => {
-            let physics = |seed: u64| -> Result<_, abs_fit::AbsFitError> {
-                Ok(DifferentiablePhysicsRenderer::for_dataset(
-                    &model,
-                    &dataset,
-                    InputKind::AmplitudeDepth,
-                )?
-                .with_realisations(args.realisations)?
-                .with_redrawn_speckle(args.redraw_speckle)
-                .with_seed(seed))
-            };
+            let physics = DifferentiablePhysicsRenderer::for_dataset(
+                &model,
+                &dataset,
+                InputKind::AmplitudeDepth,
+            )?
+            .with_realisations(args.realisations)?
+            .with_redrawn_speckle(args.redraw_speckle);
             if args.paired_realisations {
-                FitTarget::paired_physics(physics(0)?, physics(PAIRED_SEED)?)?
+                FitTarget::paired_physics(physics)?
             } else {
-                FitTarget::physics(physics(0)?)
+                FitTarget::physics(physics)
             }
         }
     };
