@@ -595,48 +595,31 @@ fn training_and_fitting_refuse_bad_arguments() {
         "/tmp/x",
     ]);
     assert!(err.contains("amplitude-depth"), "{err}");
-    let err = run(&[
-        "fit",
-        "--dataset",
-        "/d",
-        "--encoder",
-        "/e",
-        "--renderer",
-        "raytracer",
-        "--out",
-        "/tmp/x",
-    ]);
-    assert!(
-        err.contains("learned:DIR, depth-raster or physics"),
-        "{err}"
-    );
-    let err = run(&[
-        "fit",
-        "--dataset",
-        "/d",
-        "--encoder",
-        "/e",
-        "--renderer",
-        "depth-raster",
-        "--rows",
-        "3..1",
-        "--out",
-        "/tmp/x",
-    ]);
-    assert!(err.contains("empty"), "{err}");
-    for physics_only in ["--redraw-speckle", "--paired-realisations"] {
-        let err = run(&[
+    // `fit` with a renderer and more arguments, refused before anything is opened.
+    let fit = |renderer: &str, more: &[&str]| {
+        let mut args = vec![
             "fit",
             "--dataset",
             "/d",
             "--encoder",
             "/e",
             "--renderer",
-            "depth-raster",
-            physics_only,
+            renderer,
             "--out",
             "/tmp/x",
-        ]);
+        ];
+        args.extend_from_slice(more);
+        run(&args)
+    };
+    let err = fit("raytracer", &[]);
+    assert!(
+        err.contains("learned:DIR, depth-raster or physics"),
+        "{err}"
+    );
+    let err = fit("depth-raster", &["--rows", "3..1"]);
+    assert!(err.contains("empty"), "{err}");
+    for physics_only in ["--redraw-speckle", "--paired-realisations"] {
+        let err = fit("depth-raster", &[physics_only]);
         assert!(
             err.contains("--renderer physics only"),
             "{physics_only}: {err}"
