@@ -25,7 +25,7 @@ pub mod train;
 pub use encoder::TrainedEncoder;
 pub use error::{AbsFitError, Result};
 pub use evaluate::{Table1Row, evaluate};
-pub use fit::{ChannelLoss, FitConfig, FitResult, PriorCentre, fit};
+pub use fit::{ChannelLoss, FitConfig, FitResult, LevenbergMarquardt, PriorCentre, Solver, fit};
 pub use generation::{GenerateOptions, generate};
 pub use identity::{
     CoefficientIdentity, DistilConfig, DistilFidelity, DistilledIdentity, MeshIdentityEncoder,

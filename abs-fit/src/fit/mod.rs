@@ -22,9 +22,12 @@
 //! [`FitConfig::average_last`] the fit ends at the mean of its last iterates, and with
 //! [`FitConfig::cosine_decay`] its rate decays along a half cosine: both for renderers whose
 //! images are noisy in the parameters, such as the physics with its speckle drawn anew at every
-//! step. Fitting only reads the renderer: its state never changes.
+//! step. With [`Solver::LevenbergMarquardt`] the same loss (squared differences) is minimised
+//! by damped Gauss–Newton steps on a Jacobian taken by forward differences instead of Adam.
+//! Fitting only reads the renderer: its state never changes.
 
 mod faces;
+mod levenberg;
 
 use std::sync::Arc;
 
@@ -114,6 +117,48 @@ pub struct FitConfig {
     /// rendering varies less, and one on the pair follows only the expected image. Cannot be
     /// combined with [`FitConfig::cauchy_scale`].
     pub paired_realisations: bool,
+    /// The optimiser: Adam (the default) or Levenberg–Marquardt.
+    pub solver: Solver,
+}
+
+/// The optimiser of a fit ([`FitConfig::solver`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Solver {
+    /// Adam on the loss's gradient (candle's autograd through the renderer), one render and
+    /// one gradient per step.
+    #[default]
+    Adam,
+    /// Levenberg–Marquardt on the Jacobian of the residuals (module `levenberg`): per row and
+    /// step, the Jacobian by forward differences (one render per optimised column, for rows
+    /// whose last trial was accepted) and one trial render. It needs the squared loss and a
+    /// renderer whose images are a deterministic function of the parameters (not the physics
+    /// with its speckle redrawn from the parameters' values), and cannot be combined with
+    /// the Adam-only settings (Cauchy loss, paired realisations, prior precision, keep_best,
+    /// backtrack, iterate averaging, cosine decay). The learning rate is not used; a step is
+    /// one trial, so [`FitConfig::steps`] counts trials.
+    LevenbergMarquardt(LevenbergMarquardt),
+}
+
+/// Settings of [`Solver::LevenbergMarquardt`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevenbergMarquardt {
+    /// The forward-difference step of the Jacobian, in scaled parameter units (positive). A
+    /// small step gives the local derivative; a larger one a secant that averages the images'
+    /// fine structure (e.g. speckle) over that distance.
+    pub difference_step: f64,
+    /// The initial damping μ of (JᵀJ + μ·diag JᵀJ) δ = −Jᵀr (positive): 0 would be
+    /// Gauss–Newton, large values small gradient steps.
+    pub damping: f64,
+}
+
+impl Default for LevenbergMarquardt {
+    /// A difference step of 10⁻³ and an initial damping of 10⁻².
+    fn default() -> Self {
+        Self {
+            difference_step: 1e-3,
+            damping: 1e-2,
+        }
+    }
 }
 
 /// How one image channel enters the image loss of a fit ([`FitConfig::channels`]).
@@ -158,6 +203,7 @@ impl FitConfig {
             average_last: 0,
             cosine_decay: false,
             paired_realisations: false,
+            solver: Solver::Adam,
             optimise: vec![
                 ParamGroup::Shape,
                 ParamGroup::Expression,
@@ -240,6 +286,37 @@ impl FitConfig {
                  cannot be combined with the Cauchy loss",
             ));
         }
+        if let Solver::LevenbergMarquardt(lm) = self.solver {
+            for (name, value) in [
+                ("fit difference step", lm.difference_step),
+                ("fit damping", lm.damping),
+            ] {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(AbsFitError::config(
+                        name,
+                        format!("{value} must be finite and positive"),
+                    ));
+                }
+            }
+            let adam_only = [
+                ("a Cauchy loss", self.cauchy_scale.is_some()),
+                ("paired realisations", self.paired_realisations),
+                ("a prior precision", self.prior_precision.is_some()),
+                ("keep_best", self.keep_best),
+                ("backtrack", self.backtrack),
+                ("iterate averaging", self.average_last > 1),
+                ("cosine decay", self.cosine_decay),
+            ];
+            if let Some((what, _)) = adam_only.iter().find(|(_, on)| *on) {
+                return Err(AbsFitError::config(
+                    "fit solver",
+                    format!(
+                        "Levenberg-Marquardt fits squared residuals and accepts only steps \
+                         that lower each row's loss: it cannot be combined with {what}"
+                    ),
+                ));
+            }
+        }
         if !self.channels.is_empty() && self.ignore_empty_target {
             return Err(AbsFitError::config(
                 "fit channel weights",
@@ -309,6 +386,41 @@ pub fn fit(
     }
     let target = pool(target.to_dtype(dtype)?.to_device(device)?)?;
     let (mask, coefficient_mask) = column_masks(config, device, dtype)?;
+    let pixel_weights = pixel_weights(config, &target)?;
+    if let Solver::LevenbergMarquardt(settings) = config.solver {
+        let init_rows: Vec<Vec<f64>> = init.to_dtype(DType::F64)?.to_vec2()?;
+        let columns_where = |mask: &Tensor| -> Result<Vec<usize>> {
+            let values: Vec<f64> = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+            Ok((0..p).filter(|&j| values[j] > 0.0).collect())
+        };
+        let problem = levenberg::Problem {
+            renderer,
+            pool: &pool,
+            target: &target,
+            pixel_weights: pixel_weights.as_ref(),
+            centre: match config.prior_centre {
+                PriorCentre::Mean => vec![vec![0.0; p]; b],
+                PriorCentre::Start => init_rows.clone(),
+            },
+            prior_columns: columns_where(&coefficient_mask)?,
+            prior_weight: config.prior_weight,
+            columns: columns_where(&mask)?,
+            dtype,
+        };
+        let (params, losses, steps) = levenberg::fit(
+            &problem,
+            init_rows,
+            settings,
+            config.steps,
+            config.tolerance,
+            progress,
+        )?;
+        return Ok(FitResult {
+            params: levenberg::to_tensor(params, init)?,
+            losses,
+            steps,
+        });
+    }
     let params = Var::from_tensor(&init.copy()?)?;
     let mut optimiser = AdamW::new(
         vec![params.clone()],
@@ -318,7 +430,6 @@ pub fn fit(
             ..ParamsAdamW::default()
         },
     )?;
-    let pixel_weights = pixel_weights(config, &target)?;
     let precision = (config.prior_precision.as_ref())
         .map(|values| Tensor::from_slice(values, (p, p), device)?.to_dtype(dtype))
         .transpose()?;
