@@ -1205,13 +1205,15 @@ fn levenberg_marquardt_solves_a_linear_problem_in_one_step() {
         })
         .collect();
     let k = free.len();
+    // Column j of A as a row of 16 pixel values.
+    let pixels = |j: usize| &a[j * 16..(j + 1) * 16];
+    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(x, y)| x * y).sum::<f64>();
     let normal = nalgebra::DMatrix::from_fn(k, k, |u, v| {
-        let dot: f64 = (0..16).map(|i| a[free[u] * 16 + i] * a[free[v] * 16 + i]).sum();
-        dot / 16.0 + if u == v && shape.contains(&free[u]) { prior } else { 0.0 }
+        let prior_term = (u == v && shape.contains(&free[u])) as u8 as f64 * prior;
+        dot(pixels(free[u]), pixels(free[v])) / 16.0 + prior_term
     });
-    let right = nalgebra::DVector::from_fn(k, |u, _| {
-        (0..16).map(|i| a[free[u] * 16 + i] * residual_of_fixed[i]).sum::<f64>() / 16.0
-    });
+    let right =
+        nalgebra::DVector::from_fn(k, |u, _| dot(pixels(free[u]), &residual_of_fixed) / 16.0);
     let solution = normal.lu().solve(&right).unwrap();
     for j in 0..p {
         let expected = match free.iter().position(|&f| f == j) {
