@@ -2,7 +2,7 @@
 //! face model.
 
 use abs_fit::{
-    AbsFitError, ChannelLoss, DepthRasterRenderer, FaceParams, FitConfig, ImagingConfig,
+    AbsFitError, ChannelLoss, DepthRasterRenderer, FaceParams, FitConfig, FitResult, ImagingConfig,
     LevenbergMarquardt, NoProgress, PairedRenderer, ParamGroup, ParamLayout, PhysicsRenderer,
     Preset, PriorCentre, Renderer, Solver, fit,
 };
@@ -739,6 +739,32 @@ fn row_losses(r: &dyn Renderer, target: &Tensor, params: &Tensor, prior: f64) ->
         .collect()
 }
 
+/// Asserts that no row of `fitted` ends with a higher loss than at `init` (each row's loss
+/// computed here independently, with `prior`) and that the last recorded loss is the mean of
+/// the rows' end losses; returns the rows' losses at the start and at the end.
+fn assert_no_row_rises(
+    r: &dyn Renderer,
+    target: &Tensor,
+    init: &Tensor,
+    fitted: &FitResult,
+    prior: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let (start, end) = (
+        row_losses(r, target, init, prior),
+        row_losses(r, target, &fitted.params, prior),
+    );
+    for (row, (s, e)) in start.iter().zip(&end).enumerate() {
+        assert!(e <= s, "row {row}: {s} → {e}");
+    }
+    let mean = end.iter().sum::<f64>() / end.len() as f64;
+    let last = f64::from(*fitted.losses.last().unwrap());
+    assert!(
+        (last - mean).abs() <= 1e-5 * mean.max(1e-6),
+        "{last} against {mean}"
+    );
+    (start, end)
+}
+
 /// Two rows: a drawn face (its own image's exact optimum) and the mean face at the identity
 /// pose, with the drawn face's rendering columns; the target is the drawn face's image twice.
 fn optimum_and_mean() -> (
@@ -962,23 +988,10 @@ fn backtracking_never_lets_a_rows_loss_rise() {
     assert!(rises(&plain.losses), "{:?}", plain.losses);
     let careful = fit(&r, &target, &init, &config(true), &mut NoProgress).unwrap();
     assert!(!rises(&careful.losses), "{:?}", careful.losses);
-    // Each row's loss, computed here independently, at the start and at the end.
-    let (start, end) = (
-        row_losses(&r, &target, &init, 0.01),
-        row_losses(&r, &target, &careful.params, 0.01),
-    );
-    for (row, (s, e)) in start.iter().zip(&end).enumerate() {
-        assert!(e <= s, "row {row}: {s} → {e}");
-    }
-    // The last recorded loss is the mean of the returned rows' losses.
-    let mean = end.iter().sum::<f64>() / end.len() as f64;
-    let last = f64::from(*careful.losses.last().unwrap());
-    assert!(
-        (last - mean).abs() <= 1e-5 * mean.max(1e-6),
-        "{last} against {mean}"
-    );
+    assert_no_row_rises(&r, &target, &init, &careful, 0.01);
     // And it still moves: the fit is not stuck at its start.
-    assert!(last < f64::from(careful.losses[0]), "{:?}", careful.losses);
+    let last = careful.losses[careful.losses.len() - 1];
+    assert!(last < careful.losses[0], "{:?}", careful.losses);
     // One face at a rate far too large: its first trials are undone, and the fit goes on with
     // smaller steps instead of stopping as if it had converged.
     let (one, one_target) = (
@@ -1248,16 +1261,7 @@ fn levenberg_marquardt_never_lets_a_rows_loss_rise() {
         "{:?}",
         result.losses
     );
-    let (start, end) = (
-        row_losses(&r, &target, &init, 0.01),
-        row_losses(&r, &target, &result.params, 0.01),
-    );
-    for (row, (s, e)) in start.iter().zip(&end).enumerate() {
-        assert!(e <= s, "row {row}: {s} → {e}");
-    }
-    let mean = end.iter().sum::<f64>() / end.len() as f64;
-    let last = f64::from(*result.losses.last().unwrap());
-    assert!((last - mean).abs() <= 1e-5 * mean, "{last} against {mean}");
+    let (start, end) = assert_no_row_rises(&r, &target, &init, &result, 0.01);
     assert!(end[1] < 0.5 * start[1], "{start:?} → {end:?}");
 }
 
