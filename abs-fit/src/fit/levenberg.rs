@@ -26,8 +26,9 @@ pub(super) struct Problem<'a> {
     pub pixel_weights: Option<&'a (Tensor, f64, Tensor)>,
     /// The prior's centre (B, P).
     pub centre: Vec<Vec<f64>>,
-    /// 1 on the prior's columns (P).
+    /// The prior's columns (the coefficients, and the pose with `pose_prior`).
     pub prior_columns: Vec<usize>,
+    /// λ of the prior (0: none).
     pub prior_weight: f64,
     /// The optimised columns.
     pub columns: Vec<usize>,
