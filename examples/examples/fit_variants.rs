@@ -15,8 +15,8 @@
 //! images with their own surface seeds, or `physics:K`, the same rendering the expected image
 //! over K realisations of the diffuse field (either followed by `+redraw`: a new realisation
 //! at every step, and then optionally by `+paired`: two realisations per step compared with
-//! the target as (r₁ − t)·(r₂ − t), `FitTarget::paired_physics`), or `raster`, the depth raster from the *depth*
-//! autoencoder against the radar depth images; each variant after the first is also compared
+//! the target as (r₁ − t)·(r₂ − t), `FitTarget::paired_physics`), or `raster`, the depth
+//! raster from the *depth* autoencoder against the radar depth images; each variant after the first is also compared
 //! with the first, face by face (printed to standard error); `FIT_VARIANTS_ONLY=i,j,…` runs
 //! only those variants, numbered from 0 in the order of the table; `FIT_VARIANTS_FIRST=N`
 //! fits the FACES validation faces from the N-th on, so that settings chosen on one part of

@@ -222,7 +222,7 @@ fn main() -> Result<(), Error> {
     let target = renderer(10_000)?.render(&rows(&truths)?)?;
     let mesh = |f: &FaceParams| model.instance(&f.shape, &f.expression);
     println!(
-        "{} imaging, {n_faces} faces, {steps} Adam steps (learning rate {}, prior {}), amplitude-depth \
+        "{} imaging, {n_faces} faces, {steps} steps (learning rate {}, prior {}), amplitude-depth \
          images at 20 dB, fits rendering {realisations} realisation(s) of the diffuse field, \
          depth weight {depth_weight:?}, Cauchy scale {cauchy_scale:?}, pose {}, speckle \
          {}, mean of the last {average_last} iterates, cosine decay {cosine_decay}, paired \

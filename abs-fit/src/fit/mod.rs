@@ -335,6 +335,20 @@ impl FitConfig {
         }
         mask
     }
+
+    /// 1 on the prior's columns (the coefficients, and the pose with
+    /// [`FitConfig::pose_prior`]), 0 elsewhere (P values).
+    fn prior_mask(&self) -> Vec<f64> {
+        let mut mask = vec![0.0; self.layout.len()];
+        let mut groups = vec![ParamGroup::Shape, ParamGroup::Expression];
+        if self.pose_prior {
+            groups.extend([ParamGroup::Translation, ParamGroup::Rotation]);
+        }
+        for group in groups {
+            mask[self.layout.range(group)].fill(1.0);
+        }
+        mask
+    }
 }
 
 /// The outcome of [`fit`].
@@ -385,14 +399,10 @@ pub fn fit(
         ));
     }
     let target = pool(target.to_dtype(dtype)?.to_device(device)?)?;
-    let (mask, coefficient_mask) = column_masks(config, device, dtype)?;
     let pixel_weights = pixel_weights(config, &target)?;
     if let Solver::LevenbergMarquardt(settings) = config.solver {
         let init_rows: Vec<Vec<f64>> = init.to_dtype(DType::F64)?.to_vec2()?;
-        let columns_where = |mask: &Tensor| -> Result<Vec<usize>> {
-            let values: Vec<f64> = mask.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-            Ok((0..p).filter(|&j| values[j] > 0.0).collect())
-        };
+        let columns_where = |mask: Vec<f64>| (0..p).filter(|&j| mask[j] > 0.0).collect();
         let problem = levenberg::Problem {
             renderer,
             pool: &pool,
@@ -402,9 +412,9 @@ pub fn fit(
                 PriorCentre::Mean => vec![vec![0.0; p]; b],
                 PriorCentre::Start => init_rows.clone(),
             },
-            prior_columns: columns_where(&coefficient_mask)?,
+            prior_columns: columns_where(config.prior_mask()),
             prior_weight: config.prior_weight,
-            columns: columns_where(&mask)?,
+            columns: columns_where(config.column_mask()),
             dtype,
         };
         let (params, losses, steps) = levenberg::fit(
@@ -421,6 +431,7 @@ pub fn fit(
             steps,
         });
     }
+    let (mask, coefficient_mask) = column_masks(config, device, dtype)?;
     let params = Var::from_tensor(&init.copy()?)?;
     let mut optimiser = AdamW::new(
         vec![params.clone()],
@@ -731,17 +742,9 @@ fn check_precision(precision: &[f64], p: usize) -> Result<()> {
 /// (1, P) masks: 1 on the columns of the optimised groups, and 1 on the columns of the prior
 /// (the coefficients, and the pose with [`FitConfig::pose_prior`]).
 fn column_masks(config: &FitConfig, device: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
-    let layout = &config.layout;
-    let p = layout.len();
+    let p = config.layout.len();
     let mask = Tensor::from_vec(config.column_mask(), (1, p), device)?.to_dtype(dtype)?;
-    let mut coefficients = vec![0.0; p];
-    coefficients[layout.range(ParamGroup::Shape)].fill(1.0);
-    coefficients[layout.range(ParamGroup::Expression)].fill(1.0);
-    if config.pose_prior {
-        coefficients[layout.range(ParamGroup::Translation)].fill(1.0);
-        coefficients[layout.range(ParamGroup::Rotation)].fill(1.0);
-    }
-    let coefficients = Tensor::from_vec(coefficients, (1, p), device)?.to_dtype(dtype)?;
+    let coefficients = Tensor::from_vec(config.prior_mask(), (1, p), device)?.to_dtype(dtype)?;
     Ok((mask, coefficients))
 }
 
